@@ -1,0 +1,12 @@
+"""weightshare: post-training weight sharing and sparsification, in pure NumPy.
+
+The core functions take and return NumPy arrays; the Keras file adapters read
+and rewrite ``.keras``, ``.weights.h5`` and legacy ``.h5`` files without
+importing TensorFlow or Keras.
+"""
+
+__version__ = "0.1.0"
+
+from .cluster import ClusterResult, assign, cluster, init_centroids
+
+__all__ = ["ClusterResult", "assign", "cluster", "init_centroids"]

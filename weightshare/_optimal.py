@@ -1,0 +1,184 @@
+"""Exact 1-D k-means by dynamic programming.
+
+The optimal k-means partition of points on a line consists of contiguous runs
+of the sorted points, so the optimum follows from the dynamic program
+
+    D[j][b] = min_{a < b} D[j-1][a] + cost(a, b),
+
+where ``cost(a, b)`` is the (weighted) sum of squared deviations of sorted
+points ``a .. b-1`` from their mean, evaluated in O(1) from prefix sums
+(Wang & Song, "Ckmeans.1d.dp: optimal k-means clustering in one dimension by
+dynamic programming", The R Journal 3(2), 2011). The cost matrix satisfies the
+quadrangle (Monge) inequality, so the minimising ``a`` is non-decreasing in
+``b`` and each row can be solved by divide and conquer over ``b``
+(Grønlund, Larsen, Mathiasen, Nielsen, Schneider & Song, "Fast exact k-means,
+k-medians and Bregman divergence clustering in 1D", arXiv:1701.07204, 2017).
+
+Here every level of that recursion is evaluated at once with NumPy (ragged
+index arrays over all sub-problems of the level), so a row costs O(m log m)
+work in O(log m) vectorised steps, and the solver O(k m log m) time for m
+distinct values. Backtracking stores one int32 row of arg-minima per cluster
+(4 k m bytes).
+
+The sparsity-preserving variant fixes one centroid at exactly 0.0: a virtual
+point of weight zero is inserted at 0 and any run containing it costs
+``sum(w x**2)`` (its centroid is pinned to 0) instead of the variance. This is
+the limit of giving that point an infinite weight, so the cost matrix stays
+Monge and the same recursion is exact.
+"""
+
+import numpy as np
+
+__all__ = ["Prefix", "optimal_partition", "row_minima", "partition_centroids"]
+
+
+class Prefix:
+    """Prefix sums of a weighted sorted point set, centred for precision.
+
+    Attributes ``W``, ``S``, ``Q`` hold the cumulative weight, weighted sum and
+    weighted sum of squares of ``x - mu`` (length m + 1). ``z`` is the index of
+    the virtual zero point (weight 0, centroid pinned to 0) or -1.
+    """
+
+    def __init__(self, x, w, z=-1):
+        self.m = x.size
+        self.z = z
+        total = w.sum()
+        self.mu = float(np.dot(w, x) / total)
+        xc = x - self.mu
+        wx = w * xc
+        self.W = np.concatenate(([0.0], np.cumsum(w)))
+        self.S = np.concatenate(([0.0], np.cumsum(wx)))
+        self.Q = np.concatenate(([0.0], np.cumsum(wx * xc)))
+
+    def cost(self, a, b):
+        """Cost of the run of points ``a .. b-1`` (prefix indices, arrays)."""
+        dw = self.W[b] - self.W[a]
+        ds = self.S[b] - self.S[a]
+        dq = self.Q[b] - self.Q[a]
+        if self.z < 0:
+            return dq - ds * ds / dw
+        with np.errstate(divide="ignore", invalid="ignore"):  # the lone virtual point
+            free = dq - ds * ds / dw
+        pinned = (a <= self.z) & (b > self.z)
+        mu = self.mu
+        return np.where(pinned, dq + 2.0 * mu * ds + mu * mu * dw, free)
+
+
+def row_minima(F, P, q_lo, q_hi, p_lo):
+    """Minimise ``F[a] + cost(a, b)`` over ``a in [p_lo, b-1]`` for each b in [q_lo, q_hi].
+
+    Divide and conquer over b, one NumPy step per recursion level. Any
+    minimiser is valid for narrowing the brackets (the matrix is Monge).
+
+    Returns (values, argmins) of length q_hi - q_lo + 1.
+    """
+    nq = q_hi - q_lo + 1
+    opt = np.empty(nq, dtype=np.int64)
+    val = np.empty(nq)
+    ilo = np.array([q_lo])
+    ihi = np.array([q_hi])
+    alo = np.array([p_lo])
+    ahi = np.array([q_hi - 1])
+    ramp = np.arange(2 * (q_hi + 2))
+    W, S, Q = P.W, P.S, P.Q
+    pinned = P.z >= 0
+    while ilo.size:
+        mid = (ilo + ihi) >> 1
+        hi = np.minimum(ahi, mid - 1)
+        lens = hi - alo + 1
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        total = int(ends[-1])
+        cand = np.repeat(alo - starts, lens)
+        cand += ramp[:total]
+        if pinned:
+            v = P.cost(cand, np.repeat(mid, lens))
+            v += F[cand]
+        else:
+            ds = np.repeat(S[mid], lens)
+            ds -= S[cand]
+            v = np.repeat(Q[mid], lens)
+            v -= Q[cand]
+            v += F[cand]
+            dw = np.repeat(W[mid], lens)
+            dw -= W[cand]
+            ds *= ds
+            ds /= dw
+            v -= ds
+        segmin = np.minimum.reduceat(v, starts)
+        hit = np.flatnonzero(v == np.repeat(segmin, lens))
+        best = np.empty(mid.size, dtype=np.int64)
+        # any minimiser will do; with ties the last written one wins
+        best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
+        opt[mid - q_lo] = best
+        val[mid - q_lo] = segmin
+        left = ilo < mid
+        right = mid < ihi
+        ilo, ihi, alo, ahi = (np.concatenate((ilo[left], mid[right] + 1)),
+                              np.concatenate((mid[left] - 1, ihi[right])),
+                              np.concatenate((alo[left], best[right])),
+                              np.concatenate((best[left], ahi[right])))
+    return val, opt
+
+
+def optimal_partition(x, w, k, fixed_zero=False):
+    """Globally optimal partition of sorted distinct points into k runs.
+
+    Parameters
+    ----------
+    x : ndarray of float64, strictly increasing (zeros excluded if fixed_zero)
+    w : ndarray of float64, positive
+    k : int, 1 <= k <= len(x) (+1 with fixed_zero)
+    fixed_zero : bool
+        One of the k centroids is pinned to 0.0.
+
+    Returns
+    -------
+    bounds : ndarray of int64 of length k + 1
+        Run j holds points ``bounds[j] .. bounds[j+1]-1`` of the (extended)
+        point set; with fixed_zero, the extended set has the virtual zero
+        inserted at index ``z``.
+    z : int
+        Index of the virtual zero in the extended set, or -1.
+    xe, we : the extended point set.
+    """
+    z = -1
+    if fixed_zero:
+        z = int(np.searchsorted(x, 0.0))
+        x = np.insert(x, z, 0.0)
+        w = np.insert(w, z, 0.0)
+    P = Prefix(x, w, z)
+    M = x.size
+    D = np.full(M + 1, np.inf)
+    D[1:] = P.cost(np.zeros(M, dtype=np.int64), np.arange(1, M + 1))
+    opts = []
+    for j in range(2, k + 1):
+        # rows j..M reachable; the last row is needed only at M
+        q_lo = j if j < k else M
+        q_hi = M - (k - j)
+        val, opt = row_minima(D, P, q_lo, q_hi, j - 1)
+        D = np.full(M + 1, np.inf)
+        D[q_lo:q_hi + 1] = val
+        opts.append((q_lo, opt.astype(np.int32)))
+    bounds = np.empty(k + 1, dtype=np.int64)
+    bounds[k] = M
+    b = M
+    for j in range(k, 1, -1):
+        q_lo, opt = opts[j - 2]
+        b = int(opt[b - q_lo])
+        bounds[j - 1] = b
+    bounds[0] = 0
+    return bounds, z, x, w
+
+
+def partition_centroids(x, w, bounds, z=-1):
+    """Weighted mean of each run (0.0 for the run holding the virtual zero)."""
+    sw = np.add.reduceat(w, bounds[:-1])
+    sx = np.add.reduceat(w * x, bounds[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = sx / sw
+    if z >= 0:
+        j = int(np.searchsorted(bounds, z, side="right")) - 1
+        c[j] = 0.0
+    return c

@@ -1,0 +1,100 @@
+"""Reduce a tensor to the weighted 1-D point set the solvers work on.
+
+Every solver in weightshare works on the sorted *distinct* values of a tensor,
+each with a weight (its count, or the sum of its importance weights). Exact
+duplicates are common in the tensors people cluster (float16 weights, pruned or
+already clustered tensors), and clustering the distinct values with their counts
+gives the same result as clustering every entry.
+
+With ``keep_zeros`` the exact zeros are taken out: they belong to the fixed
+zero centroid and are not points of the fit.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Points", "reduce_points"]
+
+
+class Points(NamedTuple):
+    """Sorted distinct values with positive weights."""
+
+    values: np.ndarray   # float64, strictly increasing
+    weights: np.ndarray  # float64, > 0
+    has_zero: bool       # keep_zeros is on and the tensor holds an exact zero
+
+
+def _from_sorted(s, sw=None):
+    """Distinct values of sorted `s` with their counts (or summed `sw`)."""
+    if s.size == 0:
+        return np.empty(0), np.empty(0)
+    new = np.empty(s.size, dtype=bool)
+    new[0] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    if new.all():
+        values = s.astype(np.float64)
+        weights = np.ones(s.size) if sw is None else np.asarray(sw, dtype=np.float64)
+    else:
+        starts = np.flatnonzero(new)
+        values = s[starts].astype(np.float64)
+        if sw is None:
+            weights = np.diff(np.append(starts, s.size)).astype(np.float64)
+        else:
+            weights = np.add.reduceat(sw, starts)
+    return values, weights
+
+
+def _float16_counts(x):
+    """Distinct values and counts of a float16 array by counting bit patterns.
+
+    O(n) with a 65,536-bin count instead of an O(n log n) sort.
+    """
+    counts = np.bincount(x.view(np.uint16).ravel(), minlength=1 << 16)
+    bits = np.flatnonzero(counts).astype(np.uint16)
+    values = bits.view(np.float16).astype(np.float64)
+    weights = counts[bits].astype(np.float64)
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    # +0.0 and -0.0 are two bit patterns but one value: merge equal neighbours.
+    if values.size > 1 and np.any(values[1:] == values[:-1]):
+        new = np.concatenate(([True], values[1:] != values[:-1]))
+        starts = np.flatnonzero(new)
+        values, weights = values[starts], np.add.reduceat(weights, starts)
+    return values, weights
+
+
+def reduce_points(x, sample_weight=None, keep_zeros=True):
+    """Return the :class:`Points` of a float array `x` (any shape).
+
+    Parameters
+    ----------
+    x : ndarray of float16, float32 or float64
+        Finite values (validated by the caller).
+    sample_weight : ndarray of float64 of x's shape, optional
+        Non-negative importance weights. Distinct values whose total weight is
+        zero are left out of the point set (they do not affect the fit).
+    keep_zeros : bool
+        Take the exact zeros out of the point set and report whether any exist.
+    """
+    flat = x.ravel()
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    has_zero = False
+    if keep_zeros:
+        nonzero = flat != 0
+        has_zero = not nonzero.all()
+        if has_zero:
+            flat = flat[nonzero]
+            if sw is not None:
+                sw = sw[nonzero]
+    if sw is None and flat.dtype == np.float16 and flat.size > 4096:
+        values, weights = _float16_counts(flat)
+    elif sw is None:
+        values, weights = _from_sorted(np.sort(flat))
+    else:
+        order = np.argsort(flat, kind="stable")
+        values, weights = _from_sorted(flat[order], sw[order])
+        keep = weights > 0
+        if not keep.all():
+            values, weights = values[keep], weights[keep]
+    return Points(values, weights, has_zero)

@@ -1,0 +1,333 @@
+"""Weight sharing: replace every weight of a tensor by one of k shared values.
+
+This is the core of weightshare. It works on NumPy arrays only and imports
+nothing but NumPy and the standard library.
+"""
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ._auto import auto_centroids
+from ._init import INITS
+from ._lloyd import lloyd
+from ._optimal import Prefix, optimal_partition, partition_centroids
+from ._points import reduce_points
+from ._validation import (check_axis, check_choice, check_k, check_random_state,
+                          check_sample_weight, check_weights)
+
+__all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS"]
+
+METHODS = ("auto", "lloyd", "optimal")
+
+
+class ClusterResult(NamedTuple):
+    """Result of :func:`cluster`.
+
+    Attributes
+    ----------
+    values : ndarray, same shape and dtype as the input
+        Every entry replaced by its centroid.
+    labels : ndarray of int32, same shape
+        Index of each entry's centroid (into its slice's row when ``axis`` is given).
+    centroids : ndarray of the input dtype
+        Sorted ascending, shape (k_used,); with ``axis``, shape
+        (n_slices, k_used) where rows of slices that use fewer centroids are
+        padded with NaN.
+    sse : float
+        Weighted sum of squared errors ``sum(sample_weight * (weights - values)**2)``
+        in float64.
+    n_iter : int
+        Lloyd iterations run (summed over slices; 0 for the exact solver).
+    """
+
+    values: np.ndarray
+    labels: np.ndarray
+    centroids: np.ndarray
+    sse: float
+    n_iter: int
+
+
+class _Fit(NamedTuple):
+    centroids: np.ndarray  # float64, sorted, includes 0.0 when has_zero
+    has_zero: bool
+    n_iter: int
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
+    x = check_weights(weights)
+    k = check_k(k)
+    if isinstance(init, str):
+        check_choice(init, tuple(INITS), "init")
+    else:
+        init = _check_init_array(init)
+    check_choice(method, METHODS, "method")
+    if not isinstance(keep_zeros, (bool, np.bool_)):
+        raise TypeError(f"keep_zeros must be True or False; got {keep_zeros!r}")
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be an integer >= 1; got {max_iter!r}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1; got max_iter={max_iter}")
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) or not tol >= 0 \
+            or not np.isfinite(tol):
+        raise ValueError(f"tol must be a finite number >= 0; got tol={tol!r}")
+    return x, k, init, bool(keep_zeros), int(max_iter), float(tol)
+
+
+def _check_init_array(init):
+    try:
+        c = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init must be one of {', '.join(map(repr, INITS))} or an array of "
+                        f"initial centroids; got {init!r}") from None
+    if c.ndim != 1 or c.size == 0:
+        raise ValueError(f"init as an array must be 1-D and non-empty; got shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise ValueError("init as an array must be finite")
+    return np.unique(c)
+
+
+# --------------------------------------------------------------------------- fitting
+
+def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
+    """Fit sorted float64 centroids to one tensor (or one slice)."""
+    pts = reduce_points(x, sw, keep_zeros)
+    has_zero = pts.has_zero
+    xs, ws = pts.values, pts.weights
+    zero = [0.0] if has_zero else []
+    if xs.size == 0:
+        if not has_zero and x.size:
+            raise ValueError("sample_weight is zero for every entry; there is nothing to fit")
+        return _Fit(np.array(zero or [0.0]), has_zero, 0)
+    k_free = k - int(has_zero)
+    if k_free < 1:
+        raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
+                         "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
+                         ">= 2 (or pass keep_zeros=False)")
+    if k_free >= xs.size:   # as many centroids as distinct values: exact, SSE 0
+        return _Fit(np.sort(np.concatenate((xs, zero))), has_zero, 0)
+    if method == "optimal":
+        bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero)
+        return _Fit(partition_centroids(xe, we, bounds, z), has_zero, 0)
+    if method == "auto":
+        c, n_iter = auto_centroids(xs, ws, k_free, has_zero, max_iter)
+        return _Fit(c, has_zero, n_iter)
+    # Lloyd from an initialisation
+    if isinstance(init, str):
+        c = INITS[init](xs, ws, k_free, rng, has_zero)
+    else:
+        c = init[init != 0] if has_zero else init
+        if c.size > k_free:
+            raise ValueError(f"init has {c.size} centroids{' besides zero' if has_zero else ''}; "
+                             f"k={k} allows at most {k_free}")
+    c = np.unique(np.concatenate((c, zero)))
+    fixed = (c == 0.0) if has_zero else np.zeros(c.size, dtype=bool)
+    c, _, n_iter = lloyd(Prefix(xs, ws), xs, c, fixed, max_iter, tol)
+    return _Fit(c, has_zero, n_iter)
+
+
+def _nearest(flat, c):
+    """Labels of nearest sorted centroids `c` (float64); ties go to the lower one."""
+    if c.size == 1:
+        return np.zeros(flat.shape, dtype=np.int32)
+    mids = 0.5 * (c[:-1] + c[1:])
+    return np.searchsorted(mids, flat, side="left").astype(np.int32, copy=False)
+
+
+def _apply(x, sw, fit, keep_zeros):
+    """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse)."""
+    c = np.unique(fit.centroids.astype(x.dtype))
+    c64 = c.astype(np.float64)
+    flat = x.ravel()
+    labels = _nearest(flat, c64)
+    if keep_zeros and fit.has_zero:
+        labels[flat == 0] = int(np.searchsorted(c64, 0.0))
+    used = np.bincount(labels, minlength=c.size) > 0
+    if not used.all():
+        remap = np.cumsum(used) - 1
+        c, labels = c[used], remap[labels].astype(np.int32)
+    values = c[labels]
+    d = flat.astype(np.float64) - values.astype(np.float64)
+    sse = float(np.dot(d * d, sw.ravel())) if sw is not None else float(np.dot(d, d))
+    return values.reshape(x.shape), labels.reshape(x.shape), c, sse
+
+
+# --------------------------------------------------------------------------- public API
+
+def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=None,
+            sample_weight=None, max_iter=300, tol=0.0, random_state=None):
+    """Share weights: replace every entry of `weights` by one of at most `k` values.
+
+    One-dimensional k-means over the entries of a tensor (or of each slice
+    along `axis`), minimising the (weighted) sum of squared errors.
+
+    Parameters
+    ----------
+    weights : array_like of float16, float32 or float64
+        The tensor. Must be finite and non-empty. It is never modified.
+    k : int >= 1
+        Number of shared values per tensor (per slice with `axis`). With
+        `keep_zeros`, the zero counts as one of them.
+    init : {'linear', 'density', 'random', 'forgy', 'kmeans++'} or array_like
+        Initial centroids for ``method='lloyd'`` (ignored by 'auto' and
+        'optimal'). An array gives the initial centroids themselves.
+    method : {'auto', 'lloyd', 'optimal'}
+        'lloyd' iterates from `init` to a fixed point; 'optimal' returns the
+        global minimum of the SSE (exact dynamic program, O(k m log m) for m
+        distinct values); 'auto' (default) solves the exact problem over
+        coarse atoms and finishes with Lloyd at full resolution: within 0.01 %
+        of the optimum on the benchmark grid, at a few times the cost of a sort.
+    keep_zeros : bool, default True
+        Sparsity-preserving: every exact zero stays exactly 0.0 and 0.0 is
+        one of the k values whenever the tensor holds a zero; the other
+        centroids are fitted to the non-zeros, and each non-zero goes to its
+        nearest centroid, the fixed zero included. With False, zeros are
+        ordinary points.
+    axis : int, optional
+        Cluster each slice along this axis separately (per channel).
+    sample_weight : array_like, optional
+        Non-negative importance of each entry (same shape as `weights`);
+        the weighted SSE is minimised.
+    max_iter : int, default 300
+        Maximal number of Lloyd iterations.
+    tol : float, default 0.0
+        Stop Lloyd when an iteration lowers the SSE by at most ``tol * SSE``;
+        0.0 runs to the exact fixed point.
+    random_state : None, int or numpy.random.Generator
+        Seed for the 'random', 'forgy' and 'kmeans++' inits. The same int
+        gives the same result.
+
+    Returns
+    -------
+    ClusterResult
+        ``values``, ``labels``, ``centroids``, ``sse``, ``n_iter``.
+
+    Notes
+    -----
+    Centroids are rounded to the input dtype and every entry is then assigned
+    to its nearest rounded centroid (ties go to the lower value), so the output
+    has at most k distinct values per tensor (per slice). When k is at least
+    the number of distinct values, the result is the tensor itself (SSE 0)
+    and ``centroids`` are its distinct values. An all-zero tensor gives
+    centroids ``[0.]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import weightshare
+    >>> w = np.array([0.0, 0.1, 0.12, 0.0, -0.5, -0.52, 0.9], dtype=np.float32)
+    >>> res = weightshare.cluster(w, 4)
+    >>> res.centroids
+    array([-0.51,  0.  ,  0.11,  0.9 ], dtype=float32)
+    >>> res.values
+    array([ 0.  ,  0.11,  0.11,  0.  , -0.51, -0.51,  0.9 ], dtype=float32)
+    >>> res.labels
+    array([1, 2, 2, 1, 0, 0, 3], dtype=int32)
+    """
+    x, k, init, keep_zeros, max_iter, tol = _check_common(weights, k, init, method,
+                                                          keep_zeros, max_iter, tol)
+    sw = None if sample_weight is None else check_sample_weight(sample_weight, x.shape)
+    rng = check_random_state(random_state)
+    if axis is None:
+        fit = _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng)
+        values, labels, c, sse = _apply(x, sw, fit, keep_zeros)
+        return ClusterResult(values, labels, c, sse, fit.n_iter)
+    ax = check_axis(axis, x.ndim)
+    xm = np.moveaxis(x, ax, 0)
+    swm = None if sw is None else np.moveaxis(sw, ax, 0)
+    values = np.empty(xm.shape, dtype=x.dtype)
+    labels = np.empty(xm.shape, dtype=np.int32)
+    rows, sse, n_iter = [], 0.0, 0
+    for i in range(xm.shape[0]):
+        xi = xm[i]
+        swi = None if swm is None else swm[i]
+        try:
+            fit = _fit(xi, swi, k, init, method, keep_zeros, max_iter, tol, rng)
+        except ValueError as exc:
+            raise ValueError(f"slice {i} along axis {ax}: {exc}") from None
+        values[i], labels[i], c, s = _apply(xi, swi, fit, keep_zeros)
+        rows.append(c)
+        sse += s
+        n_iter += fit.n_iter
+    width = max(r.size for r in rows)
+    centroids = np.full((len(rows), width), np.nan, dtype=x.dtype)
+    for i, r in enumerate(rows):
+        centroids[i, :r.size] = r
+    return ClusterResult(np.moveaxis(values, 0, ax), np.moveaxis(labels, 0, ax), centroids,
+                         sse, n_iter)
+
+
+def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=None):
+    """Initial centroids as :func:`cluster` with ``method='lloyd'`` would start from.
+
+    Parameters
+    ----------
+    weights : array_like of float
+    k : int >= 1
+    init : {'linear', 'density', 'random', 'forgy', 'kmeans++'}
+    keep_zeros : bool
+        With zeros in `weights`, 0.0 is one of the returned centroids and the
+        others are fitted to the non-zeros.
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of the input dtype, sorted ascending, distinct, at most k entries
+    (the distinct values themselves when k is at least their number).
+
+    Examples
+    --------
+    >>> import numpy as np, weightshare
+    >>> weightshare.init_centroids(np.array([0., 1., 2., 3., 4.]), 3, keep_zeros=False)
+    array([0., 2., 4.])
+    """
+    x, k, init, keep_zeros, _, _ = _check_common(weights, k, init, "lloyd", keep_zeros, 1, 0.0)
+    if not isinstance(init, str):
+        raise TypeError(f"init must be one of {', '.join(map(repr, INITS))}; got an array")
+    rng = check_random_state(random_state)
+    pts = reduce_points(x, None, keep_zeros)
+    zero = [0.0] if pts.has_zero else []
+    k_free = k - int(pts.has_zero)
+    if pts.values.size == 0:
+        return np.zeros(1, dtype=x.dtype)
+    if k_free < 1:
+        raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
+                         "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
+                         ">= 2 (or pass keep_zeros=False)")
+    if k_free >= pts.values.size:
+        c = pts.values
+    else:
+        c = INITS[init](pts.values, pts.weights, k_free, rng, pts.has_zero)
+    return np.unique(np.concatenate((c, zero)).astype(x.dtype))
+
+
+def assign(weights, centroids):
+    """Index of the nearest centroid for every entry of `weights`.
+
+    Parameters
+    ----------
+    weights : array_like of float
+    centroids : array_like of float, 1-D, any order
+
+    Returns
+    -------
+    ndarray of int32, shape of `weights`
+        Index into `centroids` as given. Ties (an entry exactly half-way) go
+        to the smaller centroid value; among equal centroids, to the first.
+
+    Examples
+    --------
+    >>> import numpy as np, weightshare
+    >>> weightshare.assign(np.array([0.1, 0.4, 0.9]), [1.0, 0.0])
+    array([1, 1, 0], dtype=int32)
+    """
+    x = check_weights(weights, allow_empty=True)
+    c = check_weights(centroids, name="centroids")
+    if c.ndim != 1:
+        raise ValueError(f"centroids must be 1-D; got shape {c.shape}")
+    order = np.argsort(c, kind="stable")
+    labels = _nearest(x, c[order].astype(np.float64))
+    return order[labels].astype(np.int32)

@@ -1,0 +1,33 @@
+"""The exceptions weightshare raises for files.
+
+Array functions raise plain ``ValueError``/``TypeError`` naming the parameter;
+file functions raise :class:`FileFormatError` (a ``ValueError``) naming the
+file and, where it applies, the dataset path inside it.
+"""
+
+__all__ = ["WeightshareError", "FileFormatError"]
+
+
+class WeightshareError(Exception):
+    """Base class of weightshare's own exceptions."""
+
+
+class FileFormatError(WeightshareError, ValueError):
+    """A file is not what weightshare can read or rewrite.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    message : str
+        What is wrong, in one line.
+    dataset : str, optional
+        The HDF5 path or zip member concerned.
+    """
+
+    def __init__(self, path, message, dataset=None):
+        self.path = str(path)
+        self.dataset = dataset
+        self.message = message
+        where = f"{self.path}: {dataset}: " if dataset else f"{self.path}: "
+        super().__init__(where + message)
