@@ -1,0 +1,429 @@
+"""Tests of weightshare.cluster, init_centroids and assign (the clustering core)."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import weightshare
+from weightshare import assign, cluster, init_centroids
+from weightshare import testing as wst
+from weightshare.testing._reference import brute_force_sse
+
+METHODS = ["auto", "lloyd", "optimal"]
+INITS = ["linear", "density", "random", "forgy", "kmeans++"]
+
+small = wst.weights(shape=wst.shapes(max_dims=2, max_side=8, max_size=8), dtype="float64")
+medium = wst.weights(shape=wst.shapes(max_dims=3, max_side=16, max_size=400),
+                     dtype=st.sampled_from(wst.DTYPES))
+
+
+# --------------------------------------------------------------------------- hand-computed toys
+
+def test_toy_three_clusters_exact():
+    w = np.array([1.0, 2.0, 10.0, 11.0, 20.0, 21.0])
+    for method in METHODS:
+        res = cluster(w, 3, method=method, keep_zeros=False)
+        np.testing.assert_array_equal(res.centroids, [1.5, 10.5, 20.5])
+        np.testing.assert_array_equal(res.values, [1.5, 1.5, 10.5, 10.5, 20.5, 20.5])
+        np.testing.assert_array_equal(res.labels, [0, 0, 1, 1, 2, 2])
+        assert res.sse == pytest.approx(6 * 0.25)
+
+
+def test_toy_fixed_zero_keeps_zero_and_fits_the_rest():
+    # zero pinned: {0, 0.1} go to 0 (cost 0.01); the free centroid takes {4, 6}
+    w = np.array([0.0, 0.1, 4.0, 6.0, 0.0])
+    for method in METHODS:
+        res = cluster(w, 2, method=method)
+        np.testing.assert_array_equal(res.centroids, [0.0, 5.0])
+        np.testing.assert_array_equal(res.values, [0.0, 0.0, 5.0, 5.0, 0.0])
+        assert res.sse == pytest.approx(0.01 + 2.0)
+
+
+def test_toy_without_fixed_zero_moves_the_zeros():
+    # the seed problem: a tool that ignores sparsity puts the zeros on a non-zero centroid
+    w = np.array([0.0, 0.0, 0.0, 1.0, 1.2, 5.0])
+    res = cluster(w, 2, keep_zeros=False, method="optimal")
+    assert np.all(res.values[:3] != 0)
+    np.testing.assert_allclose(res.centroids, [2.2 / 5, 5.0])
+    kept = cluster(w, 2, method="optimal")
+    # pinned zero: 1 and 1.2 join the zeros (cost 2.44) rather than share 2.4 with 5 (cost 10.16)
+    np.testing.assert_array_equal(kept.centroids, [0.0, 5.0])
+    np.testing.assert_array_equal(kept.values, [0.0, 0.0, 0.0, 0.0, 0.0, 5.0])
+    assert kept.sse == pytest.approx(2.44)
+
+
+def test_toy_sample_weight_pulls_the_centroid():
+    w = np.array([0.0, 1.0])
+    res = cluster(w, 1, keep_zeros=False, sample_weight=[3.0, 1.0], method="optimal")
+    np.testing.assert_allclose(res.centroids, [0.25])
+    assert res.sse == pytest.approx(3 * 0.0625 + 0.5625)
+
+
+def test_lloyd_from_linear_init_hand_computed():
+    # linear init over [0, 9] with k=2 -> centroids 0, 9; midpoint 4.5
+    w = np.array([0.0, 1.0, 2.0, 7.0, 8.0, 9.0])
+    res = cluster(w, 2, method="lloyd", keep_zeros=False)
+    np.testing.assert_array_equal(res.centroids, [1.0, 8.0])
+    assert res.n_iter == 1
+
+
+def test_per_channel_clusters_each_slice():
+    w = np.array([[1.0, 100.0], [2.0, 200.0], [3.0, 300.0]], dtype=np.float32)
+    res = cluster(w, 1, axis=1, keep_zeros=False)
+    np.testing.assert_array_equal(res.values, [[2.0, 200.0]] * 3)
+    assert res.centroids.shape == (2, 1)
+    np.testing.assert_array_equal(res.centroids[:, 0], [2.0, 200.0])
+
+
+def test_per_channel_pads_short_rows_with_nan():
+    w = np.array([[1.0, 5.0], [1.0, 6.0], [1.0, 7.0]])
+    res = cluster(w, 3, axis=1, keep_zeros=False)
+    assert res.centroids.shape == (2, 3)
+    np.testing.assert_array_equal(res.centroids[1], [5.0, 6.0, 7.0])
+    assert res.centroids[0, 0] == 1.0 and np.isnan(res.centroids[0, 1:]).all()
+
+
+def test_result_fields_and_types():
+    w = np.linspace(-1, 1, 50, dtype=np.float32)
+    res = cluster(w.reshape(5, 10), 4)
+    assert isinstance(res, weightshare.ClusterResult)
+    assert res.values.shape == (5, 10) and res.values.dtype == np.float32
+    assert res.labels.shape == (5, 10) and res.labels.dtype == np.int32
+    assert res.centroids.dtype == np.float32 and np.all(np.diff(res.centroids) > 0)
+    assert isinstance(res.sse, float) and isinstance(res.n_iter, int)
+    np.testing.assert_array_equal(res.centroids[res.labels], res.values)
+
+
+# --------------------------------------------------------------------------- degenerate input
+
+def test_k_at_least_distinct_values_returns_them_exactly():
+    w = np.array([3.0, 1.0, 3.0, 2.0], dtype=np.float32)
+    for method in METHODS:
+        res = cluster(w, 10, method=method, keep_zeros=False)
+        np.testing.assert_array_equal(res.values, w)
+        np.testing.assert_array_equal(res.centroids, [1.0, 2.0, 3.0])
+        assert res.sse == 0.0
+
+
+def test_all_zero_tensor():
+    w = np.zeros((3, 4), dtype=np.float16)
+    res = cluster(w, 4)
+    np.testing.assert_array_equal(res.values, w)
+    np.testing.assert_array_equal(res.centroids, [0.0])
+    assert res.sse == 0.0 and res.values.dtype == np.float16
+
+
+def test_constant_tensor():
+    res = cluster(np.full(7, 0.5), 3)
+    np.testing.assert_array_equal(res.centroids, [0.5])
+    assert res.sse == 0.0
+
+
+def test_single_entry():
+    res = cluster(np.array([2.5]), 1)
+    np.testing.assert_array_equal(res.values, [2.5])
+
+
+def test_keep_zeros_with_k_one_needs_all_zero_or_no_zero():
+    assert cluster(np.array([1.0, 3.0]), 1).centroids.tolist() == [2.0]
+    assert cluster(np.zeros(3), 1).centroids.tolist() == [0.0]
+    with pytest.raises(ValueError, match=r"k=1 cannot hold the fixed zero plus one non-zero"):
+        cluster(np.array([0.0, 1.0]), 1)
+
+
+def test_minus_zero_is_a_zero():
+    res = cluster(np.array([-0.0, 1.0, 2.0]), 2)
+    assert res.values[0] == 0 and res.centroids[0] == 0
+
+
+def test_zero_sample_weight_everywhere_is_an_error():
+    with pytest.raises(ValueError, match="sample_weight is zero for every entry"):
+        cluster(np.array([1.0, 2.0]), 1, sample_weight=[0.0, 0.0])
+
+
+def test_zero_weight_entries_are_still_assigned():
+    res = cluster(np.array([0.0, 1.0, 2.0, 50.0]), 2, keep_zeros=False, sample_weight=[1, 1, 1, 0],
+                  method="optimal")
+    # the weightless outlier does not pull a centroid but still gets the nearest one
+    np.testing.assert_array_equal(res.centroids, [0.5, 2.0])
+    assert res.values[3] == 2.0
+
+
+# --------------------------------------------------------------------------- bad parameters
+
+BAD = [
+    (dict(k=0), ValueError, r"k must be >= 1; got k=0"),
+    (dict(k=-3), ValueError, r"k must be >= 1; got k=-3"),
+    (dict(k=2.5), TypeError, r"k must be an integer >= 1; got 2.5"),
+    (dict(k="8"), TypeError, r"k must be an integer"),
+    (dict(k=True), TypeError, r"k must be an integer"),
+    (dict(init="kmeans"), ValueError, r"init must be one of 'linear', 'density', 'random', 'forgy', "
+                                      r"'kmeans\+\+'; got 'kmeans'"),
+    (dict(method="exact"), ValueError, r"method must be one of 'auto', 'lloyd', 'optimal'; got 'exact'"),
+    (dict(keep_zeros="yes"), TypeError, r"keep_zeros must be True or False"),
+    (dict(axis=2), ValueError, r"axis=2 is out of range for an array with 2 dimension"),
+    (dict(axis=1.0), TypeError, r"axis must be None or an int"),
+    (dict(max_iter=0), ValueError, r"max_iter must be >= 1; got max_iter=0"),
+    (dict(max_iter=1.5), TypeError, r"max_iter must be an integer"),
+    (dict(tol=-1e-3), ValueError, r"tol must be a finite number >= 0"),
+    (dict(tol=float("nan")), ValueError, r"tol must be a finite number >= 0"),
+    (dict(random_state="seed"), TypeError, r"random_state must be None, an int or a numpy.random.Generator"),
+    (dict(random_state=-1), ValueError, r"random_state must be >= 0"),
+    (dict(sample_weight=[1.0, 2.0]), ValueError, r"sample_weight must have the shape of weights \(2, 3\)"),
+    (dict(sample_weight=-np.ones((2, 3))), ValueError, r"sample_weight must be >= 0"),
+    (dict(sample_weight=np.full((2, 3), np.nan)), ValueError, r"sample_weight must be finite; found 6 NaN"),
+    (dict(init=[[1.0]]), ValueError, r"init as an array must be 1-D"),
+    (dict(init=[1.0, 2.0, 3.0, 4.0, 5.0], method="lloyd", k=2), ValueError, r"init has 5 centroids"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", BAD)
+def test_bad_parameters(kwargs, exc, match):
+    w = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    kwargs = {"k": 2, **kwargs}
+    k = kwargs.pop("k")
+    with pytest.raises(exc, match=match):
+        cluster(w, k, **kwargs)
+
+
+BAD_WEIGHTS = [
+    (np.array([1.0, np.nan, 2.0, np.nan]), ValueError, r"weights must be finite; found 2 NaN and 0 Inf "
+                                                      r"value\(s\), first at index 1, 3"),
+    (np.array([[1.0, np.inf]]), ValueError, r"found 0 NaN and 1 Inf value\(s\), first at index \(0, 1\)"),
+    (np.zeros((0, 3)), ValueError, r"weights must not be empty; got shape \(0, 3\)"),
+    (np.arange(4), TypeError, r"weights must have a floating dtype .* got integer dtype int64"),
+    (np.ones(3, dtype=complex), TypeError, r"got complex dtype complex128"),
+    (np.array([True, False]), TypeError, r"got boolean dtype bool"),
+    ([[1.0, 2.0], [3.0]], TypeError, r"weights must be an array of floats"),
+    (np.array(["a"]), TypeError, r"got string dtype"),
+]
+
+
+@pytest.mark.parametrize("w, exc, match", BAD_WEIGHTS)
+def test_bad_weights(w, exc, match):
+    with pytest.raises(exc, match=match):
+        cluster(w, 2)
+
+
+def test_errors_along_an_axis_name_the_slice():
+    w = np.array([[0.0, 1.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"slice 1 along axis 1: k=1 cannot hold"):
+        cluster(w, 1, axis=1)
+
+
+# --------------------------------------------------------------------------- properties
+
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(METHODS),
+       init=st.sampled_from(INITS), seed=st.integers(0, 2**32 - 1))
+def test_zeros_stay_zero(w, k, method, init, seed):
+    res = cluster(w, k, method=method, init=init, random_state=seed)
+    wst.assert_zeros_kept(w, res.values)
+
+
+@given(w=medium, k=wst.k_values(1, 12), method=st.sampled_from(METHODS),
+       keep_zeros=st.booleans(), init=st.sampled_from(INITS), seed=st.integers(0, 100))
+def test_at_most_k_distinct_values(w, k, method, keep_zeros, init, seed):
+    assume(not (keep_zeros and k == 1 and np.any(w == 0) and np.any(w != 0)))
+    res = cluster(w, k, method=method, keep_zeros=keep_zeros, init=init, random_state=seed)
+    assert np.unique(res.values).size <= k
+    assert res.centroids.size <= k
+
+
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(METHODS),
+       keep_zeros=st.booleans(), init=st.sampled_from(INITS), seed=st.integers(0, 100))
+def test_every_entry_maps_to_its_nearest_centroid(w, k, method, keep_zeros, init, seed):
+    res = cluster(w, k, method=method, keep_zeros=keep_zeros, init=init, random_state=seed)
+    wst.assert_clustered(w, res.values, k, keep_zeros=keep_zeros)
+    np.testing.assert_array_equal(res.centroids[res.labels], res.values)
+
+
+@given(w=wst.weights(dtype="float64"), k=wst.k_values(2, 10), keep_zeros=st.booleans(),
+       init=st.sampled_from(INITS), seed=st.integers(0, 100))
+def test_lloyd_never_increases_the_sse(w, k, keep_zeros, init, seed):
+    # float64 input: rounding the centroids to the dtype is exact, so each
+    # additional iteration must not raise the SSE
+    previous = np.inf
+    for max_iter in range(1, 8):
+        sse = cluster(w, k, method="lloyd", init=init, keep_zeros=keep_zeros,
+                      max_iter=max_iter, random_state=seed).sse
+        assert sse <= previous * (1 + 1e-12) + 1e-300
+        previous = sse
+
+
+@given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
+       data=st.data())
+def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data):
+    assume(np.unique(w).size <= 7)
+    assume(not (keep_zeros and k == 1 and np.any(w == 0) and np.any(w != 0)))
+    sw = None
+    if weighted:
+        sw = data.draw(st.lists(st.integers(1, 5), min_size=w.size, max_size=w.size))
+        sw = np.asarray(sw, dtype=np.float64).reshape(w.shape)
+    res = cluster(w, k, method="optimal", keep_zeros=keep_zeros, sample_weight=sw)
+    best = brute_force_sse(w, k, keep_zeros=keep_zeros, sample_weight=sw)
+    assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+@given(w=small, k=wst.k_values(2, 4), keep_zeros=st.booleans())
+def test_optimal_sse_oracle_matches_brute_force(w, k, keep_zeros):
+    assume(np.unique(w).size <= 7)
+    best = brute_force_sse(w, k, keep_zeros=keep_zeros)
+    assert wst.optimal_sse(w, k, keep_zeros=keep_zeros) == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+@given(w=wst.weights(dtype="float64"), k=wst.k_values(2, 10), keep_zeros=st.booleans(),
+       init=st.sampled_from(INITS), seed=st.integers(0, 100))
+def test_optimal_sse_is_at_most_lloyd_sse(w, k, keep_zeros, init, seed):
+    opt = cluster(w, k, method="optimal", keep_zeros=keep_zeros).sse
+    lloyd = cluster(w, k, method="lloyd", init=init, keep_zeros=keep_zeros, random_state=seed).sse
+    assert opt <= lloyd * (1 + 1e-9) + 1e-12
+
+
+@given(w=medium, k=wst.k_values(2, 12), keep_zeros=st.booleans())
+def test_optimal_and_auto_reach_the_optimum(w, k, keep_zeros):
+    for method in ("optimal", "auto"):
+        res = cluster(w, k, method=method, keep_zeros=keep_zeros)
+        wst.assert_sse_within(w, res.values, k, rel=1e-9, keep_zeros=keep_zeros)
+
+
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(METHODS), keep_zeros=st.booleans())
+def test_reclustering_a_clustered_tensor_is_the_identity(w, k, method, keep_zeros):
+    first = cluster(w, k, method=method, keep_zeros=keep_zeros)
+    again = cluster(first.values, k, method=method, keep_zeros=keep_zeros)
+    np.testing.assert_array_equal(again.values, first.values)
+    assert again.sse == 0.0
+
+
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(["auto", "optimal"]),
+       keep_zeros=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_invariant_under_permutation(w, k, method, keep_zeros, seed):
+    perm = np.random.default_rng(seed).permutation(w.size)
+    a = cluster(w, k, method=method, keep_zeros=keep_zeros)
+    b = cluster(w.ravel()[perm], k, method=method, keep_zeros=keep_zeros)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    np.testing.assert_array_equal(a.values.ravel()[perm], b.values)
+
+
+@given(w=medium, k=wst.k_values(2, 12), keep_zeros=st.booleans())
+def test_sign_flip_mirrors_the_solution(w, k, keep_zeros):
+    a = cluster(w, k, method="optimal", keep_zeros=keep_zeros)
+    b = cluster(-w, k, method="optimal", keep_zeros=keep_zeros)
+    assert b.sse == pytest.approx(a.sse, rel=1e-9, abs=1e-12)
+    # with a unique optimum (the usual case) the centroids mirror exactly
+    if b.centroids.size == a.centroids.size and np.array_equal(-a.centroids[::-1], b.centroids):
+        np.testing.assert_array_equal(-a.values, b.values)
+
+
+@given(w=medium, k=wst.k_values(2, 12), init=st.sampled_from(INITS), seed=st.integers(0, 2**32 - 1))
+def test_same_seed_same_result(w, k, init, seed):
+    a = cluster(w, k, method="lloyd", init=init, random_state=seed)
+    b = cluster(w, k, method="lloyd", init=init, random_state=np.random.default_rng(seed))
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(METHODS))
+def test_input_not_mutated_dtype_kept_no_view(w, k, method):
+    before = w.copy()
+    res = cluster(w, k, method=method)
+    np.testing.assert_array_equal(w, before)
+    assert res.values.dtype == w.dtype and res.centroids.dtype == w.dtype
+    assert not np.shares_memory(res.values, w)
+
+
+@given(w=wst.weights(shape=wst.shapes(min_dims=2, max_dims=3, max_side=6), dtype="float32"),
+       k=wst.k_values(2, 6), data=st.data())
+def test_per_channel_each_slice_is_clustered(w, k, data):
+    axis = data.draw(st.integers(-w.ndim, w.ndim - 1))
+    res = cluster(w, k, axis=axis)
+    wst.assert_clustered(w, res.values, k, keep_zeros=True, axis=axis)
+    assert res.centroids.shape[0] == w.shape[axis]
+    wst.assert_zeros_kept(w, res.values)
+
+
+@given(w=wst.weights(shape=(60,), dtype="float64", zeros=0.0), k=wst.k_values(2, 6),
+       data=st.data())
+def test_sample_weight_matches_repetition(w, k, data):
+    # integer importance weights are the same as repeating the entries
+    reps = np.asarray(data.draw(st.lists(st.integers(1, 3), min_size=60, max_size=60)))
+    a = cluster(w, k, method="optimal", sample_weight=reps.astype(float))
+    b = cluster(np.repeat(w, reps), k, method="optimal")
+    assert a.sse == pytest.approx(b.sse, rel=1e-9, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- init_centroids, assign
+
+@given(w=medium, k=wst.k_values(1, 12), init=st.sampled_from(INITS), seed=st.integers(0, 100))
+def test_init_centroids_are_distinct_sorted_and_inside_the_range(w, k, init, seed):
+    assume(not (k == 1 and np.any(w == 0) and np.any(w != 0)))
+    c = init_centroids(w, k, init=init, random_state=seed)
+    assert c.dtype == w.dtype
+    assert np.all(np.diff(c) > 0)
+    assert c.size <= k
+    assert c.min() >= w.min() and c.max() <= w.max()
+    if np.any(w == 0):
+        assert 0.0 in c
+
+
+def test_init_linear_and_density_hand_computed():
+    w = np.array([0.0, 1.0, 2.0, 3.0, 100.0])
+    np.testing.assert_array_equal(init_centroids(w, 3, keep_zeros=False), [0.0, 50.0, 100.0])
+    dens = init_centroids(w, 2, init="density", keep_zeros=False)
+    assert np.all(dens < 100.0) and dens.size == 2        # quantiles, not the range
+    # with a pinned zero the others are fitted to the non-zeros only
+    np.testing.assert_array_equal(init_centroids(w, 3, init="linear"), [0.0, 1.0, 100.0])
+
+
+def test_init_density_has_no_duplicates_on_heavy_ties():
+    w = np.concatenate([np.full(1000, 0.5), np.array([0.1, 0.9])]).astype(np.float32)
+    c = init_centroids(w, 3, init="density", keep_zeros=False)
+    assert np.unique(c).size == c.size == 3
+
+
+def test_init_rejects_array():
+    with pytest.raises(TypeError, match="init must be one of"):
+        init_centroids(np.ones(3), 2, init=[1.0])
+
+
+def test_assign_hand_computed_and_ties_go_low():
+    np.testing.assert_array_equal(assign(np.array([0.1, 0.4, 0.5, 0.9]), [1.0, 0.0]), [1, 1, 1, 0])
+    np.testing.assert_array_equal(assign(np.array([[2.0]]), [2.0, 2.0]), [[0]])
+
+
+@given(w=medium, c=st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=8))
+def test_assign_gives_a_nearest_centroid(w, c):
+    c = np.asarray(c, dtype=w.dtype)
+    labels = assign(w, c)
+    d = np.abs(w.astype(np.float64)[..., None] - c.astype(np.float64))
+    own = np.take_along_axis(d, labels[..., None].astype(np.intp), axis=-1)[..., 0]
+    assert np.all(own <= d.min(axis=-1) + 4 * np.spacing(np.abs(w.astype(np.float64)) + 1))
+
+
+def test_assign_bad_centroids():
+    with pytest.raises(ValueError, match="centroids must be finite"):
+        assign(np.ones(2), [np.nan])
+    with pytest.raises(ValueError, match="centroids must be 1-D"):
+        assign(np.ones(2), [[1.0]])
+
+
+# --------------------------------------------------------------------------- larger inputs
+
+@pytest.mark.parametrize("keep_zeros", [True, False])
+@pytest.mark.parametrize("k", [3, 16, 40])
+def test_auto_is_near_optimal_on_a_large_heavy_tailed_tensor(k, keep_zeros):
+    rng = np.random.default_rng(k)
+    w = rng.standard_t(2.5, 30_000).astype(np.float32) * 0.05
+    w[rng.random(w.size) < 0.3] = 0
+    auto = cluster(w, k, keep_zeros=keep_zeros)
+    opt = cluster(w, k, method="optimal", keep_zeros=keep_zeros)
+    assert opt.sse <= auto.sse <= opt.sse * (1 + 1e-4)
+    wst.assert_clustered(w, auto.values, k, keep_zeros=keep_zeros)
+
+
+def test_float16_fast_path_matches_the_sorted_path():
+    rng = np.random.default_rng(0)
+    w = (rng.laplace(0, 0.05, 20_000)).astype(np.float16)
+    a = cluster(w, 8, method="optimal")                       # bincount path (> 4096 entries)
+    b = cluster(w.astype(np.float32), 8, method="optimal")    # sort path, same values
+    np.testing.assert_allclose(a.sse, b.sse, rtol=1e-6)
