@@ -110,10 +110,11 @@ def assert_clustered(original, values, k, *, keep_zeros=True, axis=None):
 def assert_sse_within(original, values, k, *, rel=1e-3, keep_zeros=True, sample_weight=None):
     """The SSE of `values` is within ``rel`` of the exact optimum for k values.
 
-    The allowance also covers rounding the centroids to the tensor's dtype:
-    at most ``n * (spacing(max|w|) / 2)**2`` (weighted), since rounding moves
-    each centroid by at most half a unit in the last place and re-assignment
-    can only lower the SSE.
+    The allowance also covers rounding the centroids to the tensor's dtype
+    (half a unit in the last place) and computing them in floating point (16
+    float64 units): at most ``n * (spacing(max|w|) / 2 + 16 * eps64(max|w|))**2``
+    (weighted), since a centroid moved by d raises its cluster's SSE by at most
+    ``n_j * d**2`` and re-assignment can only lower it.
 
     Examples
     --------
@@ -131,7 +132,8 @@ def assert_sse_within(original, values, k, *, rel=1e-3, keep_zeros=True, sample_
     best = optimal_sse(original, k, keep_zeros=keep_zeros, sample_weight=sample_weight)
     total_w = original.size if sample_weight is None else float(np.sum(sample_weight))
     top = float(np.max(np.abs(original.astype(np.float64)))) if original.size else 0.0
-    rounding = total_w * (float(np.spacing(original.dtype.type(top))) / 2) ** 2
+    d = float(np.spacing(original.dtype.type(top))) / 2 + 16 * float(np.spacing(np.float64(top)))
+    rounding = total_w * d * d
     allowed = best * (1 + rel) + rounding + 1e-12 * max(best, 1e-300)
     if got > allowed:
         above = (got - best) / best * 100 if best > 0 else float("inf")
