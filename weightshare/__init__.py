@@ -8,5 +8,9 @@ importing TensorFlow or Keras.
 __version__ = "0.1.0"
 
 from .cluster import ClusterResult, assign, cluster, init_centroids
+from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_global,
+                    sparsity_schedule)
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids"]
+__all__ += ["PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
+            "sparsity_schedule"]
