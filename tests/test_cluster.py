@@ -427,3 +427,17 @@ def test_float16_fast_path_matches_the_sorted_path():
     a = cluster(w, 8, method="optimal")                       # bincount path (> 4096 entries)
     b = cluster(w.astype(np.float32), 8, method="optimal")    # sort path, same values
     np.testing.assert_allclose(a.sse, b.sse, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_checkpointed_backtracking_matches_stored(seed, monkeypatch):
+    import weightshare._optimal as solver
+    rng = np.random.default_rng(seed)
+    w = np.round(rng.laplace(0, 1, int(rng.integers(20, 500))), 2)
+    w[rng.random(w.size) < 0.3] = 0
+    k = int(rng.integers(2, 30))
+    stored = cluster(w, k, method="optimal")
+    monkeypatch.setattr(solver, "STORE_LIMIT", 0)
+    recomputed = cluster(w, k, method="optimal")
+    assert recomputed.sse == pytest.approx(stored.sse, rel=1e-12, abs=1e-15)
+    wst.assert_sse_within(w, recomputed.values, k, rel=1e-9)

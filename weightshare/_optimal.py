@@ -29,7 +29,7 @@ Monge and the same recursion is exact.
 
 import numpy as np
 
-__all__ = ["Prefix", "optimal_partition", "row_minima", "partition_centroids"]
+__all__ = ["Prefix", "optimal_partition", "row_minima", "partition_centroids", "STORE_LIMIT"]
 
 
 class Prefix:
@@ -70,6 +70,9 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
 
     Divide and conquer over b, one NumPy step per recursion level. Any
     minimiser is valid for narrowing the brackets (the matrix is Monge).
+    ``cost(a, b) = Q[b] - Q[a] + extra(a, b)`` and ``Q[b]`` is constant for a
+    given b, so candidates are compared on ``G[a] + extra(a, b)`` with
+    ``G = F - Q`` and ``Q[b]`` is added once per b.
 
     Returns (values, argmins) of length q_hi - q_lo + 1.
     """
@@ -81,8 +84,8 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     alo = np.array([p_lo])
     ahi = np.array([q_hi - 1])
     ramp = np.arange(2 * (q_hi + 2))
-    W, S, Q = P.W, P.S, P.Q
-    pinned = P.z >= 0
+    W, S, Q, z, mu = P.W, P.S, P.Q, P.z, P.mu
+    G = F - Q
     while ilo.size:
         mid = (ilo + ihi) >> 1
         hi = np.minimum(ahi, mid - 1)
@@ -92,27 +95,29 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
         total = int(ends[-1])
         cand = np.repeat(alo - starts, lens)
         cand += ramp[:total]
-        if pinned:
-            v = P.cost(cand, np.repeat(mid, lens))
-            v += F[cand]
-        else:
-            ds = np.repeat(S[mid], lens)
-            ds -= S[cand]
-            v = np.repeat(Q[mid], lens)
-            v -= Q[cand]
-            v += F[cand]
-            dw = np.repeat(W[mid], lens)
-            dw -= W[cand]
+        ds = np.repeat(S[mid], lens)
+        ds -= S[cand]
+        dw = np.repeat(W[mid], lens)
+        dw -= W[cand]
+        if z < 0:
             ds *= ds
             ds /= dw
+            v = G[cand]
             v -= ds
+        else:
+            pin = np.repeat(mid > z, lens)
+            pin &= cand <= z
+            with np.errstate(divide="ignore", invalid="ignore"):
+                extra = np.where(pin, (2.0 * mu) * ds + (mu * mu) * dw, -(ds * ds) / dw)
+            v = G[cand]
+            v += extra
         segmin = np.minimum.reduceat(v, starts)
         hit = np.flatnonzero(v == np.repeat(segmin, lens))
         best = np.empty(mid.size, dtype=np.int64)
         # any minimiser will do; with ties the last written one wins
         best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
         opt[mid - q_lo] = best
-        val[mid - q_lo] = segmin
+        val[mid - q_lo] = segmin + Q[mid]
         left = ilo < mid
         right = mid < ihi
         ilo, ihi, alo, ahi = (np.concatenate((ilo[left], mid[right] + 1)),
@@ -120,6 +125,21 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
                               np.concatenate((alo[left], best[right])),
                               np.concatenate((best[left], ahi[right])))
     return val, opt
+
+
+#: Above this many stored arg-minima (k * m), backtracking recomputes rows
+#: from checkpoints instead of keeping every row (memory O(m sqrt(k))).
+STORE_LIMIT = 1 << 26
+
+
+def _next_row(D, P, j, k, M, q_hi_cap=None):
+    """Row j of the DP from row j-1 (`D`): values (full length) and arg-minima."""
+    q_lo = j if j < k else M
+    q_hi = M - (k - j) if q_hi_cap is None else min(M - (k - j), q_hi_cap)
+    val, opt = row_minima(D, P, q_lo, q_hi, j - 1)
+    out = np.full(M + 1, np.inf)
+    out[q_lo:q_hi + 1] = val
+    return out, q_lo, opt.astype(np.int32)
 
 
 def optimal_partition(x, w, k, fixed_zero=False):
@@ -142,6 +162,14 @@ def optimal_partition(x, w, k, fixed_zero=False):
     z : int
         Index of the virtual zero in the extended set, or -1.
     xe, we : the extended point set.
+
+    Notes
+    -----
+    Backtracking needs the arg-minima of every row. Up to ``STORE_LIMIT``
+    entries they are kept (4 k m bytes); beyond, only every ceil(sqrt(k))-th
+    row of values is kept and the rows in between are recomputed, block by
+    block from the last, during backtracking (about twice the time, 12 m
+    sqrt(k) bytes).
     """
     z = -1
     if fixed_zero:
@@ -152,23 +180,39 @@ def optimal_partition(x, w, k, fixed_zero=False):
     M = x.size
     D = np.full(M + 1, np.inf)
     D[1:] = P.cost(np.zeros(M, dtype=np.int64), np.arange(1, M + 1))
-    opts = []
-    for j in range(2, k + 1):
-        # rows j..M reachable; the last row is needed only at M
-        q_lo = j if j < k else M
-        q_hi = M - (k - j)
-        val, opt = row_minima(D, P, q_lo, q_hi, j - 1)
-        D = np.full(M + 1, np.inf)
-        D[q_lo:q_hi + 1] = val
-        opts.append((q_lo, opt.astype(np.int32)))
     bounds = np.empty(k + 1, dtype=np.int64)
-    bounds[k] = M
+    bounds[0], bounds[k] = 0, M
+    if k * M <= STORE_LIMIT:
+        opts = {}
+        for j in range(2, k + 1):
+            D, q_lo, opt = _next_row(D, P, j, k, M)
+            opts[j] = (q_lo, opt)
+        b = M
+        for j in range(k, 1, -1):
+            q_lo, opt = opts[j]
+            b = int(opt[b - q_lo])
+            bounds[j - 1] = b
+        return bounds, z, x, w
+    step = int(np.ceil(np.sqrt(k)))
+    checkpoints = {1: D}
+    for j in range(2, k + 1):
+        D, _, _ = _next_row(D, P, j, k, M)
+        if (j - 1) % step == 0 and j < k:
+            checkpoints[j] = D
     b = M
-    for j in range(k, 1, -1):
-        q_lo, opt = opts[j - 2]
-        b = int(opt[b - q_lo])
-        bounds[j - 1] = b
-    bounds[0] = 0
+    starts = sorted(checkpoints)
+    for i in range(len(starts) - 1, -1, -1):
+        j0 = starts[i]
+        j1 = starts[i + 1] if i + 1 < len(starts) else k
+        D = checkpoints.pop(j0)
+        opts = {}
+        for j in range(j0 + 1, j1 + 1):
+            D, q_lo, opt = _next_row(D, P, j, k, M, q_hi_cap=b)
+            opts[j] = (q_lo, opt)
+        for j in range(j1, j0, -1):
+            q_lo, opt = opts[j]
+            b = int(opt[b - q_lo])
+            bounds[j - 1] = b
     return bounds, z, x, w
 
 
