@@ -441,3 +441,17 @@ def test_checkpointed_backtracking_matches_stored(seed, monkeypatch):
     recomputed = cluster(w, k, method="optimal")
     assert recomputed.sse == pytest.approx(stored.sse, rel=1e-12, abs=1e-15)
     wst.assert_sse_within(w, recomputed.values, k, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_repeated_values_compacted_or_not_give_the_same_result(method, monkeypatch):
+    import weightshare._points as points
+    rng = np.random.default_rng(7)
+    w = rng.laplace(0, 0.05, 5000).astype(np.float32)
+    w[:500] = w[500:1000]                      # 10 % repeats: below the compaction threshold
+    w[rng.random(w.size) < 0.2] = 0
+    loose = cluster(w, 12, method=method)
+    monkeypatch.setattr(points, "COMPACT_BELOW", 0.0)   # compact whenever anything repeats
+    compact = cluster(w, 12, method=method)
+    np.testing.assert_array_equal(loose.values, compact.values)
+    wst.assert_clustered(w, loose.values, 12)

@@ -40,6 +40,9 @@ def _random(x, w, k, rng, fixed_zero):
 
 
 def _forgy(x, w, k, rng, fixed_zero):
+    if x.size > 1 and not np.all(x[1:] > x[:-1]):     # repeated values: draw distinct ones
+        x, inverse = np.unique(x, return_inverse=True)
+        w = np.bincount(inverse, weights=w)
     idx = rng.choice(x.size, size=k, replace=False, p=w / w.sum())
     return np.sort(x[idx])
 

@@ -41,15 +41,19 @@ class Prefix:
     """
 
     def __init__(self, x, w, z=-1):
-        self.m = x.size
+        m = self.m = x.size
         self.z = z
-        total = w.sum()
-        self.mu = float(np.dot(w, x) / total)
+        self.W = np.empty(m + 1)
+        self.S = np.empty(m + 1)
+        self.Q = np.empty(m + 1)
+        self.W[0] = self.S[0] = self.Q[0] = 0.0
+        np.cumsum(w, out=self.W[1:])
+        self.mu = float(np.dot(w, x) / self.W[-1])
         xc = x - self.mu
         wx = w * xc
-        self.W = np.concatenate(([0.0], np.cumsum(w)))
-        self.S = np.concatenate(([0.0], np.cumsum(wx)))
-        self.Q = np.concatenate(([0.0], np.cumsum(wx * xc)))
+        np.cumsum(wx, out=self.S[1:])
+        wx *= xc
+        np.cumsum(wx, out=self.Q[1:])
 
     def cost(self, a, b):
         """Cost of the run of points ``a .. b-1`` (prefix indices, arrays)."""

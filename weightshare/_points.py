@@ -18,31 +18,45 @@ __all__ = ["Points", "reduce_points"]
 
 
 class Points(NamedTuple):
-    """Sorted distinct values with positive weights."""
+    """Sorted values with positive weights.
 
-    values: np.ndarray   # float64, strictly increasing
+    The values are distinct (strictly increasing) unless fewer than
+    ``COMPACT_BELOW`` of them repeat: then compacting would cost more than it
+    saves and repeated values stay as separate points of weight 1 (the
+    solvers give the same result either way).
+    """
+
+    values: np.ndarray   # float64, non-decreasing
     weights: np.ndarray  # float64, > 0
     has_zero: bool       # keep_zeros is on and the tensor holds an exact zero
+    n_distinct: int      # number of distinct values
+
+
+#: Compact repeated values into counts only when at least this fraction repeats.
+COMPACT_BELOW = 0.25
 
 
 def _from_sorted(s, sw=None):
-    """Distinct values of sorted `s` with their counts (or summed `sw`)."""
+    """Values of sorted `s` with their counts (or summed `sw`), and the distinct count."""
     if s.size == 0:
-        return np.empty(0), np.empty(0)
+        return np.empty(0), np.empty(0), 0
     new = np.empty(s.size, dtype=bool)
     new[0] = True
     np.not_equal(s[1:], s[:-1], out=new[1:])
-    if new.all():
+    n_distinct = int(np.count_nonzero(new))
+    if n_distinct == s.size or (sw is None and n_distinct > (1 - COMPACT_BELOW) * s.size):
         values = s.astype(np.float64)
         weights = np.ones(s.size) if sw is None else np.asarray(sw, dtype=np.float64)
     else:
         starts = np.flatnonzero(new)
         values = s[starts].astype(np.float64)
         if sw is None:
-            weights = np.diff(np.append(starts, s.size)).astype(np.float64)
+            weights = np.empty(starts.size)
+            np.subtract(starts[1:], starts[:-1], out=weights[:-1])
+            weights[-1] = s.size - starts[-1]
         else:
             weights = np.add.reduceat(sw, starts)
-    return values, weights
+    return values, weights, n_distinct
 
 
 def _float16_counts(x):
@@ -89,12 +103,14 @@ def reduce_points(x, sample_weight=None, keep_zeros=True):
                 sw = sw[nonzero]
     if sw is None and flat.dtype == np.float16 and flat.size > 4096:
         values, weights = _float16_counts(flat)
+        n_distinct = values.size
     elif sw is None:
-        values, weights = _from_sorted(np.sort(flat))
+        values, weights, n_distinct = _from_sorted(np.sort(flat))
     else:
         order = np.argsort(flat, kind="stable")
-        values, weights = _from_sorted(flat[order], sw[order])
+        values, weights, n_distinct = _from_sorted(flat[order], sw[order])
         keep = weights > 0
         if not keep.all():
             values, weights = values[keep], weights[keep]
-    return Points(values, weights, has_zero)
+            n_distinct = int(np.count_nonzero(np.diff(values))) + 1 if values.size else 0
+    return Points(values, weights, has_zero, n_distinct)

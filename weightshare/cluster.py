@@ -107,8 +107,8 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
         raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
                          "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
                          ">= 2 (or pass keep_zeros=False)")
-    if k_free >= xs.size:   # as many centroids as distinct values: exact, SSE 0
-        return _Fit(np.sort(np.concatenate((xs, zero))), has_zero, 0)
+    if k_free >= pts.n_distinct:   # as many centroids as distinct values: exact, SSE 0
+        return _Fit(np.unique(np.concatenate((xs, zero))), has_zero, 0)
     if method == "optimal":
         bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero)
         return _Fit(partition_centroids(xe, we, bounds, z), has_zero, 0)
@@ -150,7 +150,8 @@ def _apply(x, sw, fit, keep_zeros):
         remap = np.cumsum(used) - 1
         c, labels = c[used], remap[labels].astype(np.int32)
     values = c[labels]
-    d = flat.astype(np.float64) - values.astype(np.float64)
+    d = flat.astype(np.float64)
+    d -= c.astype(np.float64)[labels]
     sse = float(np.dot(d * d, sw.ravel())) if sw is not None else float(np.dot(d, d))
     return values.reshape(x.shape), labels.reshape(x.shape), c, sse
 
@@ -297,7 +298,7 @@ def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=N
         raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
                          "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
                          ">= 2 (or pass keep_zeros=False)")
-    if k_free >= pts.values.size:
+    if k_free >= pts.n_distinct:
         c = pts.values
     else:
         c = INITS[init](pts.values, pts.weights, k_free, rng, pts.has_zero)

@@ -59,10 +59,10 @@ def optimal_sse(weights, k, *, keep_zeros=True, sample_weight=None):
     xs, ws = pts.values, pts.weights
     if xs.size == 0:
         return 0.0
-    k_total = min(k, xs.size + int(pts.has_zero))
+    k_total = min(k, pts.n_distinct + int(pts.has_zero))
     if pts.has_zero and k_total < 2:
         raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value")
-    if k_total >= xs.size + int(pts.has_zero):
+    if k_total >= pts.n_distinct + int(pts.has_zero):
         return 0.0
     bounds, z, xe, we = optimal_partition(xs, ws, k_total, pts.has_zero)
     total = 0.0
