@@ -1,0 +1,55 @@
+"""docs/examples/keras_mask_callback.py, run in a real Keras 3 interpreter.
+
+weightshare never imports Keras, so the example runs in a subprocess with the interpreter named
+by an environment variable (with the repository root on PYTHONPATH so weightshare imports):
+
+- ``WEIGHTSHARE_KERAS3_PYTHON``: Keras 3, jax backend;
+- ``WEIGHTSHARE_TF_PYTHON``: Keras 3 on the tensorflow backend.
+
+A test whose variable is unset is skipped, unless ``WEIGHTSHARE_REQUIRE_KERAS=1`` (CI), where it
+fails.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "keras_mask_callback.py"
+
+
+def keras_python(var):
+    """The interpreter in env var `var`; skip (or fail under WEIGHTSHARE_REQUIRE_KERAS=1) if unset."""
+    path = os.environ.get(var)
+    if not path:
+        if os.environ.get("WEIGHTSHARE_REQUIRE_KERAS") == "1":
+            pytest.fail(f"{var} is not set but WEIGHTSHARE_REQUIRE_KERAS=1")
+        pytest.skip(f"{var} is not set (a Keras interpreter; see tests/keras/setup_venvs.sh)")
+    if not os.path.exists(path):
+        pytest.fail(f"{var}={path} does not exist")
+    return path
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("var, backend", [("WEIGHTSHARE_KERAS3_PYTHON", "jax"),
+                                          ("WEIGHTSHARE_TF_PYTHON", "tensorflow")])
+def test_callback_keeps_exactly_200_nonzeros_while_training(var, backend, tmp_path):
+    python = keras_python(var)
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
+               CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu", TF_USE_LEGACY_KERAS="0")
+    proc = subprocess.run([python, str(EXAMPLE), "--steps", "30", "--keep", "200"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == backend and out["keras_version"].startswith("3.")
+    assert out["size"] == 1600 and out["nonzero_after_prune"] == 200
+    # the problem: without the callback, training revives the zeros
+    assert out["nonzero_without_callback"] > 200
+    # the answer: exactly 200 non-zeros, at the positions pruning chose, and they did train
+    assert out["nonzero_with_callback"] == 200
+    assert out["same_positions"] and out["weights_trained"]
+    # gradual pruning along a polynomial schedule ends at exactly 200 as well
+    assert out["nonzero_gradual"] == 200
