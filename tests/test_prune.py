@@ -527,10 +527,10 @@ def test_n_m_groups_have_at_most_n_nonzeros_hypo(data):
 
 @given(data=st.data())
 def test_n_m_matches_the_per_group_reference_hypo(data):
-    m = data.draw(st.integers(1, 5))
+    m = data.draw(st.integers(1, 11))    # up to 8: pairwise ranks; beyond: a stable sort
     n = data.draw(st.integers(1, m))
     ndim = data.draw(st.integers(1, 3))
-    shape = data.draw(shapes(min_dims=ndim, max_dims=ndim, max_side=4))
+    shape = data.draw(shapes(min_dims=ndim, max_dims=ndim, max_side=3))
     ax = ndim - 2 if ndim >= 2 else 0
     shape = shape[:ax] + (shape[ax] * m,) + shape[ax + 1:]
     w = data.draw(weights(shape=shape))

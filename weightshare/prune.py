@@ -163,63 +163,90 @@ def _n_pruned(n, sparsity):
 
 # --------------------------------------------------------------------------- selection
 
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _mag_bits(x):
+    """Magnitudes of finite floats as unsigned integers of the same width (a new array).
+
+    Without its sign bit, the IEEE 754 bit pattern of a finite float orders
+    exactly like its magnitude, and both zeros become 0. Integer comparisons
+    and partitions are exact, and much faster than float16 arithmetic.
+    """
+    u = _UINT[x.dtype.itemsize]
+    return np.bitwise_and(x.view(u), u(np.iinfo(u).max >> 1))
+
+
+def _bits_to_float(bits, dtype):
+    """The magnitude a bit pattern from :func:`_mag_bits` stands for, as float (array)."""
+    return np.asarray(bits, dtype=_UINT[dtype.itemsize]).view(dtype).astype(np.float64)
+
+
 def _select(a, keep):
     """Mask of the `keep` largest non-zero entries of the 1-D magnitudes `a`, tie rule applied.
 
     O(n): one partition finds the keep-th largest magnitude t; everything
     above t is kept and the entries equal to t are taken lowest index first.
-    Returns (mask, threshold) with threshold the smallest kept magnitude
-    (inf when nothing is kept). Prior validation assumed (0 <= keep <= a.size).
+    Returns (mask, t) with t the smallest kept magnitude (an element of `a`),
+    or None when nothing is kept. Prior validation assumed (0 <= keep <= a.size).
     """
     n = a.size
     if keep == 0 or n == 0:
-        return np.zeros(n, dtype=bool), math.inf
+        return np.zeros(n, dtype=bool), None
     kth = n - keep
     t = np.partition(a, kth)[kth]
     if t == 0:   # fewer non-zeros than keep: keep them all
         mask = a != 0
-        return mask, (float(a[mask].min()) if mask.any() else math.inf)
+        return mask, (a[mask].min() if mask.any() else None)
     mask = a > t
     need = keep - int(np.count_nonzero(mask))
     if need:
         mask[np.flatnonzero(a == t)[:need]] = True
-    return mask, float(t)
+    return mask, t
 
 
 def _select_rows(a, keep):
-    """Row-wise :func:`_select` of a 2-D array of magnitudes, the same `keep` for every row."""
+    """Row-wise :func:`_select` of a 2-D array of magnitudes, the same `keep` for every row.
+
+    Returns (mask, t, any_kept): t per row (meaningless where not any_kept).
+    """
     s, m = a.shape
     if keep == 0 or m == 0:
-        return np.zeros(a.shape, dtype=bool), np.full(s, np.inf)
+        return np.zeros(a.shape, dtype=bool), np.zeros(s, dtype=a.dtype), np.zeros(s, dtype=bool)
     kth = m - keep
-    t = np.partition(a, kth, axis=1)[:, kth:kth + 1]
-    mask = a > t
-    need = keep - np.count_nonzero(mask, axis=1, keepdims=True)
-    eq = (a == t) & (t > 0)
-    mask |= eq & (np.cumsum(eq, axis=1) <= need)
-    thr = np.where(mask, a, np.inf).min(axis=1).astype(np.float64)
-    return mask, thr
+    t = np.partition(a, kth, axis=1)[:, kth]
+    mask = a > t[:, None]
+    need = keep - np.count_nonzero(mask, axis=1)
+    eq = a == t[:, None]
+    eq[t == 0] = False                    # rows with fewer non-zeros than keep: no zero is kept
+    n_eq = np.count_nonzero(eq, axis=1)
+    simple = n_eq <= need                 # every entry at the threshold fits
+    mask[simple] |= eq[simple]
+    tied = np.flatnonzero(~simple)        # the tie rule: lowest indices first, only where needed
+    if tied.size:
+        e = eq[tied]
+        mask[tied] |= e & (np.cumsum(e, axis=1) <= need[tied, None])
+    low = np.flatnonzero(t == 0)          # the smallest kept magnitude of those rows
+    if low.size:
+        t[low] = np.where(mask[low], a[low], np.iinfo(a.dtype).max).min(axis=1)
+    return mask, t, mask.any(axis=1)
 
 
-def _magnitudes(x):
-    """|x| flattened in C order, in x's dtype (exact for floats)."""
-    return np.abs(x).ravel()
-
-
-def _prune_flat(x, sparsity, keep):
+def _prune_flat(x, a, sparsity, keep):
     keep = _n_to_keep(x.size, sparsity, keep)
-    mask, thr = _select(_magnitudes(x), keep)
+    mask, t = _select(a.ravel(), keep)
+    thr = math.inf if t is None else float(_bits_to_float(t, x.dtype))
     return mask.reshape(x.shape), thr
 
 
-def _prune_axis(x, ax, sparsity, keep):
-    xm = np.moveaxis(x, ax, 0)
-    s = xm.shape[0]
-    m = xm[0].size if s else 0
+def _prune_axis(x, a, ax, sparsity, keep):
+    am = np.moveaxis(a, ax, 0)
+    s = am.shape[0]
+    m = am[0].size if s else 0
     keep = _n_to_keep(m, sparsity, keep, what=f"a slice along axis {ax}")
-    a = np.abs(xm).reshape(s, m)
-    mask, thr = _select_rows(a, keep)
-    return np.moveaxis(mask.reshape(xm.shape), 0, ax), thr
+    mask, t, kept = _select_rows(am.reshape(s, m), keep)
+    thr = np.where(kept, _bits_to_float(t, x.dtype), np.inf)
+    return np.moveaxis(mask.reshape(am.shape), 0, ax), thr
 
 
 def _prune_block(x, block, sparsity, keep):
@@ -240,31 +267,48 @@ def _prune_block(x, block, sparsity, keep):
         k_blocks = keep // size
     else:
         k_blocks = n_blocks - _n_pruned(n_blocks, sparsity)
-    bmask, thr = _select(norms.ravel(), k_blocks)
+    bmask, t = _select(norms.ravel(), k_blocks)
     bmask = bmask.reshape(norms.shape)
     full = np.broadcast_to(bmask[..., :, None, :, None], grid.shape).reshape(x.shape)
-    return full & (x != 0), thr
+    return full & (x != 0), (math.inf if t is None else float(t))
 
 
-def _prune_n_m(x, n_m):
+def _group_ranks(g, axis):
+    """Rank of every entry in its group along `axis`: magnitude desc, position asc; 0 is first."""
+    m = g.shape[axis]
+    if m > 8:   # a stable sort beats m^2 comparisons
+        order = np.argsort(np.iinfo(g.dtype).max - g, axis=axis, kind="stable")
+        rank = np.empty_like(order)
+        shape = [1] * g.ndim
+        shape[axis] = m
+        np.put_along_axis(rank, order, np.arange(m).reshape(shape), axis=axis)
+        return rank
+    pre = (slice(None),) * axis
+    rank = np.zeros(g.shape, dtype=np.uint8)
+    for j in range(m):   # rank_i = #{j: g_j > g_i} + #{j < i: g_j == g_i}
+        gj = g[pre + (slice(j, j + 1),)]
+        rank += gj > g
+        later = pre + (slice(j + 1, None),)
+        rank[later] += gj == g[later]
+    return rank
+
+
+def _prune_n_m(x, a, n_m):
     n, m, ax = n_m
-    xm = np.moveaxis(x, ax, -1)
-    groups = np.abs(xm).reshape(*xm.shape[:-1], xm.shape[-1] // m, m)
-    order = np.argsort(-groups, axis=-1, kind="stable")   # magnitude desc, position asc
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(m), axis=-1)
-    mask = (rank < n) & (groups != 0)
-    mask = np.moveaxis(mask.reshape(xm.shape), -1, ax)
-    kept = np.abs(x)[mask]
-    return mask, (float(kept.min()) if kept.size else math.inf)
+    # groups of m consecutive entries along ax: a C-order reshape, no transpose
+    groups = a.reshape(a.shape[:ax] + (a.shape[ax] // m, m) + a.shape[ax + 1:])
+    mask = (_group_ranks(groups, ax + 1) < n) & (groups != 0)
+    kept = groups[mask]
+    thr = float(_bits_to_float(kept.min(), x.dtype)) if kept.size else math.inf
+    return mask.reshape(x.shape), thr
 
 
 def _masked(x, mask):
-    """x where mask, exactly +0.0 elsewhere; a new array of x's dtype (x finite)."""
-    values = np.empty_like(x)
-    np.multiply(x, mask, out=values)     # 3x faster than np.where
-    np.add(values, 0, out=values)        # -w * False is -0.0; -0.0 + 0.0 is +0.0
-    return values
+    """x where mask, exactly +0.0 elsewhere; a new array of x's dtype, kept entries bit for bit."""
+    u = _UINT[x.dtype.itemsize]
+    out = np.empty(x.shape, dtype=u)
+    np.multiply(x.view(u), mask, out=out)   # on the bit patterns: fast, and no -0.0
+    return out.view(x.dtype)
 
 
 def _result(x, mask, thr, n_before):
@@ -362,19 +406,20 @@ def prune(weights, *, sparsity=None, keep=None, axis=None, block=None, n_m=None)
     given = [name for name, v in (("axis", axis), ("block", block), ("n_m", n_m)) if v is not None]
     if len(given) > 1:
         raise ValueError(f"give at most one of axis, block and n_m; got {' and '.join(given)}")
-    n_before = int(np.count_nonzero(x))
+    a = _mag_bits(x)
+    n_before = int(np.count_nonzero(a))
     if n_m is not None:
         if sparsity is not None or keep is not None:
             raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity or keep")
-        mask, thr = _prune_n_m(x, _check_n_m(n_m, x.shape))
+        mask, thr = _prune_n_m(x, a, _check_n_m(n_m, x.shape))
         return _result(x, mask, thr, n_before)
     sparsity, keep = _check_target(sparsity, keep)
     if block is not None:
         mask, thr = _prune_block(x, _check_block(block, x.shape), sparsity, keep)
     elif axis is not None:
-        mask, thr = _prune_axis(x, check_axis(axis, x.ndim), sparsity, keep)
+        mask, thr = _prune_axis(x, a, check_axis(axis, x.ndim), sparsity, keep)
     else:
-        mask, thr = _prune_flat(x, sparsity, keep)
+        mask, thr = _prune_flat(x, a, sparsity, keep)
     return _result(x, mask, thr, n_before)
 
 
@@ -428,17 +473,19 @@ def prune_global(tensors, *, sparsity=None, keep=None):
     total = sum(x.size for x in xs.values())
     keep = _n_to_keep(total, sparsity, keep, what="all tensors together")
     dtype = np.result_type(*(x.dtype for x in xs.values()))
-    a = np.empty(total, dtype=dtype)
-    pos = 0
-    for x in xs.values():
-        np.abs(x.ravel(), out=a[pos:pos + x.size])
+    a = np.empty(total, dtype=_UINT[dtype.itemsize])
+    pos, n_before = 0, []
+    for x in xs.values():   # magnitudes as bits of the widest dtype (exact, order-preserving)
+        a[pos:pos + x.size] = _mag_bits(x.astype(dtype, copy=False)).ravel()
+        n_before.append(int(np.count_nonzero(a[pos:pos + x.size])))
         pos += x.size
-    mask, thr = _select(a, keep)
+    mask, t = _select(a, keep)
+    thr = math.inf if t is None else float(_bits_to_float(t, dtype))
     out, pos = {}, 0
-    for name, x in xs.items():
+    for (name, x), nb in zip(xs.items(), n_before):
         m = mask[pos:pos + x.size].reshape(x.shape)
         pos += x.size
-        out[name] = _result(x, m, thr, int(np.count_nonzero(x)))
+        out[name] = _result(x, m, thr, nb)
     return out
 
 
@@ -486,7 +533,7 @@ def _check_mask(mask, shape):
     nonbinary = (m != 0) & (m != 1)
     if nonbinary.any():
         i = tuple(int(v) for v in np.argwhere(nonbinary)[0])
-        raise ValueError(f"mask must hold only 0 and 1 (or booleans); found {m[i]!r} at index {i}")
+        raise ValueError(f"mask must hold only 0 and 1 (or booleans); found {m[i].item()!r} at index {i}")
     return m != 0
 
 
