@@ -168,6 +168,21 @@ def test_dtype_preserved_input_untouched_and_not_aliased(dtype):
     np.testing.assert_array_equal(res.values, w)
 
 
+@pytest.mark.parametrize("layout", ["strided", "fortran", "transposed", "reversed"])
+def test_memory_layout_does_not_change_the_result(layout):
+    rng = np.random.default_rng(0)
+    w = rng.integers(-3, 4, size=(8, 6)).astype(np.float16)    # many ties
+    v = {"strided": w[::2, ::3], "fortran": np.asfortranarray(w), "transposed": w.T,
+         "reversed": w[::-1]}[layout]
+    c = np.ascontiguousarray(v)
+    for kwargs in ({"keep": 5}, {"sparsity": 0.3}, {"keep": 2, "axis": 1}, {"n_m": (1, 2)},
+                   {"keep": 4, "block": (2, 2)}):
+        got, want = prune(v, **kwargs), prune(c, **kwargs)
+        np.testing.assert_array_equal(got.mask, want.mask)
+        np.testing.assert_array_equal(got.values, want.values)
+    np.testing.assert_array_equal(prune(v, keep=5).mask, ref_keep_set(v, 5))
+
+
 def test_pruned_entries_are_positive_zero():
     w = np.array([-0.0, -1.0, -2.0, 3.0])
     res = prune(w, keep=2)
