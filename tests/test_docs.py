@@ -13,8 +13,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles"]
-PAGES = ["docs/clustering.md", "docs/testing.md"]
+MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles",
+           "weightshare.prune"]
+PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,8 +7,6 @@ so they can be swapped for ``weightshare.testing`` (``wst.weights``,
 ``wst.keep_set``, ``wst.assert_pruned``) in one place.
 """
 
-import doctest
-import importlib
 import math
 import re
 
@@ -305,12 +303,6 @@ def test_apply_mask_toys():
     np.testing.assert_array_equal(apply_mask(w, np.array([1.0, 0.0, 1.0], dtype=np.float32)), out)
     np.testing.assert_array_equal(apply_mask(w, [1, 0, 1]), out)
     assert not np.signbit(apply_mask(np.array([-1.0]), [False])).any()
-
-
-def test_docstring_examples_run():
-    mod = importlib.import_module("weightshare.prune")   # weightshare.prune is the function
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_public_names():
