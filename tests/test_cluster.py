@@ -455,3 +455,16 @@ def test_repeated_values_compacted_or_not_give_the_same_result(method, monkeypat
     compact = cluster(w, 12, method=method)
     np.testing.assert_array_equal(loose.values, compact.values)
     wst.assert_clustered(w, loose.values, 12)
+
+
+@pytest.mark.parametrize("dtype", wst.DTYPES)
+@pytest.mark.parametrize("k", [3, 16, 300])
+def test_lookup_table_assignment_matches_binary_search(dtype, k):
+    from weightshare.cluster import _nearest
+    rng = np.random.default_rng(k)
+    c = np.unique(rng.laplace(0, 0.05, k).astype(dtype)).astype(np.float64)
+    mids = 0.5 * (c[:-1] + c[1:])
+    x = np.concatenate([rng.laplace(0, 0.05, 200_000), mids, c, [-1e4, 1e4, c[0] - 1, c[-1] + 1],
+                        np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)]).astype(dtype)
+    expected = np.searchsorted(mids, x.astype(np.float64), side="left")
+    np.testing.assert_array_equal(_nearest(x, c), expected)
