@@ -14,3 +14,6 @@ from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_glob
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids"]
 __all__ += ["PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
             "sparsity_schedule"]
+from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units  # h5py loads on first call
+
+__all__ += ["REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]

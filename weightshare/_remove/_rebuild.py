@@ -1,0 +1,250 @@
+"""The rebuild writer: a fresh HDF5 (or ``.keras`` zip) with some datasets re-shaped.
+
+Shape changes cannot be done in place (HDF5 does not reclaim the space of a
+deleted dataset), so the output is written from scratch:
+
+- every group and attribute is re-created with its exact HDF5 type (the
+  low-level ``h5a`` API: the attribute's own type and dataspace), because
+  h5py's high-level copy turns vlen-ASCII strings into vlen UTF-8;
+- untouched datasets and whole untouched subtrees are copied with
+  ``H5Ocopy`` (``Group.copy``), which keeps dtype, layout, filters and
+  attributes;
+- changed datasets are re-created with the source's own HDF5 type and
+  creation property list (chunks clipped to the new shape, filters, fill
+  value), then their attributes are copied;
+- a ``.keras`` zip is re-written member by member, in the same order, with a
+  copy of each ``ZipInfo`` (name, date, compression, permissions, system).
+
+:func:`atomic_output` gives a temporary path in the destination folder that
+replaces the destination with ``os.replace`` only on success and is removed
+on any failure.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import zipfile
+
+import h5py
+import numpy as np
+
+from ..errors import FileFormatError
+
+__all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_path", "copy_attrs"]
+
+_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------- temp files
+def temp_path(folder, stem, suffix):
+    """A new empty temporary file in `folder` (the caller removes it)."""
+    fd, path = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=suffix)
+    os.close(fd)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(dst, mode_from=None):
+    """Yield a temporary path next to `dst`; on success it replaces `dst`.
+
+    The temporary file gets the permissions `mode_from` has (when given and
+    existing) or the usual ``0o666 & ~umask``. On any exception it is
+    removed and `dst` is left as it was.
+    """
+    folder = os.path.dirname(os.path.abspath(dst))
+    tmp = temp_path(folder, os.path.basename(dst), ".tmp")
+    try:
+        yield tmp
+        if mode_from is not None and os.path.exists(mode_from):
+            mode = os.stat(mode_from).st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------- attributes
+def copy_attrs(src, dst, overrides=None):
+    """Copy every attribute of `src` onto `dst` with its exact HDF5 type and dataspace.
+
+    `overrides` maps attribute names to a new ``str`` value, written with the
+    original string type (vlen ASCII stays vlen ASCII; a fixed-length type is
+    widened to fit).
+    """
+    overrides = overrides or {}
+    for name in src.attrs:
+        bname = name.encode("utf-8")
+        aid = h5py.h5a.open(src.id, bname)
+        tid, sid = aid.get_type(), aid.get_space()
+        if name in overrides:
+            _write_str_attr(dst, bname, tid, sid, overrides[name], src)
+            continue
+        new = h5py.h5a.create(dst.id, bname, tid, sid)
+        if sid.get_simple_extent_type() == h5py.h5s.NULL:
+            continue
+        buf = np.empty(aid.shape, dtype=aid.dtype)
+        aid.read(buf)
+        new.write(buf)
+
+
+def _write_str_attr(dst, bname, tid, sid, value, src):
+    if not isinstance(tid, h5py.h5t.TypeStringID) or sid.get_simple_extent_type() != h5py.h5s.SCALAR:
+        raise FileFormatError(src.file.filename, "cannot rewrite a non-string attribute",
+                              f"{src.name}@{bname.decode()}")
+    data = value.encode("utf-8")
+    if tid.is_variable_str():
+        new = h5py.h5a.create(dst.id, bname, tid, sid)
+        new.write(np.array(data, dtype=h5py.string_dtype(
+            "utf-8" if tid.get_cset() == h5py.h5t.CSET_UTF8 else "ascii")))
+        return
+    ftype = tid.copy()
+    ftype.set_size(max(1, len(data)))
+    new = h5py.h5a.create(dst.id, bname, ftype, sid)
+    new.write(np.array(data, dtype=f"S{max(1, len(data))}"))
+
+
+# --------------------------------------------------------------------------- datasets
+def _recreate(src_ds, dst_group, name, data, scratch):
+    """Re-create `src_ds` as `dst_group[name]` holding `data` (same HDF5 type and properties).
+
+    The dataset is built in the in-memory `scratch` file and then copied with
+    ``H5Ocopy``, which writes a compact object header (a dataset created in
+    place keeps a header with room to spare, so the file would grow).
+    """
+    sid = src_ds.id
+    tid = sid.get_type()
+    dcpl = sid.get_create_plist()
+    dcpl.set_obj_track_times(_tracks_times(src_ds))
+    shape = tuple(int(d) for d in data.shape)
+    if dcpl.get_layout() == h5py.h5d.CHUNKED:
+        chunks = dcpl.get_chunk()
+        dcpl.set_chunk(tuple(max(1, min(int(c), max(d, 1))) for c, d in zip(chunks, shape)))
+    elif dcpl.get_layout() not in (h5py.h5d.CONTIGUOUS, h5py.h5d.COMPACT):
+        raise FileFormatError(src_ds.file.filename, "has a storage layout removal cannot re-create",
+                              src_ds.name)
+    if shape == ():
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+    else:
+        old_max = sid.get_space().get_simple_extent_dims(True)
+        maxshape = tuple(h5py.h5s.UNLIMITED if m == h5py.h5s.UNLIMITED else d
+                         for m, d in zip(old_max, shape))
+        space = h5py.h5s.create_simple(shape, maxshape)
+    new = h5py.h5d.create(scratch.id, b"x", tid, space, dcpl=dcpl)
+    arr = np.ascontiguousarray(data)
+    if arr.size:
+        new.write(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
+    built = h5py.Dataset(new)
+    copy_attrs(src_ds, built)
+    scratch.copy(built, dst_group, name=name)
+    del scratch["x"]
+
+
+def _tracks_times(ds):
+    info = h5py.h5o.get_info(ds.id)
+    return bool(info.mtime or info.atime or info.ctime or info.btime)
+
+
+def _needs_walk(path, paths):
+    prefix = path.rstrip("/") + "/"
+    return any(p.startswith(prefix) for p in paths)
+
+
+def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None):
+    """Write a fresh HDF5 file `dst_path` from the open h5py file `src`.
+
+    Parameters
+    ----------
+    src : h5py.File
+    dst_path : str
+    data : dict of str to ndarray
+        Absolute dataset path -> new content (same dtype as the source).
+    drop : iterable of str
+        Absolute paths of groups or datasets to leave out.
+    attrs : dict of str to dict of str to str
+        Absolute object path -> {attribute name: new string value}.
+    """
+    data = dict(data or {})
+    drop = set(drop)
+    attrs = dict(attrs or {})
+    touched = set(data) | drop | {p for p in attrs if p != "/"}
+    seen = set()
+    scratch_name = f"weightshare-scratch-{id(seen)}"
+    with h5py.File(dst_path, "w") as dst, \
+            h5py.File(scratch_name, "w", driver="core", backing_store=False) as scratch:
+        _walk(src["/"], dst["/"], "/", (data, drop, attrs, touched, seen, scratch))
+    left = set(data) - seen
+    if left:  # pragma: no cover - a programming error, never user input
+        raise RuntimeError(f"datasets not found: {sorted(left)}")
+
+
+def _walk(sg, dg, path, job):
+    data, drop, attrs, touched, seen, scratch = job
+    copy_attrs(sg, dg, attrs.get(path))
+    for name in sg:
+        child = f"{path.rstrip('/')}/{name}"
+        if child in drop:
+            continue
+        link = sg.get(name, getlink=True)
+        if isinstance(link, h5py.SoftLink):
+            dg[name] = h5py.SoftLink(link.path)
+            continue
+        if isinstance(link, h5py.ExternalLink):
+            raise FileFormatError(sg.file.filename, "holds an external link, which removal does "
+                                  "not copy", child)
+        obj = sg[name]
+        if isinstance(obj, h5py.Group):
+            if child in attrs or _needs_walk(child, touched):
+                _walk(obj, dg.create_group(name), child, job)
+            else:
+                sg.copy(obj, dg, name=name)
+        elif isinstance(obj, h5py.Dataset) and child in data:
+            _recreate(obj, dg, name, data[child], scratch)
+            seen.add(child)
+        else:
+            sg.copy(obj, dg, name=name)
+
+
+# --------------------------------------------------------------------------- zip
+def _clone_info(info):
+    new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    for key in ("compress_type", "comment", "extra", "create_system", "create_version",
+                "extract_version", "external_attr", "internal_attr"):
+        setattr(new, key, getattr(info, key))
+    if hasattr(info, "_compresslevel"):
+        new._compresslevel = info._compresslevel
+    return new
+
+
+def write_zip(src_zip, dst_path, replace):
+    """Re-write the zip `src_zip` (an open ZipFile) to `dst_path`.
+
+    `replace` maps member names to new content: ``bytes`` or the path of a
+    file to stream. Members keep their order and ZipInfo settings.
+    """
+    with zipfile.ZipFile(dst_path, "w") as out:
+        out.comment = src_zip.comment
+        for info in src_zip.infolist():
+            new = _clone_info(info)
+            content = replace.get(info.filename)
+            if isinstance(content, bytes):
+                size = len(content)
+            elif content is not None:
+                size = os.path.getsize(content)
+            else:
+                size = info.file_size
+            with out.open(new, "w", force_zip64=size > zipfile.ZIP64_LIMIT) as w:
+                if isinstance(content, bytes):
+                    w.write(content)
+                elif content is not None:
+                    with open(content, "rb") as f:
+                        shutil.copyfileobj(f, w, _CHUNK)
+                else:
+                    with src_zip.open(info) as r:
+                        shutil.copyfileobj(r, w, _CHUNK)

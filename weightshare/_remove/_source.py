@@ -1,0 +1,395 @@
+"""Read a Keras model file for structured removal: format, config, variables per layer.
+
+Two formats carry the architecture and so can be edited structurally:
+
+- ``keras_zip``: a ``.keras`` zip (``config.json`` + ``model.weights.h5`` in the
+  weights-store layout: ``layers/<snake_case(class)>[_N]/vars/<i>``);
+- ``legacy_full``: a legacy HDF5 full model (root ``model_config``,
+  ``model_weights/<layer>/<weight_name>`` listed by ``layer_names`` and
+  ``weight_names``).
+
+Weights-only files (``.weights.h5``, Keras 2 ``save_weights('x.h5')``, sharded
+``.weights.json``) are refused: they hold no architecture.
+
+The h5 member of a ``.keras`` zip is read in place when it is stored
+uncompressed (a window on the zip file), otherwise from memory. The source is
+only ever opened for reading. Every problem becomes one
+:class:`~weightshare.errors.FileFormatError`.
+"""
+
+import io
+import json
+import os
+import re
+import struct
+import zipfile
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+
+from ..errors import FileFormatError
+from ._graph import is_model, layer_list, layer_name
+
+__all__ = ["VarRef", "KerasFile", "open_model", "decode_str", "str_list_attr", "snake_case",
+           "WEIGHTS_MEMBER", "CONFIG_MEMBER"]
+
+WEIGHTS_MEMBER = "model.weights.h5"
+CONFIG_MEMBER = "config.json"
+_WEIGHTS_ONLY = ("holds weights only (no model config); removal needs the architecture: give "
+                 "the full model file (.keras, or a legacy .h5 written by model.save)")
+
+
+class VarRef(NamedTuple):
+    """One stored variable: its HDF5 path in the weights file, shape and dtype."""
+
+    path: str
+    shape: tuple
+    dtype: np.dtype
+
+
+# --------------------------------------------------------------------------- small helpers
+def snake_case(name):
+    """Keras' ``to_snake_case`` (store group names): ``Conv2D`` -> ``conv2d``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def decode_str(value):
+    """A string attribute value (bytes, numpy bytes, str, 0-d array) as str."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"not a string: {type(value).__name__}")
+
+
+def str_list_attr(obj, name):
+    """A list-of-strings attribute (also split ``name0, name1, ...``); [] if empty; None if absent."""
+    attrs = obj.attrs
+    if name in attrs:
+        chunks = [attrs[name]]
+    elif f"{name}0" in attrs:
+        chunks, i = [], 0
+        while f"{name}{i}" in attrs:
+            chunks.append(attrs[f"{name}{i}"])
+            i += 1
+    else:
+        return None
+    out = []
+    for chunk in chunks:
+        arr = np.asarray(chunk)
+        if arr.dtype.kind in "fiu" and arr.size == 0:
+            continue
+        out.extend(decode_str(v) for v in arr.reshape(-1))
+    return out
+
+
+class _Window(io.RawIOBase):
+    """Read-only file object over ``[offset, offset + size)`` of an open file."""
+
+    def __init__(self, f, offset, size):
+        super().__init__()
+        self._f, self._off, self._size, self._pos = f, offset, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, pos, whence=0):
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buf):
+        n = max(0, min(len(buf), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._f.seek(self._off + self._pos)
+        data = self._f.read(n)
+        buf[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _member_data_offset(f, info):
+    f.seek(info.header_offset)
+    header = f.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise ValueError(f"bad local header for {info.filename}")
+    n_name, n_extra = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + n_name + n_extra
+
+
+# --------------------------------------------------------------------------- the file
+class KerasFile:
+    """An open Keras model file (read-only). Use as a context manager.
+
+    Attributes
+    ----------
+    path : str
+    fmt : {"keras_zip", "legacy_full"}
+    config : dict
+        The top-level model dict (``config.json`` or ``model_config``).
+    h5 : h5py.File
+        The weights (the zip member, or the legacy file itself).
+    variables : dict of str to tuple of VarRef
+        Stored variables of each top-level layer, in stored order (a nested
+        model's variables flattened in its layer order).
+    optimizer : tuple of tuple of VarRef
+        Optimizer slot lists (``optimizer/vars``, ``optimizer/inner_optimizer/vars``;
+        legacy ``optimizer_weights`` in ``weight_names`` order).
+    optimizer_root : str or None
+        The HDF5 group holding all optimizer state.
+    zip_infos : list of zipfile.ZipInfo or None
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._zip = self._raw = self.h5 = None
+        self.zip_infos = None
+        self.fmt = None
+        self.config = None
+        self.variables = {}
+        self.optimizer = ()
+        self.optimizer_root = None
+
+    # context manager
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for obj in (self.h5, self._zip, self._raw):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing must not mask the real error
+                    pass
+        self.h5 = self._zip = self._raw = None
+
+    def fail(self, message, dataset=None):
+        raise FileFormatError(self.path, message, dataset)
+
+    # opening
+    def _open(self):
+        path = self.path
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "no such file", path)
+        if os.path.isdir(path):
+            self.fail("is a folder, not a Keras model file")
+        if path.endswith(".weights.json"):
+            self.fail("is a sharded weights index; " + _WEIGHTS_ONLY)
+        if zipfile.is_zipfile(path):
+            self._open_zip()
+        elif h5py.is_hdf5(path):
+            self._open_legacy()
+        else:
+            self.fail("is not a Keras model file (neither a .keras zip nor an HDF5 file)")
+
+    def _open_zip(self):
+        self._raw = open(self.path, "rb")
+        self._zip = zipfile.ZipFile(self._raw)
+        self.zip_infos = self._zip.infolist()
+        names = {i.filename for i in self.zip_infos}
+        if CONFIG_MEMBER not in names:
+            self.fail("is a zip without config.json, not a .keras model")
+        if WEIGHTS_MEMBER not in names:
+            if "model.weights.npz" in names:
+                self.fail("stores its weights as model.weights.npz, which removal does not support")
+            self.fail("is a .keras zip without model.weights.h5")
+        self.fmt = "keras_zip"
+        try:
+            self.config = json.loads(self._zip.read(CONFIG_MEMBER).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
+        info = self._zip.getinfo(WEIGHTS_MEMBER)
+        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+            start = _member_data_offset(self._raw, info)
+            fileobj = _Window(self._raw, start, info.file_size)
+        else:
+            fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
+        self.h5 = h5py.File(fileobj, "r")
+        self._map_store()
+        self._map_store_optimizer()
+
+    def _open_legacy(self):
+        self.h5 = h5py.File(self.path, "r")
+        h5 = self.h5
+        if "model_weights" in h5 and str_list_attr(h5["model_weights"], "layer_names") is not None:
+            if "model_config" not in h5.attrs:
+                self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
+            self.fmt = "legacy_full"
+            try:
+                self.config = json.loads(decode_str(h5.attrs["model_config"]))
+            except (ValueError, TypeError) as exc:
+                self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
+            self._map_legacy()
+            self._map_legacy_optimizer()
+            return
+        if str_list_attr(h5, "layer_names") is not None or "layers" in h5 or "vars" in h5:
+            self.fail(_WEIGHTS_ONLY)
+        self.fail("is an HDF5 file but not a Keras model (no model_weights, layers or layer_names)")
+
+    # mapping: weights store
+    def _map_store(self):
+        entries = layer_list(self.config)
+        sequential = self.config.get("class_name") == "Sequential"
+        if "layers" not in self.h5:
+            if any(e.get("class_name") != "InputLayer" for e in entries):
+                self.fail("the weights store has no 'layers' group", WEIGHTS_MEMBER)
+            return
+        for name, refs in self._store_container(self.h5["layers"], entries, sequential, "/layers"):
+            self.variables[name] = refs
+
+    def _store_container(self, group, entries, sequential, where):
+        used = {}
+        for entry in entries:
+            if sequential and entry.get("class_name") == "InputLayer":
+                continue
+            base = snake_case(str(entry.get("class_name")))
+            if base in used:
+                used[base] += 1
+                gname = f"{base}_{used[base]}"
+            else:
+                used[base] = 0
+                gname = base
+            name = layer_name(entry)
+            sub = group.get(gname)
+            refs = []
+            if sub is not None:
+                self._check_store_name(sub, name, f"{where}/{gname}")
+                refs = self._store_object(sub, entry, f"{where}/{gname}")
+            yield name, tuple(refs)
+
+    def _check_store_name(self, group, name, where):
+        vars_ = group.get("vars")
+        if isinstance(vars_, h5py.Group) and "name" in vars_.attrs:
+            try:
+                stored = decode_str(vars_.attrs["name"])
+            except TypeError:
+                return
+            if stored != name:
+                self.fail(f"store group {where} belongs to layer {stored!r}, but the config puts "
+                          f"layer {name!r} there", f"{where}/vars")
+
+    def _store_object(self, group, entry, where):
+        refs = self._vars(group, where)
+        if entry is not None and is_model(entry) and isinstance(group.get("layers"), h5py.Group):
+            nested = entry.get("class_name") == "Sequential"
+            for _, sub in self._store_container(group["layers"], layer_list(entry), nested,
+                                                f"{where}/layers"):
+                refs.extend(sub)
+            return refs
+        others = sorted((k for k in group if k not in ("vars", "layers")),
+                        key=lambda k: (k.startswith("_"), k))
+        for key in others:
+            if isinstance(group[key], h5py.Group):
+                refs.extend(self._store_object(group[key], None, f"{where}/{key}"))
+        return refs
+
+    def _vars(self, group, where):
+        vars_ = group.get("vars")
+        if not isinstance(vars_, h5py.Group):
+            return []
+        keys = list(vars_)
+        if not all(k.isdigit() for k in keys):
+            self.fail(f"unexpected entries {sorted(keys)} in a vars group", f"{where}/vars")
+        refs = []
+        for k in sorted(keys, key=int):
+            ds = vars_[k]
+            if not isinstance(ds, h5py.Dataset):
+                self.fail("is not a dataset", f"{where}/vars/{k}")
+            refs.append(VarRef(f"{where}/vars/{k}", tuple(ds.shape), ds.dtype))
+        return refs
+
+    def _map_store_optimizer(self):
+        opt = self.h5.get("optimizer")
+        if not isinstance(opt, h5py.Group):
+            return
+        self.optimizer_root = "/optimizer"
+        lists = []
+
+        def walk(group, where):
+            refs = self._vars(group, where)
+            if refs:
+                lists.append(tuple(refs))
+            for key in sorted(k for k in group if k != "vars"):
+                if isinstance(group[key], h5py.Group):
+                    walk(group[key], f"{where}/{key}")
+
+        walk(opt, "/optimizer")
+        self.optimizer = tuple(lists)
+
+    # mapping: legacy
+    def _map_legacy(self):
+        mw = self.h5["model_weights"]
+        names = str_list_attr(mw, "layer_names")
+        config_names = [layer_name(e) for e in layer_list(self.config)]
+        for name in names:
+            if name not in mw:
+                self.fail(f"layer_names lists {name!r} but there is no such group", "/model_weights")
+            group = mw[name]
+            wnames = str_list_attr(group, "weight_names") or []
+            refs = []
+            for wn in wnames:
+                ds = group.get(wn)
+                if not isinstance(ds, h5py.Dataset):
+                    self.fail(f"weight_names lists {wn!r} but there is no such dataset",
+                              f"/model_weights/{name}")
+                refs.append(VarRef(f"/model_weights/{name}/{wn}", tuple(ds.shape), ds.dtype))
+            self.variables[name] = tuple(refs)
+        for name in config_names:
+            self.variables.setdefault(name, ())
+
+    def _map_legacy_optimizer(self):
+        opt = self.h5.get("optimizer_weights")
+        if not isinstance(opt, h5py.Group):
+            return
+        self.optimizer_root = "/optimizer_weights"
+        wnames = str_list_attr(opt, "weight_names") or []
+        refs = []
+        for wn in wnames:
+            ds = opt.get(wn)
+            if not isinstance(ds, h5py.Dataset):
+                self.fail(f"weight_names lists {wn!r} but there is no such dataset",
+                          "/optimizer_weights")
+            refs.append(VarRef(f"/optimizer_weights/{wn}", tuple(ds.shape), ds.dtype))
+        self.optimizer = (tuple(refs),) if refs else ()
+
+    # reading
+    def read(self, ref):
+        """The stored array of a :class:`VarRef` (raw dtype; bfloat16 stays ``|V2``)."""
+        try:
+            return self.h5[ref.path][()]
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            self.fail(f"cannot read ({exc})", ref.path)
+
+
+def open_model(path):
+    """Open `path` as a :class:`KerasFile`; FileFormatError for anything not editable."""
+    kf = KerasFile(path)
+    try:
+        kf._open()
+    except FileFormatError:
+        kf.close()
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
+        kf.close()
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FileFormatError(kf.path, f"cannot read the file ({type(exc).__name__}: {exc})") from None
+    except BaseException:
+        kf.close()
+        raise
+    return kf

@@ -1,0 +1,456 @@
+"""Structured removal: take units or filters out of a Keras model file, and propagate.
+
+:func:`remove_units` removes output units of a ``Dense`` layer (or filters of a
+``Conv1D/2D/3D`` layer) from a ``.keras`` or legacy ``.h5`` model file, slices
+every layer the change reaches (BatchNormalization, DepthwiseConv, Flatten, ...)
+down to the consumers, which lose the matching input rows or channels, edits
+the config, slices the optimizer state, and writes a smaller file that loads
+in the Keras that wrote the input. No Keras, no TensorFlow: the file is read
+and re-written with h5py.
+
+The smaller model computes exactly what the original computes once the
+consumers' weights for the removed units are set to zero. See
+``docs/removal.md`` for the rules per layer class and what is refused.
+"""
+
+import copy
+import json
+import numbers
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
+
+
+class TensorChange(NamedTuple):
+    """One stored tensor whose shape changed.
+
+    Attributes
+    ----------
+    layer : str
+        Owning layer, or ``"optimizer"`` for an optimizer slot.
+    role : str
+        ``kernel``, ``bias``, ``gamma``, ... (for a slot: ``slot of <layer>.<role>``).
+    dataset : str
+        HDF5 path inside the weights file.
+    old_shape, new_shape : tuple of int
+    """
+
+    layer: str
+    role: str
+    dataset: str
+    old_shape: tuple
+    new_shape: tuple
+
+
+class RemoveResult(NamedTuple):
+    """Summary of :func:`remove_units`.
+
+    Attributes
+    ----------
+    src, dst : str
+        Input and output files.
+    layer : str
+        The producer whose units were removed.
+    removed : tuple of int
+        Removed unit (filter) indices, sorted.
+    units_before, units_after : int
+    by : str or None
+        ``"l1"`` or ``"l2"`` when the units were chosen by norm, else None.
+    norms : tuple of float
+        With `by`: the norms of the removed units (in `removed` order).
+    tensors : tuple of TensorChange
+        Every tensor that shrank: model variables, then optimizer slots.
+    config : tuple of str
+        The config edits, one line each (``fc1.units: 16 -> 12``).
+    path : tuple of str
+        The layers the removal crossed, producer first.
+    params_before, params_after : int
+        Model parameters (all layer variables, as ``model.count_params()``).
+    optimizer : str
+        ``"none"`` (no optimizer state in the file), ``"sliced"`` (slots
+        sliced like their variables), ``"kept"`` (state present, no slot
+        needed slicing), or ``"dropped"`` (state removed; see `warnings`).
+    warnings : tuple of str
+    """
+
+    src: str
+    dst: str
+    layer: str
+    removed: tuple
+    units_before: int
+    units_after: int
+    by: object
+    norms: tuple
+    tensors: tuple
+    config: tuple
+    path: tuple
+    params_before: int
+    params_after: int
+    optimizer: str
+    warnings: tuple
+
+    def to_dict(self):
+        """The summary as plain JSON-able Python objects."""
+        out = self._asdict()
+        out["removed"] = list(self.removed)
+        out["norms"] = list(self.norms)
+        out["tensors"] = [dict(t._asdict(), old_shape=list(t.old_shape), new_shape=list(t.new_shape))
+                          for t in self.tensors]
+        for key in ("config", "path", "warnings"):
+            out[key] = list(out[key])
+        return out
+
+
+def _l1(columns):
+    return np.abs(columns).sum(axis=0)
+
+
+def _l2(columns):
+    return np.sqrt(np.square(columns).sum(axis=0))
+
+
+#: norms for ``count=``: computed over the producer kernel's output slice
+#: (``kernel[:, j]`` of a Dense, ``kernel[..., j]`` of a Conv), in float64
+REMOVE_BY = {"l1": _l1, "l2": _l2}
+
+
+# --------------------------------------------------------------------------- validation
+def _check_units(units, n, layer):
+    if isinstance(units, (str, bytes)) or not hasattr(units, "__iter__"):
+        raise TypeError(f"units must be a sequence of unit indices; got {units!r}")
+    out = []
+    for u in units:
+        if isinstance(u, (bool, np.bool_)) or not isinstance(u, numbers.Integral):
+            raise TypeError(f"units must hold integers; got {u!r} of type {type(u).__name__}")
+        out.append(int(u))
+    if not out:
+        raise ValueError("units must not be empty")
+    bad = [u for u in out if not 0 <= u < n]
+    if bad:
+        raise ValueError(f"units {bad} are out of range for layer {layer!r} with {n} units "
+                         f"(valid: 0..{n - 1})")
+    if len(set(out)) != len(out):
+        rep = sorted({u for u in out if out.count(u) > 1})
+        raise ValueError(f"units repeats {rep}; give each unit once")
+    if len(out) == n:
+        raise ValueError(f"units lists all {n} units of layer {layer!r}; at least one must stay")
+    return tuple(sorted(out))
+
+
+def _check_count(count, n, layer):
+    if isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral):
+        raise TypeError(f"count must be an integer >= 1; got {count!r} of type {type(count).__name__}")
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"count must be >= 1; got {count}")
+    if count >= n:
+        raise ValueError(f"count={count} would remove all {n} units of layer {layer!r}; "
+                         f"at most {n - 1}")
+    return count
+
+
+def _check_path(value, name):
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike); got {type(value).__name__}")
+    return os.fspath(value)
+
+
+def _same_file(a, b):
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+_SUFFIXES = {"keras_zip": (".keras",), "legacy_full": (".h5", ".hdf5", ".keras.h5")}
+
+
+def _check_suffix(fmt, dst):
+    low = dst.lower()
+    ok = low.endswith(_SUFFIXES[fmt]) and not low.endswith((".weights.h5", ".weights.hdf5"))
+    if not ok:
+        want = " or ".join(_SUFFIXES[fmt][:2])
+        raise ValueError(f"dst {dst!r} must end in {want} like the input (Keras picks the reader "
+                         f"from the file name)")
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_float(arr):
+    """A stored array as float64 (bfloat16 ``|V2`` converted by its bits)."""
+    if arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
+        bits = arr.view(np.uint16).astype(np.uint32) << 16
+        return bits.view(np.float32).astype(np.float64)
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _choose(kernel, count, by):
+    cols = _as_float(kernel).reshape(-1, kernel.shape[-1])
+    norms = REMOVE_BY[by](cols)
+    order = np.lexsort((np.arange(norms.size), norms))  # smallest first, ties by index
+    chosen = np.sort(order[:count])
+    return tuple(int(i) for i in chosen), tuple(float(norms[i]) for i in chosen)
+
+
+def _trainable(rules, graph, kf):
+    """(layer, index, shape) of the model's trainable variables, in trainable_variables order."""
+    out = []
+    for name, layer in graph.layers.items():
+        refs = kf.variables.get(name, ())
+        if layer.config.get("trainable") is False:
+            continue
+        try:
+            roles = rules.layer_roles(layer.class_name, layer.config, len(refs))
+        except ValueError:
+            roles = None
+        for i, ref in enumerate(refs):
+            role = roles[i] if roles else ref.path.rsplit("/", 1)[-1].split(":")[0]
+            if role not in ("moving_mean", "moving_variance"):
+                out.append((name, i, ref.shape))
+    return out
+
+
+def _plan_optimizer(rules, match_slots, graph, kf, plan, data, changes, warnings):
+    if not kf.optimizer:
+        return "none", ()
+    trainable = _trainable(rules, graph, kf)
+    keys = [(name, i) for name, i, _ in trainable]
+    changed = {j for j, key in enumerate(keys) if key in plan.slices}
+    edits = {}
+    for slots in kf.optimizer:
+        owners = match_slots([s.shape for s in slots], [t[2] for t in trainable], changed)
+        if owners is None:
+            warnings.append(
+                f"optimizer state dropped: cannot tell which of the {len(slots)} optimizer "
+                f"variables in {slots[0].path.rsplit('/', 1)[0]} belong to which model variable; "
+                f"the model loads with a freshly initialized optimizer")
+            return "dropped", (kf.optimizer_root,)
+        for slot, owner in zip(slots, owners):
+            if owner in changed:
+                edits[slot] = keys[owner]
+    if not edits:
+        return "kept", ()
+    for slot, key in edits.items():
+        new = rules.apply_slices(kf.read(slot), plan.slices[key])
+        data[slot.path] = new
+        changes.append(TensorChange("optimizer", f"slot of {key[0]}.{plan.roles[key]}", slot.path,
+                                    tuple(slot.shape), tuple(new.shape)))
+    return "sliced", ()
+
+
+def _refuse(path, msg):
+    from .errors import FileFormatError
+    return FileFormatError(path, f"{msg}; nothing was written")
+
+
+# --------------------------------------------------------------------------- public
+def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_place=False):
+    """Remove units (Dense) or filters (Conv) of one layer from a Keras model file.
+
+    The producer `layer` loses kernel output columns (filters) and bias
+    entries, and its config ``units``/``filters`` shrink. Pass-through layers
+    after it (BatchNormalization, activations, Dropout, pooling, ZeroPadding,
+    DepthwiseConv, Flatten, global pooling) lose the matching channels, and
+    the consumers (Dense, Conv) lose the matching input rows or channels.
+    Every ``build_config`` input shape downstream is updated, optimizer slots
+    are sliced the same way (or dropped, with a warning, when they cannot be
+    identified), and the output file is rebuilt so that it really shrinks.
+
+    The result computes exactly what the original computes with the
+    consumers' weights for the removed units set to zero.
+
+    Parameters
+    ----------
+    src : str or os.PathLike
+        A ``.keras`` file or a legacy full-model ``.h5``; never modified
+        (unless `in_place`).
+    dst : str or os.PathLike, optional
+        Output file, with the same kind of suffix as `src`. Required unless
+        `in_place`.
+    layer : str
+        Name of a top-level Dense or Conv1D/2D/3D layer.
+    units : sequence of int, optional
+        Unit (filter) indices to remove: unique, in range, not all.
+    count : int, optional
+        Remove the `count` units with the smallest norm instead (give exactly
+        one of `units` and `count`).
+    by : {"l1", "l2"}, default "l1"
+        With `count`: the norm of each unit's slice of the producer kernel,
+        ``kernel[:, j]`` (Dense) or ``kernel[..., j]`` (Conv: all kernel
+        positions and input channels of filter j), bias not included. Ties
+        go to the lower index.
+    in_place : bool, default False
+        Replace `src` itself (atomically). `dst` must then be None or `src`.
+
+    Returns
+    -------
+    RemoveResult
+
+    Raises
+    ------
+    FileFormatError
+        For a file that cannot be read or edited, and for a removal that
+        cannot be proven safe (a merge, recurrent layer, nested model, shared
+        layer, unknown layer class or model output on the way; a weights-only
+        file). The message names the layer; nothing is written.
+    ValueError, TypeError
+        For bad arguments (the message names the parameter and the value).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, weightshare
+    >>> src = "tests/fixtures/keras/k3_rm_dense_bn_dense.keras"
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "small.keras"
+    >>> res = weightshare.remove_units(src, out, layer="fc1", units=[1, 5, 9, 13])
+    >>> res.units_before, res.units_after, res.path
+    (16, 12, ('fc1', 'bn1', 'head'))
+    >>> [(t.layer, t.role, t.new_shape) for t in res.tensors][:3]
+    [('fc1', 'kernel', (8, 12)), ('fc1', 'bias', (12,)), ('bn1', 'gamma', (12,))]
+    >>> res.params_before - res.params_after, res.optimizer
+    (68, 'none')
+    >>> weightshare.remove_units(src, out, layer="fc1", count=2, by="l2").removed
+    (7, 9)
+    """
+    src = _check_path(src, "src")
+    if not isinstance(in_place, (bool, np.bool_)):
+        raise TypeError(f"in_place must be True or False; got {in_place!r}")
+    if dst is None:
+        if not in_place:
+            raise TypeError("dst is required (or pass in_place=True to replace src)")
+        dst = src
+    dst = _check_path(dst, "dst")
+    if in_place and not _same_file(src, dst):
+        raise ValueError(f"in_place=True replaces src; dst must be None or {src!r}, got {dst!r}")
+    if not in_place and _same_file(src, dst):
+        raise ValueError(f"dst {dst!r} is the input file; pass in_place=True to replace it")
+    if not isinstance(layer, str) or not layer:
+        raise TypeError(f"layer must be a layer name (a non-empty str); got {layer!r}")
+    if (units is None) == (count is None):
+        raise TypeError("give exactly one of units= and count=")
+    if not isinstance(by, str) or by not in REMOVE_BY:
+        raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
+    if os.path.isdir(dst):
+        raise ValueError(f"dst {dst!r} is a folder; give a file name")
+
+    from ._remove import _source
+    with _source.open_model(src) as kf:
+        _check_suffix(kf.fmt, dst)
+        plan_job = _prepare(kf, src, dst, layer, units, count, by)
+        _write(kf, dst, plan_job, mode_from=src if in_place else None)
+    return plan_job["result"]
+
+
+def _prepare(kf, src, dst, layer, units, count, by):
+    """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
+    from ._remove import _graph, _optimizer, _rules
+
+    config = copy.deepcopy(kf.config)
+    try:
+        graph = _graph.build_graph(config)
+    except ValueError as exc:
+        raise _refuse(src, f"cannot read the model config: {exc}") from None
+    if layer not in graph.layers:
+        nested = _graph.find_nested(kf.config, layer)
+        if nested:
+            raise _refuse(src, f"cannot remove units of {layer!r}: it is inside the nested model "
+                          f"{'/'.join(nested)!r}; removal does not cross a model boundary")
+        known = [n for n, lay in graph.layers.items() if lay.class_name in _rules.PRODUCERS]
+        raise ValueError(f"layer={layer!r} is not a layer of {src}; layers with units: "
+                         f"{', '.join(known) or 'none'}")
+    lay = graph.layers[layer]
+    refs = kf.variables.get(layer, ())
+    if lay.class_name not in _rules.PRODUCERS:
+        raise _refuse(src, f"cannot remove units of {layer!r}: it is a {lay.class_name}; removal "
+                      f"starts at a Dense or Conv1D/2D/3D layer")
+    if not refs:
+        raise _refuse(src, f"cannot remove units of {layer!r}: the file holds no variables for it")
+    n = int(refs[0].shape[-1]) if refs[0].shape else 0
+    norms = ()
+    if units is not None:
+        removed = _check_units(units, n, layer)
+        by_used = None
+    else:
+        removed, norms = _choose(kf.read(refs[0]), _check_count(count, n, layer), by)
+        by_used = by
+
+    shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
+    try:
+        plan = _rules.plan_removal(graph, shapes, layer, removed)
+    except _rules.Blocked as exc:
+        raise _refuse(src, str(exc)) from None
+
+    data, changes, warnings = {}, [], []
+    for key, slices in plan.slices.items():
+        ref = kf.variables[key[0]][key[1]]
+        new = _rules.apply_slices(kf.read(ref), slices)
+        data[ref.path] = new
+        changes.append(TensorChange(key[0], plan.roles[key], ref.path, tuple(ref.shape),
+                                    tuple(new.shape)))
+    n_before = sum(int(np.prod(r.shape)) for rs in kf.variables.values() for r in rs)
+    n_after = n_before - sum(int(np.prod(c.old_shape)) - int(np.prod(c.new_shape)) for c in changes)
+    status, drop = _plan_optimizer(_rules, _optimizer.match_slots, graph, kf, plan, data, changes,
+                                   warnings)
+    text = json.dumps(config)
+    result = RemoveResult(src, dst, layer, plan.removed, n, n - len(plan.removed), by_used, norms,
+                          tuple(changes), plan.edits, plan.path, n_before, n_after, status,
+                          tuple(warnings))
+    return {"data": data, "drop": drop, "config": text, "result": result, "plan": plan}
+
+
+def _write(kf, dst, job, mode_from=None):
+    """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
+    from ._remove import _rebuild
+    from .errors import FileFormatError
+
+    try:
+        with _rebuild.atomic_output(dst, mode_from=mode_from) as tmp:
+            if kf.fmt == "legacy_full":
+                attrs = {"/": {"model_config": job["config"]}} if job["config"] is not None else {}
+                _rebuild.rebuild_h5(kf.h5, tmp, job["data"], job["drop"], attrs)
+            else:
+                folder = os.path.dirname(os.path.abspath(dst))
+                h5tmp = _rebuild.temp_path(folder, os.path.basename(dst), ".h5.tmp")
+                try:
+                    _rebuild.rebuild_h5(kf.h5, h5tmp, job["data"], job["drop"])
+                    replace = {_source_member("weights"): h5tmp}
+                    if job["config"] is not None:
+                        replace[_source_member("config")] = job["config"].encode("utf-8")
+                    _rebuild.write_zip(kf._zip, tmp, replace)
+                finally:
+                    if os.path.exists(h5tmp):
+                        os.unlink(h5tmp)
+            kf.close()
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise FileFormatError(dst, f"writing failed ({type(exc).__name__}: {exc}); nothing was "
+                              f"written") from None
+
+
+def _source_member(which):
+    from ._remove import _source
+    return {"weights": _source.WEIGHTS_MEMBER, "config": _source.CONFIG_MEMBER}[which]
+
+
+def _write_zeroed(src, dst, *, layer, units):
+    """Write a same-shape copy of `src` whose consumer weights for `units` of `layer` are zero.
+
+    The reference for tests: the removal's output must compute exactly what
+    this file computes. Config and optimizer state are copied unchanged.
+    """
+    from ._remove import _graph, _rules, _source
+    src, dst = os.fspath(src), os.fspath(dst)
+    with _source.open_model(src) as kf:
+        graph = _graph.build_graph(copy.deepcopy(kf.config))
+        shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
+        plan = _rules.plan_removal(graph, shapes, layer, sorted(units))
+        data = {}
+        for (name, i), (axis, gone) in plan.zero.items():
+            ref = kf.variables[name][i]
+            arr = np.array(kf.read(ref))
+            index = [slice(None)] * arr.ndim
+            index[axis] = gone
+            arr[tuple(index)] = np.zeros((), dtype=arr.dtype)
+            data[ref.path] = arr
+        _write(kf, dst, {"data": data, "drop": (), "config": None})
