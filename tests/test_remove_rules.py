@@ -145,7 +145,7 @@ def dense_models(draw):
 def conv_models(draw):
     """Input(h,w,c) -> Conv2D(f) -> [BN] [ReLU] -> one middle -> one tail."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    h, w, c = draw(st.integers(3, 6)), draw(st.integers(3, 6)), draw(st.integers(1, 3))
+    h, w, c = draw(st.integers(4, 6)), draw(st.integers(4, 6)), draw(st.integers(1, 3))
     f = draw(st.integers(2, 6))
     k = draw(st.sampled_from([1, 3]))
     pad = draw(st.sampled_from(["same", "valid"]))

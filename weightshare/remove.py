@@ -361,8 +361,8 @@ def _prepare(kf, src, dst, layer, units, count, by):
     lay = graph.layers[layer]
     refs = kf.variables.get(layer, ())
     if lay.class_name not in _rules.PRODUCERS:
-        raise _refuse(src, f"cannot remove units of {layer!r}: it is a {lay.class_name}; removal "
-                      f"starts at a Dense or Conv1D/2D/3D layer")
+        raise _refuse(src, f"cannot remove units of {layer!r}: layer {layer!r} ({lay.class_name}) "
+                      f"has no units to remove; removal starts at a Dense or Conv1D/2D/3D layer")
     if not refs:
         raise _refuse(src, f"cannot remove units of {layer!r}: the file holds no variables for it")
     n = int(refs[0].shape[-1]) if refs[0].shape else 0

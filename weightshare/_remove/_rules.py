@@ -244,8 +244,8 @@ def plan_removal(graph, shapes, producer, removed):
     ctx = _Ctx(graph, shapes, producer)
     layer = graph.layers[producer]
     if layer.class_name not in PRODUCERS:
-        ctx.refuse(f"layer {producer!r} is a {layer.class_name}; removal starts at a Dense or "
-                   f"Conv1D/2D/3D layer")
+        ctx.refuse(f"layer {producer!r} ({layer.class_name}) has no units to remove; removal "
+                   f"starts at a Dense or Conv1D/2D/3D layer")
     if len(layer.calls) > 1:
         ctx.refuse(f"layer {producer!r} is shared (called {len(layer.calls)} times)")
     tensor, n_units = _produce(ctx, layer, removed)
