@@ -102,7 +102,7 @@ def _prepare(producer, work):
     jobs, cases = [], {}
 
     def job(path, inputs=None, compile_=False):
-        out = str(path) + (".compiled" if compile_ else "") + ".npz"
+        out = str(work / pathlib.Path(path).name) + (".compiled" if compile_ else "") + ".npz"
         entry = {"file": str(path), "out": out, "compile": compile_}
         if inputs:
             entry["inputs"] = str(inputs)
@@ -120,7 +120,7 @@ def _prepare(producer, work):
                 "io": str(io), "model": model}
         if compile_:
             case["small_c"] = job(small, compile_=True)
-            case["orig_c"] = job(src, compile_=True)
+            case["orig_c"] = job(src, compile_=True)   # result lands in `work`, not in FIX
         cases[key] = case
 
     for model, layer, units in PATTERNS:
@@ -154,6 +154,7 @@ def _prepare(producer, work):
 def probed(tmp_path_factory):
     """Run the probe once per available producer (all in parallel); results by producer."""
     work = tmp_path_factory.mktemp("remove_keras")
+    fixtures_before = sorted(os.listdir(FIX))
     runs = {}
     for producer in PRODUCERS:
         python = _python(producer)
@@ -175,6 +176,7 @@ def probed(tmp_path_factory):
         status = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
         out[producer] = {"cases": cases, "status": {s["out"]: s for s in status},
                          "stderr": stderr[-3000:]}
+    assert sorted(os.listdir(FIX)) == fixtures_before, "the proof wrote into the fixtures folder"
     return out
 
 
