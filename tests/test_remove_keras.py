@@ -34,6 +34,7 @@ from weightshare.remove import _write_zeroed
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 PROBE = ROOT / "tests" / "keras" / "probe.py"
+MAKE_FUNCTIONAL = ROOT / "tests" / "keras" / "make_functional_removal.py"
 ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
        "k3tf": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
        "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON")}
@@ -56,7 +57,11 @@ PATTERNS = [
     ("rm_conv_gap_dense", "conv1", (1,)),
     ("cnn", "conv1", (2,)),
     ("cnn", "pw", (0, 5)),
+    # Functional models made on the fly by tests/keras/make_functional_removal.py (fan-out, two outputs)
+    ("fn_dense_fanout", "fc1", (1, 2, 9)),
+    ("fn_conv_branches", "conv1", (0, 3)),
 ]
+FUNCTIONAL = ("fn_dense_fanout", "fn_conv_branches")
 #: files with optimizer state: removal of fc1 units, loaded compiled where Keras can
 OPTIMIZER = [("trained", ".keras"), ("trained", ".h5"), ("mixed", ".keras"), ("mixed", ".h5"),
              ("digits", ".keras"), ("digits", ".h5")]
@@ -97,8 +102,11 @@ def _compiled_restore(producer, model, ext):
 
 
 # =========================================================================== one batch per producer
-def _prepare(producer, work):
-    """Write every file to probe for `producer`; return (jobs, cases)."""
+def _prepare(producer, work, made):
+    """Write every file to probe for `producer`; return (jobs, cases).
+
+    `made` is the folder holding the Functional models generated for this producer.
+    """
     jobs, cases = [], {}
 
     def job(path, inputs=None, compile_=False):
@@ -110,14 +118,17 @@ def _prepare(producer, work):
         return out
 
     def removal(key, model, ext, layer, units, compile_=False):
-        src = FIX / f"{producer}_{model}{ext}"
-        io = FIX / f"{producer}_{model}_io.npz"
+        folder = made if model in FUNCTIONAL else FIX
+        src = folder / f"{producer}_{model}{ext}"
+        io = folder / f"{producer}_{model}_io.npz"
         small = work / f"{producer}_{model}_{layer}.small{ext}"
         ref = work / f"{producer}_{model}_{layer}.zeroed{ext}"
         res = weightshare.remove_units(src, small, layer=layer, units=list(units))
         _write_zeroed(src, ref, layer=layer, units=units)
         case = {"result": res, "small": job(small, io), "zeroed": job(ref, io),
                 "io": str(io), "model": model}
+        if model in FUNCTIONAL:   # made on the fly: no saved predictions, so probe the original too
+            case["orig"] = job(src, io)
         if compile_:
             case["small_c"] = job(small, compile_=True)
             case["orig_c"] = job(src, compile_=True)   # result lands in `work`, not in FIX
@@ -155,17 +166,23 @@ def probed(tmp_path_factory):
     """Run the probe once per available producer (all in parallel); results by producer."""
     work = tmp_path_factory.mktemp("remove_keras")
     fixtures_before = sorted(os.listdir(FIX))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+    pythons = {p: _python(p) for p in PRODUCERS if _python(p) and os.path.exists(_python(p))}
+    made = work / "functional"
+    makers = {p: subprocess.Popen([py, str(MAKE_FUNCTIONAL), "--producer", p, "--out", str(made)],
+                                  cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+              for p, py in pythons.items()}
+    for p, proc in makers.items():
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{MAKE_FUNCTIONAL.name} --producer {p} failed: {err[-3000:]}"
     runs = {}
-    for producer in PRODUCERS:
-        python = _python(producer)
-        if not python or not os.path.exists(python):
-            continue
+    for producer, python in pythons.items():
         folder = work / producer
         folder.mkdir()
-        jobs, cases = _prepare(producer, folder)
+        jobs, cases = _prepare(producer, folder, made)
         batch = folder / "jobs.json"
         batch.write_text(json.dumps(jobs))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
         proc = subprocess.Popen([python, str(PROBE), "--producer", producer, "--batch", str(batch)],
                                 cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -185,6 +202,19 @@ def _load(run, out):
     assert st is not None, f"the probe did not run {out}: {run['stderr']}"
     assert st["ok"], f"{st['file']} does not load: {st['error']}"
     return np.load(out)
+
+
+def _outputs(result):
+    """The predictions in a probe result: y, or y0, y1, ... for several outputs."""
+    keys = ["y"] if "y" in result.files else sorted(k for k in result.files if k[:1] == "y" and k[1:].isdigit())
+    assert keys, "no predictions in the probe result"
+    return [result[k] for k in keys]
+
+
+def _max_diff(a, b):
+    ya, yb = _outputs(a), _outputs(b)
+    assert len(ya) == len(yb)
+    return max(float(np.max(np.abs(u - v))) for u, v in zip(ya, yb))
 
 
 def _run(probed, producer):
@@ -210,7 +240,7 @@ def test_smaller_model_loads_and_equals_the_zeroed_original(model, layer, units,
     layers = {entry["name"]: entry for entry in json.loads(str(small["layers"]))}
     assert layers[layer]["output_shape"][0][-1] == res.units_after
     # the same function, computed in the same Keras
-    diff = float(np.max(np.abs(small["y"] - zeroed["y"])))
+    diff = _max_diff(small, zeroed)
     assert diff <= TOL, f"max abs difference {diff}"
 
 
@@ -223,6 +253,9 @@ def test_the_zeroed_reference_is_not_the_original(producer, probed):
     cases = [c for k, c in run["cases"].items() if k[0] == "pattern"]
     for case in cases:
         zeroed = _load(run, case["zeroed"])
+        if "orig" in case:
+            changed += _max_diff(zeroed, _load(run, case["orig"])) > 1e-4
+            continue
         with np.load(case["io"]) as io:
             changed += float(np.max(np.abs(zeroed["y"] - io["y"]))) > 1e-4
     assert changed >= 0.8 * len(cases)
@@ -237,7 +270,7 @@ def test_optimizer_state_is_restored_sliced(model, ext, producer, probed):
     res = case["result"]
     assert res.optimizer == "sliced"
     small, zeroed = _load(run, case["small"]), _load(run, case["zeroed"])
-    assert float(np.max(np.abs(small["y"] - zeroed["y"]))) <= TOL
+    assert _max_diff(small, zeroed) <= TOL
     if "small_c" not in case:
         return  # Keras does not restore this file's optimizer state (fixtures README); loads above
     small_c, orig_c = _load(run, case["small_c"]), _load(run, case["orig_c"])
