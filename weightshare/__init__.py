@@ -8,6 +8,7 @@ importing TensorFlow or Keras.
 __version__ = "0.1.0"
 
 from .cluster import ClusterResult, assign, cluster, init_centroids
+from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_sizes
 from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_global,
                     sparsity_schedule)
 
@@ -17,3 +18,4 @@ __all__ += ["PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_glo
 from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units  # h5py loads on first call
 
 __all__ += ["REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
+__all__ += ["BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes"]
