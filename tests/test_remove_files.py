@@ -637,3 +637,64 @@ def test_cli_in_place_and_missing_output(tmp_path, capsys):
 def test_remove_is_public():
     assert weightshare.remove_units is remove_units
     assert set(weightshare.REMOVE_BY) == {"l1", "l2"}
+
+
+# =========================================================================== other writers' files
+def test_deflated_keras_zip_is_read_and_rewritten_deflated(tmp_path, out_dir):
+    src = tmp_path / "deflated.keras"
+    with zipfile.ZipFile(SRC) as zin, zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(info, data)
+    res = remove_units(src, out_dir / "o.keras", layer="fc1", units=[3])
+    with zipfile.ZipFile(out_dir / "o.keras") as z:
+        assert [i.compress_type for i in z.infolist()] == [zipfile.ZIP_DEFLATED] * 3
+    with open_weights(out_dir / "o.keras") as h:
+        assert h[res.tensors[0].dataset].shape == (8, 15)
+
+
+def test_chunked_gzip_datasets_keep_their_filters(tmp_path, out_dir):
+    """Files from other tools may use chunks and filters; re-created datasets keep them."""
+    src = tmp_path / "gz.h5"
+    shutil.copy(os.path.join(FIX, "k2_rm_dense_dense.h5"), src)
+    with h5py.File(src, "r+") as h:
+        for path in ("model_weights/fc1/fc1/kernel:0", "model_weights/fc2/fc2/kernel:0"):
+            data = h[path][()]
+            del h[path]
+            h.create_dataset(path, data=data, chunks=(4, 16), compression="gzip", shuffle=True,
+                             fletcher32=True)
+    res = remove_units(src, out_dir / "o.h5", layer="fc1", units=[0, 1, 2, 3, 4])
+    with h5py.File(src, "r") as s, h5py.File(out_dir / "o.h5", "r") as d:
+        k1, k2 = d["model_weights/fc1/fc1/kernel:0"], d["model_weights/fc2/fc2/kernel:0"]
+        assert k1.shape == (8, 11) and k1.chunks == (4, 11)
+        assert k2.shape == (11, 16) and k2.chunks == (4, 16)
+        for ds in (k1, k2):
+            assert (ds.compression, ds.shuffle, ds.fletcher32) == ("gzip", True, True)
+        assert np.array_equal(k1[()], np.delete(s["model_weights/fc1/fc1/kernel:0"][()], range(5), 1))
+    assert res.units_after == 11
+
+
+def test_fixed_length_string_attributes_keep_their_type(tmp_path, out_dir):
+    """Keras 2.0-era files store names as fixed-length strings; the model_config is rewritten
+    with the same (widened) fixed-length type."""
+    src = tmp_path / "old.h5"
+    shutil.copy(os.path.join(FIX, "k2_rm_dense_bn_dense.h5"), src)
+    with h5py.File(src, "r+") as h:
+        cfg = h.attrs["model_config"]
+        h.attrs["model_config"] = np.bytes_(cfg if isinstance(cfg, bytes) else cfg.encode())
+        names = [n.encode() for n in h["model_weights"].attrs["layer_names"]]
+        h["model_weights"].attrs["layer_names"] = np.array(names, dtype=f"S{max(map(len, names))}")
+    remove_units(src, out_dir / "o.h5", layer="fc1", units=[0])
+    with h5py.File(src, "r") as s, h5py.File(out_dir / "o.h5", "r") as d:
+        a = attr_types(d)["model_config"]
+        assert a[:3] == attr_types(s)["model_config"][:3] and a[1] is False   # fixed-length
+        assert json.loads(d.attrs["model_config"])["config"]["layers"][1]["config"]["units"] == 15
+        assert attr_types(d["model_weights"]) == attr_types(s["model_weights"])
+        assert list(d["model_weights"].attrs["layer_names"]) == list(s["model_weights"].attrs["layer_names"])
+
+
+def test_bfloat16_norms_are_read_by_their_bits():
+    from weightshare.remove import _as_float
+    bits = np.array([0x3F80, 0xC000, 0x0000, 0x3E80], dtype=np.uint16)   # 1, -2, 0, 0.25
+    assert _as_float(bits.view("V2")).tolist() == [1.0, -2.0, 0.0, 0.25]

@@ -239,6 +239,15 @@ def _plan_optimizer(rules, match_slots, graph, kf, plan, data, changes, warnings
     return "sliced", ()
 
 
+class _Job(NamedTuple):
+    """Everything the writer needs: new dataset contents, groups to drop, the new config text."""
+
+    data: dict
+    drop: tuple
+    config: object      # str, or None to keep the config as it is
+    result: object      # RemoveResult, or None
+
+
 def _refuse(path, msg):
     from .errors import FileFormatError
     return FileFormatError(path, f"{msg}; nothing was written")
@@ -336,9 +345,9 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     from ._remove import _source
     with _source.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
-        plan_job = _prepare(kf, src, dst, layer, units, count, by)
-        _write(kf, dst, plan_job, mode_from=src if in_place else None)
-    return plan_job["result"]
+        job = _prepare(kf, src, dst, layer, units, count, by)
+        _write(kf, dst, job, mode_from=src if in_place else None)
+    return job.result
 
 
 def _prepare(kf, src, dst, layer, units, count, by):
@@ -395,27 +404,27 @@ def _prepare(kf, src, dst, layer, units, count, by):
     result = RemoveResult(src, dst, layer, plan.removed, n, n - len(plan.removed), by_used, norms,
                           tuple(changes), plan.edits, plan.path, n_before, n_after, status,
                           tuple(warnings))
-    return {"data": data, "drop": drop, "config": text, "result": result, "plan": plan}
+    return _Job(data, drop, text, result)
 
 
 def _write(kf, dst, job, mode_from=None):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
-    from ._remove import _rebuild
+    from ._remove import _rebuild, _source
     from .errors import FileFormatError
 
     try:
         with _rebuild.atomic_output(dst, mode_from=mode_from) as tmp:
             if kf.fmt == "legacy_full":
-                attrs = {"/": {"model_config": job["config"]}} if job["config"] is not None else {}
-                _rebuild.rebuild_h5(kf.h5, tmp, job["data"], job["drop"], attrs)
+                attrs = {"/": {"model_config": job.config}} if job.config is not None else {}
+                _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs)
             else:
                 folder = os.path.dirname(os.path.abspath(dst))
                 h5tmp = _rebuild.temp_path(folder, os.path.basename(dst), ".h5.tmp")
                 try:
-                    _rebuild.rebuild_h5(kf.h5, h5tmp, job["data"], job["drop"])
-                    replace = {_source_member("weights"): h5tmp}
-                    if job["config"] is not None:
-                        replace[_source_member("config")] = job["config"].encode("utf-8")
+                    _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop)
+                    replace = {_source.WEIGHTS_MEMBER: h5tmp}
+                    if job.config is not None:
+                        replace[_source.CONFIG_MEMBER] = job.config.encode("utf-8")
                     _rebuild.write_zip(kf._zip, tmp, replace)
                 finally:
                     if os.path.exists(h5tmp):
@@ -426,11 +435,6 @@ def _write(kf, dst, job, mode_from=None):
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise FileFormatError(dst, f"writing failed ({type(exc).__name__}: {exc}); nothing was "
                               f"written") from None
-
-
-def _source_member(which):
-    from ._remove import _source
-    return {"weights": _source.WEIGHTS_MEMBER, "config": _source.CONFIG_MEMBER}[which]
 
 
 def _write_zeroed(src, dst, *, layer, units):
@@ -453,4 +457,4 @@ def _write_zeroed(src, dst, *, layer, units):
             index[axis] = gone
             arr[tuple(index)] = np.zeros((), dtype=arr.dtype)
             data[ref.path] = arr
-        _write(kf, dst, {"data": data, "drop": (), "config": None})
+        _write(kf, dst, _Job(data, (), None, None))
