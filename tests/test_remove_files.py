@@ -526,6 +526,8 @@ def test_destination_rules(out_dir, tmp_path):
         remove_units(SRC, out_dir, layer="fc1", units=[0])
     with pytest.raises(TypeError, match="dst must be a path"):
         remove_units(SRC, 5, layer="fc1", units=[0])
+    with pytest.raises(ValueError, match="does not exist"):
+        remove_units(SRC, out_dir / "missing" / "o.keras", layer="fc1", units=[0])
     only(out_dir, [])
 
 

@@ -341,6 +341,9 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
     if os.path.isdir(dst):
         raise ValueError(f"dst {dst!r} is a folder; give a file name")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
+        raise ValueError(f"dst {dst!r}: the folder {os.path.dirname(os.path.abspath(dst))!r} "
+                         f"does not exist")
 
     from ._remove import _source
     with _source.open_model(src) as kf:
