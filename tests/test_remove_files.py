@@ -700,3 +700,14 @@ def test_bfloat16_norms_are_read_by_their_bits():
     from weightshare.remove import _as_float
     bits = np.array([0x3F80, 0xC000, 0x0000, 0x3E80], dtype=np.uint16)   # 1, -2, 0, 0.25
     assert _as_float(bits.view("V2")).tolist() == [1.0, -2.0, 0.0, 0.25]
+
+
+def test_optimizer_state_without_per_variable_slots_is_kept(out_dir, monkeypatch):
+    """An optimizer with only scalars (plain SGD) has nothing to slice: its state is kept as is."""
+    from weightshare._remove import _optimizer
+    monkeypatch.setattr(_optimizer, "match_slots", lambda slots, *a: [None] * len(slots))
+    src = os.path.join(FIX, "k2_trained.h5")
+    res = remove_units(src, out_dir / "o.h5", layer="fc1", units=[1])
+    assert res.optimizer == "kept" and res.warnings == ()
+    with open_weights(src) as s, open_weights(out_dir / "o.h5") as d:
+        assert_same_tree_except(s, d, {t.dataset for t in res.tensors})
