@@ -301,6 +301,8 @@ def _produce(ctx, layer, removed):
         if len(kernel) != CONVS[cls] + 2:
             ctx.refuse(f"layer {layer.name!r} ({cls}) has a kernel of shape {kernel}")
     n = kernel[-1]
+    if key not in cfg:
+        ctx.refuse(f"layer {layer.name!r} ({cls}) has no {key!r} in its config")
     if cfg.get(key) not in (None, n):
         ctx.refuse(f"layer {layer.name!r} ({cls}) has {key}={cfg.get(key)} but a kernel of "
                    f"shape {kernel}")
@@ -311,8 +313,7 @@ def _produce(ctx, layer, removed):
         if shapes[1] != (n,):
             ctx.refuse(f"layer {layer.name!r} ({cls}) has a bias of shape {shapes[1]}, not ({n},)")
         ctx.cut(layer, 1, roles[1], 0, tensor)
-    if key in cfg:
-        cfg[key] = int(keep.size)
+    cfg[key] = int(keep.size)
     ctx.edit(f"{layer.name}.{key}: {n} -> {keep.size}")
     return tensor, n
 
