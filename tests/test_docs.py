@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles",
-           "weightshare.prune"]
+           "weightshare.prune", "weightshare.encode", "weightshare.report"]
 PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md"]
 
 

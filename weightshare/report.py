@@ -262,7 +262,8 @@ def _row(t, original):
         huffman=s.huffman, sparse_huffman=s.sparse_huffman, best=s.best,
         best_scheme=s.best_scheme, entropy=s.entropy_bits / 8,
         deflate=len(zlib.compress(raw_bytes, DEFLATE_LEVEL)),
-        ratio=_ratio(4 * s.n, s.best), ratio_eq1=_ratio(s.n * _REF_BITS, eq1_den),
+        ratio=_ratio(4 * s.n, s.best) if s.n else None,
+        ratio_eq1=_ratio(s.n * _REF_BITS, eq1_den),
         sse=sse, max_abs_error=err)
 
 
@@ -275,7 +276,7 @@ def _total(rows, compared):
         n_tensors=len(rows), n=n, nonzeros=tot("nonzeros"), float32=4 * n, raw=tot("raw"),
         packed=tot("packed"), sparse=tot("sparse"), huffman=tot("huffman"),
         sparse_huffman=tot("sparse_huffman"), best=tot("best"), entropy=float(tot("entropy")),
-        deflate=tot("deflate"), ratio=_ratio(4 * n, tot("best")),
+        deflate=tot("deflate"), ratio=_ratio(4 * n, tot("best")) if n else None,
         ratio_eq1=_ratio(n * _REF_BITS, k_bits),
         sse=float(tot("sse")) if compared else None,
         max_abs_error=max((r.max_abs_error for r in rows), default=0.0) if compared else None)
