@@ -1,0 +1,310 @@
+"""A NumPy forward pass of a Keras model, built from its config: check a change by its outputs.
+
+:func:`forward` runs the architecture a Keras file stores (``config.json`` of
+a ``.keras`` file, the ``model_config`` of a legacy ``.h5``) with given
+weights, in float64, without Keras. Sequential and Functional models are
+supported, nested models, shared layers (called several times) and
+multi-input/multi-output graphs included, in both the Keras 3 and the Keras 2
+(tf-keras) config formats. :data:`SUPPORTED` lists the layer classes; any other
+class, or an option the pass does not implement (``channels_first``, masks,
+...), is refused up front by a ``ValueError`` naming every such layer.
+
+Imports NumPy and the standard library only.
+"""
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._layers import LAYERS, refusal
+
+__all__ = ["forward", "unsupported_layers", "layer_weight_counts", "SUPPORTED"]
+
+#: Keras layer classes the forward pass computes (models: Sequential, Functional)
+SUPPORTED = tuple(sorted(LAYERS))
+_MODELS = ("Sequential", "Functional", "Model")
+_BATCH = 1024
+
+
+# --------------------------------------------------------------------------- config walking
+
+def _top(config):
+    if isinstance(config, (str, bytes)):
+        try:
+            config = json.loads(config)
+        except ValueError as exc:
+            raise ValueError(f"config is not valid JSON: {exc}") from None
+    if not isinstance(config, Mapping) or "class_name" not in config or "config" not in config:
+        raise TypeError("config must be a Keras model config: a dict with 'class_name' and "
+                        "'config' (config.json of a .keras file, model_config of a .h5)")
+    if config["class_name"] not in _MODELS:
+        raise ValueError(f"config describes a {config['class_name']!r}, not a Sequential or "
+                         "Functional model")
+    return config
+
+
+def _layer_name(layer):
+    return layer.get("name") or layer["config"].get("name")
+
+
+def _is_keras2(config):
+    """tf-keras configs: list-style inbound nodes, or 'batch_input_shape' inputs."""
+    found = []
+
+    def walk(model):
+        for layer in model["config"].get("layers", []):
+            nodes = layer.get("inbound_nodes") or []
+            if nodes and isinstance(nodes[0], list):
+                found.append(True)
+            if layer["class_name"] == "InputLayer" and "batch_input_shape" in layer["config"]:
+                found.append(True)
+            if layer["class_name"] in _MODELS:
+                walk(layer)
+    walk(config)
+    return bool(found) or str(config.get("module", "")).startswith("tf_keras")
+
+
+def _walk(config, prefix=""):
+    """(path, class_name, layer config) of every layer, nested models expanded, in order."""
+    for layer in config["config"].get("layers", []):
+        name = _layer_name(layer)
+        path = f"{prefix}{name}"
+        if layer["class_name"] in _MODELS:
+            yield from _walk(layer, f"{path}/")
+        else:
+            yield path, layer["class_name"], layer["config"]
+
+
+def unsupported_layers(config):
+    """The layers :func:`forward` cannot compute: list of (path, class name, reason).
+
+    Examples
+    --------
+    >>> from weightshare.forward import unsupported_layers
+    >>> cfg = {"class_name": "Sequential", "config": {"layers": [
+    ...     {"class_name": "Dense", "config": {"name": "fc", "units": 2}},
+    ...     {"class_name": "Lambda", "config": {"name": "f"}}]}}
+    >>> unsupported_layers(cfg)
+    [('f', 'Lambda', 'not a supported layer class')]
+    """
+    config = _top(config)
+    keras2 = _is_keras2(config)
+    out = []
+    for path, cls, cfg in _walk(config):
+        if cls not in LAYERS:
+            out.append((path, cls, "not a supported layer class"))
+        else:
+            reason = refusal(cls, cfg, keras2)
+            if reason:
+                out.append((path, cls, reason))
+    return out
+
+
+def layer_weight_counts(config):
+    """{layer path: number of weight arrays} for every layer that holds weights.
+
+    Paths are the layer names, ``outer/inner`` inside a nested model.
+    """
+    config = _top(config)
+    return {path: n for path, cls, cfg in _walk(config)
+            if cls in LAYERS and (n := LAYERS[cls][0](cfg))}
+
+
+# --------------------------------------------------------------------------- running
+
+class _Run:
+    """One forward pass: weights resolved per layer path, outputs memoised per call."""
+
+    def __init__(self, weights, keras2):
+        self.weights = weights
+        self.keras2 = keras2
+
+    def layer(self, path, cls, cfg, inputs, kwargs):
+        n, call = LAYERS[cls]
+        w = self.weights.get(path, []) if n(cfg) else []
+        try:
+            y = call(cfg, w, inputs, kwargs, self.keras2)
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            raise ValueError(f"layer {path!r} ({cls}): {type(exc).__name__}: {exc}") from None
+        return y
+
+    def model(self, config, prefix, inputs):
+        if config["class_name"] == "Sequential":
+            return self.sequential(config, prefix, inputs)
+        return self.functional(config, prefix, inputs)
+
+    def sequential(self, config, prefix, inputs):
+        x = inputs[0]
+        for layer in config["config"]["layers"]:
+            x = self.call(layer, prefix, [x], {})
+        return x
+
+    def call(self, layer, prefix, inputs, kwargs):
+        cls = layer["class_name"]
+        path = f"{prefix}{_layer_name(layer)}"
+        if cls in _MODELS:
+            return self.model(layer, f"{path}/", inputs)
+        return self.layer(path, cls, layer["config"], inputs, kwargs)
+
+    def functional(self, config, prefix, inputs):
+        cfg = config["config"]
+        layers = {_layer_name(layer): layer for layer in cfg["layers"]}
+        memo = {}
+        input_refs = _refs(cfg["input_layers"])
+        if len(input_refs) != len(inputs):
+            raise ValueError(f"model {prefix or cfg.get('name', '')!r} takes {len(input_refs)} "
+                             f"input(s); got {len(inputs)}")
+        for (name, _, _), x in zip(input_refs, inputs):
+            memo[(name, 0)] = x
+        offsets = {name: _node_offset(layer, self.keras2) for name, layer in layers.items()}
+
+        def output(name, node, tensor):
+            call_index = node - offsets[name]
+            key = (name, call_index)
+            if key not in memo:
+                layer = layers[name]
+                nodes = layer.get("inbound_nodes") or []
+                if not 0 <= call_index < len(nodes):
+                    raise ValueError(f"config: layer {name!r} has no call number {node}")
+                args, kwargs = _node_inputs(nodes[call_index])
+                xs = [output(*ref) for ref in args]
+                kw = {k: output(*v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+                memo[key] = self.call(layer, prefix, xs, kw)
+            value = memo[key]
+            return value[tensor] if isinstance(value, list) else value
+
+        outs = [output(*ref) for ref in _refs(cfg["output_layers"])]
+        return outs[0] if len(outs) == 1 else outs
+
+
+def _refs(spec):
+    """[(layer, node, tensor)] of input_layers / output_layers (one or a list)."""
+    if spec and isinstance(spec[0], str):
+        spec = [spec]
+    return [(s[0], int(s[1]), int(s[2])) for s in spec]
+
+
+def _node_offset(layer, keras2):
+    """tf-keras counts a nested model's own first call (on its Input) as node 0."""
+    if not keras2 or layer["class_name"] not in _MODELS:
+        return 0
+    sub = layer["config"].get("layers", [])
+    return int(layer["class_name"] != "Sequential" or
+               bool(sub and sub[0]["class_name"] == "InputLayer"))
+
+
+def _history(obj):
+    if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
+        h = obj["config"]["keras_history"]
+        return (h[0], int(h[1]), int(h[2]))
+    if isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str) \
+            and all(isinstance(v, int) for v in obj[1:]):
+        return (obj[0], obj[1], obj[2])
+    return None
+
+
+def _flatten_tensors(obj, out):
+    ref = _history(obj)
+    if ref is not None:
+        out.append(ref)
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            _flatten_tensors(item, out)
+    return out
+
+
+def _node_inputs(node):
+    """(positional input refs, kwargs with refs as tuples) of one inbound node."""
+    if isinstance(node, dict):                         # Keras 3
+        args = _flatten_tensors(node.get("args", []), [])
+        kwargs = {k: (_history(v) or v) for k, v in (node.get("kwargs") or {}).items()}
+        return args, kwargs
+    args, kwargs = [], {}                              # Keras 2: [[name, node, tensor, kwargs], ...]
+    for entry in node:
+        args.append((entry[0], int(entry[1]), int(entry[2])))
+        if len(entry) > 3 and entry[3]:
+            kwargs.update({k: (_history(v) or v) for k, v in entry[3].items()})
+    return args, kwargs
+
+
+# --------------------------------------------------------------------------- public
+
+def _check_weights(config, weights):
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights must be a dict {{layer path: [arrays]}}; got {type(weights).__name__}")
+    counts = layer_weight_counts(config)
+    out = {}
+    for path, n in counts.items():
+        if path not in weights:
+            raise ValueError(f"weights: no arrays for layer {path!r}, which holds {n}")
+        arrays = list(weights[path])
+        if len(arrays) != n:
+            raise ValueError(f"weights: layer {path!r} holds {n} arrays in its config; got "
+                             f"{len(arrays)}")
+        out[path] = [np.asarray(a, dtype=np.float64) for a in arrays]
+    return out
+
+
+def forward(config, weights, inputs):
+    """Run a Keras model on inputs with NumPy, from its config and its weights.
+
+    Parameters
+    ----------
+    config : dict or str
+        The model config: ``{"class_name": "Sequential" | "Functional", "config": {...}}``
+        as in a ``.keras`` file's ``config.json`` or a legacy ``.h5``'s
+        ``model_config`` (Keras 3 or tf-keras format), or that JSON text.
+    weights : dict of str to list of ndarray
+        Per layer path (the layer name; ``outer/inner`` inside a nested
+        model), its arrays in Keras order (``layer.get_weights()``). Every
+        layer that holds weights needs an entry (:func:`layer_weight_counts`).
+    inputs : array_like or list of array_like
+        The model's input(s), batch first; a list for several inputs.
+
+    Returns
+    -------
+    ndarray or list of ndarray
+        The output(s), float64, computed in float64 (dropout and noise layers
+        are the identity, batch normalization uses the moving statistics:
+        inference mode).
+
+    Raises
+    ------
+    ValueError
+        A layer is not supported (all of them are named, with the reason), a
+        layer's weights are missing or of the wrong count or shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from weightshare.forward import forward
+    >>> cfg = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+    ...     {"class_name": "Dense", "config": {"name": "fc", "units": 2, "activation": "relu"}},
+    ...     {"class_name": "Softmax", "config": {"name": "p"}}]}}
+    >>> w = {"fc": [np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.0, 0.1])]}
+    >>> forward(cfg, w, np.array([[1.0, 1.0]])).round(4)
+    array([[0.2315, 0.7685]])
+    """
+    config = _top(config)
+    bad = unsupported_layers(config)
+    if bad:
+        listed = ", ".join(f"{path} ({cls}: {why})" if why != "not a supported layer class"
+                           else f"{path} ({cls})" for path, cls, why in bad)
+        raise ValueError(f"the NumPy forward pass does not support {len(bad)} layer(s) of this "
+                         f"model: {listed}")
+    w = _check_weights(config, weights)
+    xs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    xs = [np.asarray(x) for x in xs]
+    xs = [x.astype(np.float64) if x.dtype.kind in "fc" else x for x in xs]
+    n = {x.shape[0] if x.ndim else None for x in xs}
+    if len(n) != 1 or None in n:
+        raise ValueError(f"inputs must share their first (batch) dimension; got shapes "
+                         f"{[x.shape for x in xs]}")
+    run = _Run(w, _is_keras2(config))
+    total = n.pop()
+    parts = [run.model(config, "", [x[i:i + _BATCH] for x in xs])
+             for i in range(0, max(total, 1), _BATCH)]
+    if isinstance(parts[0], list):
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+    return np.concatenate(parts)
