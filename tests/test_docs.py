@@ -14,7 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles",
-           "weightshare.prune", "weightshare.encode", "weightshare.report"]
+           "weightshare.prune", "weightshare.encode", "weightshare.report",
+           "weightshare.forward"]
 PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md"]
 
 

@@ -284,7 +284,7 @@ def forward(config, weights, inputs):
     ...     {"class_name": "Softmax", "config": {"name": "p"}}]}}
     >>> w = {"fc": [np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.0, 0.1])]}
     >>> forward(cfg, w, np.array([[1.0, 1.0]])).round(4)
-    array([[0.2315, 0.7685]])
+    array([[0.5987, 0.4013]])
     """
     config = _top(config)
     bad = unsupported_layers(config)
