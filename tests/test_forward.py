@@ -298,3 +298,60 @@ def test_supported_list():
                 "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
                 "GlobalMaxPooling2D", "ZeroPadding2D", "Add", "Concatenate"):
         assert cls in SUPPORTED
+
+
+# --------------------------------------------------------------------------- comparing outputs
+
+from weightshare.compare import compare_models, compare_outputs  # noqa: E402
+
+
+def test_compare_outputs_by_hand():
+    a = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0], [1.0, 0.0, 0.5], [0.0, 2.0, 1.0]])
+    b = np.array([[2.0, 1.5, 0.0], [0.0, 3.5, 3.0], [1.0, 0.0, 1.5], [0.0, 2.0, 1.0]])
+    r = compare_outputs(a, b, labels=np.array([0, 2, 2, 1]))
+    assert (r.n, r.output_shape) == (4, (4, 3))
+    assert r.top1_agreement == 0.5                       # rows 1 and 2 changed their top class
+    assert (r.accuracy_original, r.accuracy_new) == (0.75, 0.75)
+    assert r.max_abs_diff == 2.5 and r.mean_abs_diff == pytest.approx(4.0 / 12)
+    onehot = np.eye(3)[[0, 2, 2, 1]]
+    assert compare_outputs(a, b, labels=onehot).accuracy_new == 0.75
+
+
+def test_compare_single_unit_outputs_are_binary_decisions():
+    probs_a, probs_b = np.array([[0.2], [0.7]]), np.array([[0.6], [0.9]])
+    assert compare_outputs(probs_a, probs_b).top1_agreement == 0.5     # threshold 0.5
+    logits_a, logits_b = np.array([[-1.0], [2.0]]), np.array([[0.6], [0.9]])
+    assert compare_outputs(logits_a, logits_b).top1_agreement == 0.5   # threshold 0
+
+
+def test_compare_per_position_outputs():
+    a = np.zeros((2, 5, 3))
+    a[..., 0] = 1
+    b = a.copy()
+    b[0, 4] = [0, 0, 2]
+    r = compare_outputs(a, b, labels=np.zeros((2, 5), int))
+    assert r.n == 10 and r.top1_agreement == 0.9 and r.accuracy_new == 0.9
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((np.zeros((2, 3)), np.zeros((3, 3))), {}, "same shape"),
+    ((np.zeros(3), np.zeros(3)), {}, "shape \\(batch, ..., classes\\)"),
+    ((np.zeros((2, 3)), np.zeros((2, 3))), {"labels": [0, 1, 2]}, "labels must have shape \\(2,\\)"),
+    ((np.zeros((2, 3)), np.zeros((2, 3))), {"labels": [0.5, 1.0]}, "integer classes"),
+])
+def test_compare_bad_arguments(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compare_outputs(*args, **kwargs)
+
+
+def test_compare_models_on_a_fixture_against_itself_and_a_perturbed_copy():
+    name = "k2_digits.h5"
+    cfg, w = _legacy_h5(os.path.join(FIX, name))
+    test = np.load(os.path.join(FIX, "digits_test.npz"))
+    same = compare_models((cfg, w), (cfg, w), test["X_test"], labels=test["y_test"])
+    assert same.top1_agreement == 1.0 and same.max_abs_diff == 0.0
+    assert same.accuracy_original == pytest.approx(_manifest()[name]["extra"]["test_accuracy"])
+    noisy = {k: [a + 0.05 * np.random.default_rng(0).normal(size=a.shape) for a in v]
+             for k, v in w.items()}
+    r = compare_models((cfg, w), (cfg, noisy), test["X_test"], labels=test["y_test"])
+    assert 0.5 < r.top1_agreement < 1.0 and r.max_abs_diff > 0

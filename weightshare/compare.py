@@ -1,0 +1,175 @@
+"""What a change did to a model's outputs: top-1 agreement, accuracy, output differences.
+
+:func:`compare_outputs` compares two output arrays; :func:`compare_models`
+runs two models (Keras files, or configs with weights) on the same inputs
+with the NumPy forward pass of :mod:`weightshare.forward` and compares them.
+Keras files are read through :mod:`weightshare.files`, imported only then.
+"""
+
+import os
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from .forward import forward
+
+__all__ = ["compare_outputs", "compare_models", "CompareResult"]
+
+
+class CompareResult(NamedTuple):
+    """Result of :func:`compare_outputs` and :func:`compare_models`.
+
+    Attributes
+    ----------
+    n : int
+        Predictions compared (input rows times any positions, e.g. time steps).
+    output_shape : tuple of int
+        Shape of the (first) output.
+    top1_agreement : float
+        Fraction of predictions whose top class is the same in both. A
+        single-unit output is a binary decision: above 0.5 when every value
+        of both outputs lies in [0, 1] (probabilities), else above 0 (logits).
+    accuracy_original, accuracy_new : float or None
+        Fraction of top classes equal to the labels; None without labels.
+    max_abs_diff, mean_abs_diff : float
+        Largest and mean absolute difference of the outputs.
+    """
+
+    n: int
+    output_shape: tuple
+    top1_agreement: float
+    accuracy_original: Optional[float]
+    accuracy_new: Optional[float]
+    max_abs_diff: float
+    mean_abs_diff: float
+
+
+def _classes(y, binary_at):
+    if y.shape[-1] == 1:
+        return (y[..., 0] > binary_at).astype(np.int64)
+    return np.argmax(y, axis=-1)
+
+
+def _check_output(y, name):
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiu" or y.ndim < 2 or y.size == 0:
+        raise ValueError(f"{name} must be a non-empty numeric array of shape (batch, ..., "
+                         f"classes); got {y.dtype} array of shape {y.shape}")
+    return y.astype(np.float64)
+
+
+def compare_outputs(y_original, y_new, *, labels=None):
+    """Compare two models' outputs on the same inputs.
+
+    Parameters
+    ----------
+    y_original, y_new : array_like of shape (batch, ..., classes)
+        The outputs, same shape.
+    labels : array_like of int, optional
+        True classes, of shape ``(batch, ...)`` (or one-hot, the shape of the
+        outputs).
+
+    Returns
+    -------
+    CompareResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from weightshare.compare import compare_outputs
+    >>> a = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
+    >>> b = np.array([[0.8, 0.2], [0.6, 0.4], [0.1, 0.9]])
+    >>> r = compare_outputs(a, b, labels=[0, 1, 1])
+    >>> r.top1_agreement, r.accuracy_original, r.accuracy_new
+    (0.6666666666666666, 1.0, 0.6666666666666666)
+    >>> round(r.max_abs_diff, 3), round(r.mean_abs_diff, 3)
+    (0.2, 0.133)
+    """
+    a = _check_output(y_original, "y_original")
+    b = _check_output(y_new, "y_new")
+    if a.shape != b.shape:
+        raise ValueError(f"the outputs must have the same shape; got {a.shape} and {b.shape}")
+    probs = bool(np.all((a >= 0) & (a <= 1)) and np.all((b >= 0) & (b <= 1)))
+    at = 0.5 if probs else 0.0
+    ca, cb = _classes(a, at), _classes(b, at)
+    acc_a = acc_b = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape == a.shape and a.shape[-1] > 1:
+            lab = np.argmax(lab, axis=-1)
+        if lab.shape != ca.shape:
+            raise ValueError(f"labels must have shape {ca.shape} (or {a.shape} one-hot); "
+                             f"got {lab.shape}")
+        if lab.dtype.kind not in "iub" and not np.array_equal(lab, np.round(lab)):
+            raise ValueError("labels must be integer classes")
+        lab = lab.astype(np.int64)
+        acc_a, acc_b = float(np.mean(ca == lab)), float(np.mean(cb == lab))
+    d = np.abs(a - b)
+    return CompareResult(n=int(ca.size), output_shape=a.shape,
+                         top1_agreement=float(np.mean(ca == cb)), accuracy_original=acc_a,
+                         accuracy_new=acc_b, max_abs_diff=float(d.max()),
+                         mean_abs_diff=float(d.mean()))
+
+
+def _model(source, name):
+    """(config, weights) of a Keras file or of a (config, weights) pair."""
+    if isinstance(source, (str, os.PathLike)):
+        return _read_model(os.fspath(source))
+    if isinstance(source, tuple) and len(source) == 2:
+        return source
+    raise TypeError(f"{name} must be a Keras file path or a (config, weights) pair; "
+                    f"got {type(source).__name__}")
+
+
+def _read_model(path):
+    """(config, {layer path: arrays}) of a Keras file, through weightshare.files."""
+    try:
+        from . import files   # h5py only when a file is read
+    except ImportError as exc:
+        raise ValueError(f"{path}: reading Keras files needs weightshare.files: {exc}") from None
+    return files.read_model_for_forward(path)
+
+
+def compare_models(original, new, inputs, *, labels=None):
+    """Run two models on the same inputs with NumPy and compare their outputs.
+
+    Parameters
+    ----------
+    original, new : path or (config, weights)
+        Keras files (``.keras`` or legacy ``.h5``, which hold the architecture),
+        or pairs as taken by :func:`weightshare.forward.forward`.
+    inputs : array_like or list of array_like
+        The models' input(s), batch first.
+    labels : array_like of int, optional
+        True classes; adds the accuracy of both models.
+
+    Returns
+    -------
+    CompareResult
+        On the first output of multi-output models.
+
+    Raises
+    ------
+    ValueError
+        A layer the forward pass does not support (all named), or outputs
+        of different shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from weightshare.compare import compare_models
+    >>> cfg = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+    ...     {"class_name": "Dense", "config": {"name": "fc", "units": 2}}]}}
+    >>> w = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)]
+    >>> w2 = [np.array([[1.0, 0.5], [0.0, 1.0]]), np.zeros(2)]
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.9]])
+    >>> compare_models((cfg, {"fc": w}), (cfg, {"fc": w2}), x).top1_agreement
+    0.6666666666666666
+    """
+    cfg_a, w_a = _model(original, "original")
+    cfg_b, w_b = _model(new, "new")
+    y_a = forward(cfg_a, w_a, inputs)
+    y_b = forward(cfg_b, w_b, inputs)
+    if isinstance(y_a, list):
+        y_a, y_b = y_a[0], y_b[0]
+    return compare_outputs(y_a, y_b, labels=labels)
