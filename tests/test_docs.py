@@ -16,7 +16,8 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles",
            "weightshare.prune", "weightshare.encode", "weightshare.report",
            "weightshare.forward", "weightshare.compare"]
-PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md", "docs/format.md"]
+PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md", "docs/format.md",
+         "docs/report.md"]
 
 
 @pytest.mark.parametrize("name", MODULES)
