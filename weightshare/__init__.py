@@ -23,3 +23,15 @@ __all__ += ["REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
 __all__ += ["BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes"]
 __all__ += ["Report", "ReportTotal", "TensorReport", "load_tensors", "report"]
 __all__ += ["plot_report"]
+
+# The file adapters import h5py: loaded on first use, so the array core never does.
+_FILE_API = {"WeightInfo", "ClusterSummary", "read_weights", "select_weights", "transform_file",
+             "cluster_file", "file_format"}
+__all__ += sorted(_FILE_API)
+
+
+def __getattr__(name):
+    if name in _FILE_API:
+        from . import files
+        return getattr(files, name)
+    raise AttributeError(f"module 'weightshare' has no attribute {name!r}")

@@ -20,54 +20,15 @@ replaces the destination with ``os.replace`` only on success and is removed
 on any failure.
 """
 
-import contextlib
-import os
-import shutil
-import tempfile
-import zipfile
-
 import h5py
 import numpy as np
 
+from .._io._atomic import atomic_output, temp_path  # noqa: F401 (re-exported)
+from .._io._zip import write_zip  # noqa: F401 (re-exported)
 from ..errors import FileFormatError
 
 __all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_path", "copy_attrs"]
 
-_CHUNK = 1 << 20
-
-
-# --------------------------------------------------------------------------- temp files
-def temp_path(folder, stem, suffix):
-    """A new empty temporary file in `folder` (the caller removes it)."""
-    fd, path = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=suffix)
-    os.close(fd)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_output(dst, mode_from=None):
-    """Yield a temporary path next to `dst`; on success it replaces `dst`.
-
-    The temporary file gets the permissions `mode_from` has (when given and
-    existing) or the usual ``0o666 & ~umask``. On any exception it is
-    removed and `dst` is left as it was.
-    """
-    folder = os.path.dirname(os.path.abspath(dst))
-    tmp = temp_path(folder, os.path.basename(dst), ".tmp")
-    try:
-        yield tmp
-        if mode_from is not None and os.path.exists(mode_from):
-            mode = os.stat(mode_from).st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- attributes
@@ -211,40 +172,3 @@ def _walk(sg, dg, path, job):
             sg.copy(obj, dg, name=name)
 
 
-# --------------------------------------------------------------------------- zip
-def _clone_info(info):
-    new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-    for key in ("compress_type", "comment", "extra", "create_system", "create_version",
-                "extract_version", "external_attr", "internal_attr"):
-        setattr(new, key, getattr(info, key))
-    if hasattr(info, "_compresslevel"):
-        new._compresslevel = info._compresslevel
-    return new
-
-
-def write_zip(src_zip, dst_path, replace):
-    """Re-write the zip `src_zip` (an open ZipFile) to `dst_path`.
-
-    `replace` maps member names to new content: ``bytes`` or the path of a
-    file to stream. Members keep their order and ZipInfo settings.
-    """
-    with zipfile.ZipFile(dst_path, "w") as out:
-        out.comment = src_zip.comment
-        for info in src_zip.infolist():
-            new = _clone_info(info)
-            content = replace.get(info.filename)
-            if isinstance(content, bytes):
-                size = len(content)
-            elif content is not None:
-                size = os.path.getsize(content)
-            else:
-                size = info.file_size
-            with out.open(new, "w", force_zip64=size > zipfile.ZIP64_LIMIT) as w:
-                if isinstance(content, bytes):
-                    w.write(content)
-                elif content is not None:
-                    with open(content, "rb") as f:
-                        shutil.copyfileobj(f, w, _CHUNK)
-                else:
-                    with src_zip.open(info) as r:
-                        shutil.copyfileobj(r, w, _CHUNK)

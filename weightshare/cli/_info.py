@@ -1,16 +1,32 @@
-"""``weightshare info``: list the tensors of a file."""
+"""``weightshare info``: list the weight tensors of a file."""
 
-import numpy as np
+import weightshare
+
+from ._common import print_json, print_table
 
 
 def register(sub):
-    p = sub.add_parser("info", help="list the tensors of a file")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("info", help="list the weight tensors of a Keras or NumPy file",
+                       description="List every weight tensor of MODEL: layer, role, shape, dtype, "
+                                   "and where it lives in the file. The file is only read.")
+    p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
+    p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=run)
 
 
 def run(args):
-    x = np.load(args.model, allow_pickle=False)
-    print(f"{args.model}: shape {x.shape}, dtype {x.dtype}")
+    fmt = weightshare.file_format(args.model)
+    records = weightshare.read_weights(args.model, values=False)
+    if args.json:
+        print_json({"file": args.model, "format": fmt,
+                    "tensors": [{"name": r.name, "layer": r.layer, "path": r.path,
+                                 "layer_class": r.layer_class, "role": r.role, "kind": r.kind,
+                                 "shape": list(r.shape), "dtype": r.dtype, "location": r.location}
+                                for r in records]})
+        return 0
+    n = sum(int(__import__("math").prod(r.shape)) for r in records)
+    print(f"{args.model}: {fmt}, {len(records)} tensors, {n} values")
+    print_table(["tensor", "class", "role", "shape", "dtype", "location"],
+                [(r.name, r.layer_class or "-", r.role, "x".join(map(str, r.shape)) or "()",
+                  r.dtype, r.location) for r in records])
     return 0

@@ -1,0 +1,96 @@
+"""Small readers shared by the Keras file adapters: string attributes, class names, zip members.
+
+Keras writers and h5py versions store the same string attribute as vlen
+UTF-8, vlen ASCII, fixed-length ``|S<n>`` or (for an empty list) a float64
+array of shape (0,); these helpers read all of them. Only the file-level
+modules (``weightshare._io``, ``weightshare._remove``, ``weightshare.files``)
+import h5py; nothing here does.
+"""
+
+import io
+import re
+import struct
+
+import numpy as np
+
+__all__ = ["snake_case", "decode_str", "str_list_attr", "MemberWindow", "member_data_offset"]
+
+
+def snake_case(name):
+    """Keras' ``to_snake_case`` (store group names): ``Conv2D`` -> ``conv2d``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def decode_str(value):
+    """A string attribute value (bytes, numpy bytes, str, 0-d array) as str."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"not a string: {type(value).__name__}")
+
+
+def str_list_attr(obj, name):
+    """A list-of-strings attribute (also split ``name0, name1, ...``); [] if empty; None if absent."""
+    attrs = obj.attrs
+    if name in attrs:
+        chunks = [attrs[name]]
+    elif f"{name}0" in attrs:
+        chunks, i = [], 0
+        while f"{name}{i}" in attrs:
+            chunks.append(attrs[f"{name}{i}"])
+            i += 1
+    else:
+        return None
+    out = []
+    for chunk in chunks:
+        arr = np.asarray(chunk)
+        if arr.dtype.kind in "fiu" and arr.size == 0:
+            continue
+        out.extend(decode_str(v) for v in arr.reshape(-1))
+    return out
+
+
+class MemberWindow(io.RawIOBase):
+    """Read-only file object over ``[offset, offset + size)`` of an open file."""
+
+    def __init__(self, f, offset, size):
+        super().__init__()
+        self._f, self._off, self._size, self._pos = f, offset, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, pos, whence=0):
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buf):
+        n = max(0, min(len(buf), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._f.seek(self._off + self._pos)
+        data = self._f.read(n)
+        buf[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def member_data_offset(f, info):
+    f.seek(info.header_offset)
+    header = f.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise ValueError(f"bad local header for {info.filename}")
+    n_name, n_extra = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + n_name + n_extra

@@ -1,0 +1,521 @@
+"""Open a weights file read-only, find its format from the content, and list its tensors.
+
+Formats (see docs/files.md):
+
+- ``keras_zip``: a ``.keras`` zip (``config.json`` + ``model.weights.h5``);
+- ``weights_store``: a Keras 3 ``.weights.h5`` (``layers/<class_snake>[_N]/vars/<i>``);
+- ``legacy_full`` / ``legacy_weights``: legacy HDF5 from ``model.save('x.h5')``
+  (Keras 1-3) and Keras 2 ``save_weights('x.h5')`` (``layer_names`` /
+  ``weight_names`` attributes, possibly split as ``layer_names0, 1, ...``);
+- ``npy`` / ``npz``: NumPy array files.
+
+Every problem becomes one :class:`~weightshare.errors.FileFormatError` naming
+the file and, where it applies, the dataset.
+"""
+
+import io
+import json
+import os
+import zipfile
+from typing import NamedTuple, Optional
+
+import h5py
+import numpy as np
+
+from ..errors import FileFormatError
+from ._bf16 import bf16_to_float32
+from ._common import MemberWindow, decode_str, member_data_offset, snake_case, str_list_attr
+from ._roles import class_from_group, kind_of, store_roles
+
+__all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
+           "WEIGHTS_MEMBER", "suffix_of"]
+
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "model.weights.h5"
+FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
+_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+_REFUSED_MODES = ("int8", "int4", "float8", "gptq")
+
+
+class WeightInfo(NamedTuple):
+    """One weight tensor of a file.
+
+    Attributes
+    ----------
+    name : str
+        Unique key: ``<layer path>/<role>`` (``fc1/kernel``, ``inner/dense/kernel``,
+        ``bilstm/forward_layer/cell/kernel``), or the array name of npy/npz.
+    layer : str
+        The top-level layer (model.layers) the weight belongs to.
+    path : str
+        The layer path (``fc1``, or ``inner/dense`` inside a nested model).
+    layer_class : str or None
+        The Keras class, when the file says (config) or the store group name does.
+    role : str
+        ``kernel``, ``bias``, ``recurrent_kernel``, ``gamma``, ``moving_mean``, ...
+        (``var<i>`` when it cannot be told).
+    kind : str
+        ``kernel`` (every kernel-like role), ``bias``, ``normalization`` or ``other``.
+    shape : tuple of int
+    dtype : str
+        ``float32``, ``float16``, ``bfloat16``, ``float64``, ...
+    location : str
+        Where it lives: the HDF5 dataset path (prefixed ``model.weights.h5:`` in
+        a ``.keras`` zip), or the array name in an npz.
+    value : ndarray or None
+        The values (bfloat16 as float32, exactly), when read.
+    """
+
+    name: str
+    layer: str
+    path: str
+    layer_class: Optional[str]
+    role: str
+    kind: str
+    shape: tuple
+    dtype: str
+    location: str
+    value: Optional[np.ndarray] = None
+
+
+def suffix_of(path):
+    """The file-name suffix that decides how Keras loads a file."""
+    p = os.fspath(path).lower()
+    for suffix in (".weights.h5", ".weights.json", ".keras", ".hdf5", ".h5", ".npy", ".npz"):
+        if p.endswith(suffix):
+            return suffix
+    return os.path.splitext(p)[1]
+
+
+def _layer_name(entry):
+    cfg = entry.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+        return cfg["name"]
+    name = entry.get("name")
+    return name if isinstance(name, str) else None
+
+
+def _layers_of(model):
+    cfg = model.get("config") if isinstance(model, dict) else None
+    if isinstance(cfg, list):
+        return cfg
+    if isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
+        return cfg["layers"]
+    return None
+
+
+def _is_model(entry):
+    cfg = entry.get("config")
+    return entry.get("class_name") in _MODEL_CLASSES or (isinstance(cfg, dict) and "layers" in cfg)
+
+
+def _dtype_name(ds):
+    if ds.dtype.kind == "V" and ds.dtype.itemsize == 2:
+        return "bfloat16"
+    return ds.dtype.name
+
+
+class WeightsFile:
+    """A weights file opened read-only (a context manager). See :func:`open_weights`."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.fmt = None
+        self.config = None
+        self.keras_version = None
+        self.records = []
+        self.zip_infos = None
+        self.h5 = self._zip = self._raw = self._np = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for obj in (self.h5, self._zip, self._raw):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the real error
+                    pass
+        self.h5 = self._zip = self._raw = self._np = None
+
+    def fail(self, message, dataset=None):
+        raise FileFormatError(self.path, message, dataset)
+
+    # ------------------------------------------------------------------ detection
+    def _open(self):
+        path = self.path
+        if os.path.isdir(path):
+            self.fail("is a folder, not a weights file")
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "no such file", path)
+        if path.endswith(".weights.json"):
+            self.fail("is a sharded Keras weights index (.weights.json); sharded weights are not "
+                      "supported yet: save the model with model.save('x.keras') or "
+                      "save_weights('x.weights.h5') without max_shard_size")
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not head:
+            self.fail("is empty (0 bytes)")
+        if head.startswith(b"\x93NUMPY"):
+            self._open_npy()
+        elif zipfile.is_zipfile(path):
+            self._open_zip()
+        elif h5py.is_hdf5(path):
+            self.h5 = h5py.File(path, "r")
+            self._open_h5(self.h5, where="")
+        else:
+            self.fail("is not a Keras weights file (neither a .keras zip, an HDF5 file nor a "
+                      "NumPy .npy/.npz file)")
+
+    def _open_npy(self):
+        self.fmt = "npy"
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if reader is None:
+                self.fail(f"has an unsupported .npy format version {version}")
+            shape, _, dtype = reader(f)
+        if dtype.hasobject:
+            self.fail("holds Python objects, not numbers (refusing to unpickle)")
+        self.records.append(WeightInfo("array", "array", "array", None, "kernel", "kernel",
+                                       tuple(shape), dtype.name, "array"))
+
+    def _open_zip(self):
+        self._raw = open(self.path, "rb")
+        self._zip = zipfile.ZipFile(self._raw)
+        self.zip_infos = self._zip.infolist()
+        names = [i.filename for i in self.zip_infos]
+        if CONFIG_MEMBER in names:
+            self._open_keras_zip(names)
+        elif names and all(n.endswith(".npy") for n in names):
+            self._open_npz()
+        elif any(n.endswith("/" + CONFIG_MEMBER) for n in names):
+            self.fail("is a zip whose members sit in a sub-folder; Keras needs config.json and "
+                      "model.weights.h5 at the root")
+        else:
+            self.fail("is a zip without config.json, not a .keras model")
+
+    def _open_npz(self):
+        self.fmt = "npz"
+        for info in self.zip_infos:
+            key = info.filename[:-4]
+            with self._zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                          (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if reader is None:
+                    self.fail(f"has an unsupported .npy format version {version}", info.filename)
+                shape, _, dtype = reader(f)
+            if dtype.hasobject:
+                self.fail("holds Python objects, not numbers (refusing to unpickle)", info.filename)
+            self.records.append(WeightInfo(key, key, key, None, "kernel", "kernel", tuple(shape),
+                                           dtype.name, key))
+
+    def _open_keras_zip(self, names):
+        if WEIGHTS_MEMBER not in names:
+            if "model.weights.npz" in names:
+                self.fail("stores its weights as model.weights.npz, which is not supported")
+            self.fail("is a .keras zip without model.weights.h5")
+        self.fmt = "keras_zip"
+        try:
+            self.config = json.loads(self._zip.read(CONFIG_MEMBER).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
+        if not isinstance(self.config, dict):
+            self.fail("config.json does not hold a model", CONFIG_MEMBER)
+        if "metadata.json" in names:
+            try:
+                meta = json.loads(self._zip.read("metadata.json").decode("utf-8"))
+                self.keras_version = str(meta.get("keras_version")) if isinstance(meta, dict) else None
+            except (ValueError, UnicodeDecodeError):
+                self.keras_version = None
+        info = self._zip.getinfo(WEIGHTS_MEMBER)
+        if info.file_size > 0 and info.compress_size > 0 and info.file_size > 1000 * info.compress_size:
+            self.fail(f"claims {info.file_size} bytes for {WEIGHTS_MEMBER} from "
+                      f"{info.compress_size} compressed (a zip bomb?)", WEIGHTS_MEMBER)
+        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+            start = member_data_offset(self._raw, info)
+            if start + info.file_size > os.path.getsize(self.path):
+                self.fail("is truncated: the weights member runs past the end of the file",
+                          WEIGHTS_MEMBER)
+            fileobj = MemberWindow(self._raw, start, info.file_size)
+        else:
+            fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
+        self.h5 = h5py.File(fileobj, "r")
+        self._open_h5(self.h5, where=WEIGHTS_MEMBER + ":")
+        if self.fmt != "weights_store":
+            self.fail("its model.weights.h5 is not a Keras weights store", WEIGHTS_MEMBER)
+        self.fmt = "keras_zip"
+
+    def _open_h5(self, h5, where):
+        self._where = where
+        mw = h5.get("model_weights")
+        if isinstance(mw, h5py.Group) and str_list_attr(mw, "layer_names") is not None:
+            self.fmt = "legacy_full"
+            if "model_config" in h5.attrs:
+                try:
+                    self.config = json.loads(decode_str(h5.attrs["model_config"]))
+                except (ValueError, TypeError) as exc:
+                    self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
+            if "keras_version" in h5.attrs:
+                try:
+                    self.keras_version = decode_str(h5.attrs["keras_version"])
+                except TypeError:
+                    pass
+            self._map_legacy(mw, "/model_weights")
+        elif str_list_attr(h5, "layer_names") is not None:
+            self.fmt = "legacy_weights"
+            if "keras_version" in h5.attrs:
+                try:
+                    self.keras_version = decode_str(h5.attrs["keras_version"])
+                except TypeError:
+                    pass
+            self._map_legacy(h5, "")
+        elif isinstance(h5.get("layers"), h5py.Group) or isinstance(h5.get("vars"), h5py.Group) \
+                or any(isinstance(h5[k], h5py.Group) and isinstance(h5[k].get("vars"), h5py.Group)
+                       for k in h5):
+            self.fmt = "weights_store"
+            self._map_store(h5)
+        else:
+            self.fail("is an HDF5 file but not a Keras weights file (no model_weights, "
+                      "layer_names, layers or vars)")
+
+    # ------------------------------------------------------------------ config lookups
+    def _entries(self):
+        layers = _layers_of(self.config) if self.config else None
+        if self.config is not None and layers is None:
+            self.fail("the model config has no list of layers",
+                      CONFIG_MEMBER if self.fmt == "keras_zip" else "/@model_config")
+        return layers or []
+
+    def _config_of(self, name):
+        for entry in self._entries():
+            if _layer_name(entry) == name:
+                return entry
+        return None
+
+    @property
+    def tf_keras(self):
+        return bool(self.keras_version) and not str(self.keras_version).startswith("3")
+
+    # ------------------------------------------------------------------ weights store
+    def _map_store(self, h5):
+        if self.config is not None:
+            sequential = self.config.get("class_name") == "Sequential"
+            group = h5.get("layers")
+            if group is None:
+                if any(e.get("class_name") != "InputLayer" for e in self._entries()
+                       if isinstance(e, dict)):
+                    self._store_object(h5, None, "", None, "")   # subclassed models
+                return
+            self._store_container(group, self._entries(), sequential, "/layers", top=None, prefix="")
+            return
+        # no config: layer names from vars@name or the group name, classes from group names
+        for key in ("layers",):
+            group = h5.get(key)
+            if isinstance(group, h5py.Group):
+                for gname in sorted(group, key=_group_order):
+                    sub = group[gname]
+                    if not isinstance(sub, h5py.Group):
+                        continue
+                    name = self._stored_name(sub) or gname
+                    self._store_object(sub, {"class_name": class_from_group(gname), "config": {}},
+                                       f"/layers/{gname}", name, name)
+        for gname in sorted(k for k in h5 if k not in ("layers", "optimizer", "metrics", "vars")):
+            sub = h5[gname]
+            if isinstance(sub, h5py.Group):
+                self._store_object(sub, None, f"/{gname}", gname, gname)
+
+    @staticmethod
+    def _stored_name(group):
+        vars_ = group.get("vars")
+        if isinstance(vars_, h5py.Group) and "name" in vars_.attrs:
+            try:
+                return decode_str(vars_.attrs["name"])
+            except TypeError:
+                return None
+        return None
+
+    def _store_container(self, group, entries, sequential, where, top, prefix):
+        used = {}
+        for entry in entries:
+            if not isinstance(entry, dict):
+                self.fail("the model config lists a layer that is not a dict", CONFIG_MEMBER)
+            if sequential and entry.get("class_name") == "InputLayer":
+                continue
+            base = snake_case(str(entry.get("class_name")))
+            used[base] = used.get(base, -1) + 1
+            gname = base if used[base] == 0 else f"{base}_{used[base]}"
+            name = _layer_name(entry) or gname
+            sub = group.get(gname)
+            if sub is None:
+                continue
+            stored = self._stored_name(sub)
+            if stored is not None and stored != name:
+                self.fail(f"store group {where}/{gname} belongs to layer {stored!r}, but the config "
+                          f"puts layer {name!r} there", f"{where}/{gname}/vars")
+            path = f"{prefix}{name}"
+            layer = top or name
+            if _is_model(entry):
+                nested = _layers_of(entry) or []
+                if isinstance(sub.get("layers"), h5py.Group):
+                    self._store_container(sub["layers"], nested, entry.get("class_name") == "Sequential",
+                                          f"{where}/{gname}/layers", layer, path + "/")
+                continue
+            self._store_object(sub, entry, f"{where}/{gname}", layer, path)
+
+    def _store_object(self, group, entry, where, layer, path, sub=None):
+        cls = entry.get("class_name") if entry else None
+        cfg = entry.get("config", {}) if entry else {}
+        cfg = cfg if isinstance(cfg, dict) else {}
+        if cls is not None and isinstance(cfg.get("dtype"), dict):
+            mode = cfg["dtype"].get("config", {}).get("name", "")
+            if isinstance(mode, str) and any(mode.startswith(m) for m in _REFUSED_MODES):
+                self.fail(f"layer {layer!r} is quantized ({mode}); quantized layers are not supported",
+                          where)
+        datasets = self._vars(group, where)
+        if datasets:
+            roles = store_roles(cls, cfg, [d.shape for d in datasets], sub=sub, tf_keras=self.tf_keras)
+            self._check_config_shapes(cls, cfg, roles, datasets, layer)
+            base = path if sub is None else f"{path}/{sub}"
+            for role, ds in zip(roles, datasets):
+                self._add(f"{base}/{role}" if layer else f"{where.strip('/')}/{role}", layer or "",
+                          path or "", cls, role, ds)
+        others = sorted((k for k in group if k not in ("vars", "layers")),
+                        key=lambda k: (k.startswith("_"), k))
+        for key in others:
+            child = group[key]
+            if isinstance(child, h5py.Group):
+                self._store_object(child, entry, f"{where}/{key}", layer, path,
+                                   sub=key if sub is None else f"{sub}/{key}")
+
+    def _vars(self, group, where):
+        vars_ = group.get("vars")
+        if not isinstance(vars_, h5py.Group):
+            return []
+        keys = list(vars_)
+        if not all(k.isdigit() for k in keys):
+            self.fail(f"unexpected entries {sorted(keys)[:5]} in a vars group", f"{where}/vars")
+        out = []
+        for k in sorted(keys, key=int):
+            ds = vars_[k]
+            if not isinstance(ds, h5py.Dataset):
+                self.fail("is not a dataset", f"{where}/vars/{k}")
+            out.append(ds)
+        return out
+
+    # ------------------------------------------------------------------ legacy
+    def _map_legacy(self, root, where):
+        names = str_list_attr(root, "layer_names")
+        for lname in names:
+            group = root.get(lname)
+            if not isinstance(group, h5py.Group):
+                self.fail(f"layer_names lists {lname!r} but there is no such group", where or "/")
+            wnames = str_list_attr(group, "weight_names") or []
+            entry = self._config_of(lname) if self.config is not None else None
+            cls = entry.get("class_name") if entry else None
+            seen = set()
+            for wn in wnames:
+                ds = group.get(wn)
+                if not isinstance(ds, h5py.Dataset):
+                    self.fail(f"weight_names lists {wn!r} but there is no such dataset",
+                              f"{where}/{lname}")
+                parts = [p.split(":")[0] for p in wn.split("/")]
+                role = parts[-1]
+                sub = parts[-2] if len(parts) >= 2 and parts[-2] != lname else None
+                path = f"{lname}/{sub}" if sub else lname
+                sub_cls = cls
+                if sub and entry is not None and _is_model(entry):
+                    inner = [e for e in _layers_of(entry) or [] if isinstance(e, dict)
+                             and _layer_name(e) == sub]
+                    sub_cls = inner[0].get("class_name") if inner else None
+                key = f"{path}/{role}"
+                while key in seen:
+                    key += "'"
+                seen.add(key)
+                self._add(key, lname, path, sub_cls, role, ds)
+            if entry is not None and wnames:
+                cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
+                roles = [[p.split(":")[0] for p in wn.split("/")][-1] for wn in wnames]
+                datasets = [group[wn] for wn in wnames]
+                self._check_config_shapes(cls, cfg, roles, datasets, lname)
+
+    # ------------------------------------------------------------------ common
+    def _check_config_shapes(self, cls, cfg, roles, datasets, layer):
+        """Refuse a kernel whose output size disagrees with the config."""
+        want = None
+        if cls == "Dense" or (cls or "").startswith("Conv") and not (cls or "").endswith("Transpose"):
+            want = cfg.get("units", cfg.get("filters"))
+        elif cls == "Embedding":
+            want = cfg.get("output_dim")
+        if not isinstance(want, int):
+            return
+        for role, ds in zip(roles, datasets):
+            if role in ("kernel", "embeddings") and ds.ndim >= 2 and ds.shape[-1] != want:
+                key = "units" if "units" in cfg else "filters" if "filters" in cfg else "output_dim"
+                self.fail(f"layer {layer!r} has {key}={want} in its config but its {role} has "
+                          f"shape {tuple(ds.shape)}", self._where + ds.name)
+
+    def _add(self, key, layer, path, cls, role, ds):
+        self.records.append(WeightInfo(key, layer, path, cls, role, kind_of(role), tuple(ds.shape),
+                                       _dtype_name(ds), self._where + ds.name))
+
+    # ------------------------------------------------------------------ reading
+    def dataset(self, record):
+        """The h5py dataset of a record (HDF5 formats)."""
+        return self.h5[record.location[len(self._where):]]
+
+    def read(self, record):
+        """The values of `record` as a NumPy array (bfloat16 as exact float32)."""
+        try:
+            if self.fmt == "npy":
+                arr = np.load(self.path, mmap_mode=None, allow_pickle=False)
+            elif self.fmt == "npz":
+                with self._zip.open(record.location + ".npy") as f:
+                    arr = np.lib.format.read_array(f, allow_pickle=False)
+            else:
+                arr = self.dataset(record)[()]
+        except FileFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            self.fail(f"cannot read the data ({type(exc).__name__}: {exc})", record.location)
+        arr = np.asarray(arr)
+        if record.dtype == "bfloat16":
+            return bf16_to_float32(arr)
+        if tuple(arr.shape) != record.shape:
+            self.fail(f"holds shape {arr.shape}, not {record.shape}", record.location)
+        return arr
+
+
+def _group_order(name):
+    head, _, tail = name.rpartition("_")
+    if head and tail.isdigit():
+        return (head, int(tail))
+    return (name, -1)
+
+
+def open_weights(path):
+    """Open `path` read-only and map its tensors; FileFormatError for anything unreadable."""
+    wf = WeightsFile(path)
+    try:
+        wf._open()
+    except FileFormatError:
+        wf.close()
+        raise
+    except FileNotFoundError:
+        wf.close()
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, EOFError, AttributeError,
+            IndexError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+        wf.close()
+        raise FileFormatError(wf.path, f"cannot read the file ({type(exc).__name__}: "
+                                       f"{' '.join(str(exc).split())})") from None
+    except BaseException:
+        wf.close()
+        raise
+    return wf

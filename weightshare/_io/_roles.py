@@ -1,0 +1,125 @@
+"""Which variable of a Keras layer is which: the per-class storage order.
+
+A Keras 3 weights store names its datasets ``0, 1, 2, ...`` in the order the
+layer saves its variables; the role of each (kernel, bias, ...) comes from
+the layer class and its config flags. Legacy HDF5 files name the weights, so
+their role is the last component of the weight name.
+
+The kind of a role groups them for targeting: ``"kernel"`` covers every
+kernel-like weight (Dense/Conv kernels, depthwise and pointwise kernels,
+recurrent kernels, embeddings, attention projections).
+"""
+
+import re
+
+__all__ = ["store_roles", "kind_of", "class_from_group", "KERNEL_ROLES", "output_axis"]
+
+KERNEL_ROLES = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings")
+_KINDS = {**{r: "kernel" for r in KERNEL_ROLES},
+          "bias": "bias", "gamma": "normalization", "beta": "normalization",
+          "moving_mean": "normalization", "moving_variance": "normalization"}
+
+# class -> (required roles, optional roles with the config flag that turns each on)
+_DENSE = (("kernel",), (("bias", "use_bias"),))
+_TABLE = {
+    "Dense": _DENSE,
+    "EinsumDense": (("kernel",), (("bias", "bias_axes"),)),
+    "Embedding": (("embeddings",), ()),
+    "BatchNormalization": ((), (("gamma", "scale"), ("beta", "center"))),
+    "LayerNormalization": ((), (("gamma", "scale"), ("beta", "center"))),
+    "GroupNormalization": ((), (("gamma", "scale"), ("beta", "center"))),
+    "PReLU": (("alpha",), ()),
+    "SeparableConv1D": (("depthwise_kernel", "pointwise_kernel"), (("bias", "use_bias"),)),
+    "SeparableConv2D": (("depthwise_kernel", "pointwise_kernel"), (("bias", "use_bias"),)),
+    "DepthwiseConv1D": (("kernel",), (("bias", "use_bias"),)),
+    "DepthwiseConv2D": (("kernel",), (("bias", "use_bias"),)),
+}
+for _c in ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+           "Convolution1D", "Convolution2D", "Convolution3D"):
+    _TABLE[_c] = _DENSE
+_TAIL = {"BatchNormalization": ("moving_mean", "moving_variance")}
+_CELL = (("kernel", "recurrent_kernel"), (("bias", "use_bias"),))
+_RNN = {"LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTM1D",
+        "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def _snake(name):
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+_BY_SNAKE = {_snake(c): c for c in list(_TABLE) + sorted(_RNN) + ["MultiHeadAttention",
+                                                                    "Bidirectional"]}
+
+
+def class_from_group(group_name):
+    """The Keras class a weights-store group name stands for (``dense_3`` -> ``Dense``), or None."""
+    return _BY_SNAKE.get(re.sub(r"_\d+$", "", group_name))
+
+
+def kind_of(role):
+    """``"kernel"``, ``"bias"``, ``"normalization"`` or ``"other"``."""
+    return _KINDS.get(role, "other")
+
+
+def _generic(shapes):
+    return ["kernel" if len(s) >= 2 and i == 0 else f"var{i}" for i, s in enumerate(shapes)]
+
+
+def store_roles(layer_class, config, shapes, sub=None, tf_keras=False):
+    """Roles of the datasets ``vars/0 .. vars/n-1`` of a layer (or of its sub-object `sub`).
+
+    Parameters
+    ----------
+    layer_class : str or None
+    config : dict
+        The layer's config (flags such as use_bias); may be empty.
+    shapes : list of tuple
+        The stored shapes, in order.
+    sub : str, optional
+        The attribute path of a sub-object (``cell``, ``forward_layer/cell``,
+        ``query_dense`` ...).
+    tf_keras : bool
+        The file was written by tf-keras, which names a depthwise kernel
+        ``depthwise_kernel``.
+    """
+    n = len(shapes)
+    if sub is not None:
+        last = sub.rsplit("/", 1)[-1].lstrip("_")
+        if last == "cell" or layer_class in _RNN:
+            required, optional = _CELL
+        elif last.endswith("_dense") or layer_class == "MultiHeadAttention":
+            required, optional = _DENSE
+        else:
+            return _generic(shapes)
+    elif layer_class in _TABLE:
+        required, optional = _TABLE[layer_class]
+    else:
+        return _generic(shapes)
+    tail = _TAIL.get(layer_class, ()) if sub is None else ()
+    n_opt = n - len(required) - len(tail)
+    if n_opt < 0 or n_opt > len(optional):
+        return _generic(shapes)
+    if n_opt == len(optional):
+        chosen = [r for r, _ in optional]
+    elif n_opt == 0:
+        chosen = []
+    else:   # some optional roles are off: ask the config flags
+        chosen = [r for r, flag in optional if config.get(flag, True)]
+        if len(chosen) != n_opt:
+            return list(required) + [f"var{i}" for i in range(len(required), n - len(tail))] + list(tail)
+    roles = list(required) + chosen + list(tail)
+    if tf_keras and layer_class in ("DepthwiseConv1D", "DepthwiseConv2D") and roles[0] == "kernel":
+        roles[0] = "depthwise_kernel"
+    return roles
+
+
+def output_axis(layer_class, role, ndim):
+    """The axis of a kernel that indexes the layer's output channels (for per-channel clustering)."""
+    if ndim < 2:
+        return 0
+    if role == "depthwise_kernel" or (layer_class or "").startswith("Depthwise"):
+        return ndim - 2
+    if (layer_class or "").endswith("Transpose"):
+        return ndim - 2
+    return ndim - 1

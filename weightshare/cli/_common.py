@@ -1,0 +1,70 @@
+"""Helpers shared by the subcommands: tables, JSON, progress, argument parsers."""
+
+import argparse
+import json
+import sys
+
+__all__ = ["print_table", "print_json", "Progress", "parse_k", "parse_list"]
+
+
+def print_table(headers, rows, out=None):
+    """A plain aligned text table."""
+    out = out or sys.stdout
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+
+
+def print_json(obj):
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    print()
+
+
+class Progress:
+    """A one-line progress bar on stderr; silent unless stderr is a terminal (or when quiet)."""
+
+    def __init__(self, label, quiet=False, minimum=8):
+        self.label = label
+        self.on = not quiet and sys.stderr.isatty()
+        self.minimum = minimum
+        self.shown = False
+
+    def __call__(self, done, total, record):
+        if not self.on or total < self.minimum:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} {record.name[:40]:<40}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self):
+        if self.shown:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+def parse_list(text):
+    """'a,b,c' -> ['a', 'b', 'c'] (argparse type)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list; got {text!r}")
+    return items
+
+
+def parse_k(text):
+    """'8' -> 8, 'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out = {}
+        for part in parse_list(text):
+            name, _, value = part.partition("=")
+            out[name.strip()] = int(value)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or LAYER=K,... ; got {text!r}") from None
