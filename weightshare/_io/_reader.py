@@ -316,20 +316,25 @@ class WeightsFile:
             self._store_container(group, self._entries(), sequential, "/layers", top=None, prefix="")
             return
         # no config: layer names from vars@name or the group name, classes from group names
-        for key in ("layers",):
-            group = h5.get(key)
-            if isinstance(group, h5py.Group):
-                for gname in sorted(group, key=_group_order):
-                    sub = group[gname]
-                    if not isinstance(sub, h5py.Group):
-                        continue
-                    name = self._stored_name(sub) or gname
-                    self._store_object(sub, {"class_name": class_from_group(gname), "config": {}},
-                                       f"/layers/{gname}", name, name)
+        if isinstance(h5.get("layers"), h5py.Group):
+            self._bare_container(h5["layers"], "/layers", None, "")
         for gname in sorted(k for k in h5 if k not in ("layers", "optimizer", "metrics", "vars")):
             sub = h5[gname]
             if isinstance(sub, h5py.Group):
                 self._store_object(sub, None, f"/{gname}", gname, gname)
+
+    def _bare_container(self, group, where, top, prefix):
+        for gname in sorted(group, key=_group_order):
+            sub = group[gname]
+            if not isinstance(sub, h5py.Group):
+                continue
+            name = self._stored_name(sub) or gname
+            if isinstance(sub.get("layers"), h5py.Group):      # a nested model
+                self._bare_container(sub["layers"], f"{where}/{gname}/layers", top or name,
+                                     f"{prefix}{name}/")
+                continue
+            self._store_object(sub, {"class_name": class_from_group(gname), "config": {}},
+                               f"{where}/{gname}", top or name, f"{prefix}{name}")
 
     @staticmethod
     def _stored_name(group):
