@@ -18,7 +18,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = ("info", "cluster", "remove", "report")
+_COMMANDS = ("info", "cluster", "remove", "report", "compare")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,9 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _one_line(exc):
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
-        text = f"{exc.filename}: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
     return " ".join(text.split())
 
 
