@@ -11,6 +11,7 @@ from .cluster import ClusterResult, assign, cluster, init_centroids
 from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_sizes
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report  # matplotlib loads on first call
+from .compare import CompareResult, compare_models, compare_outputs  # h5py on first file read
 from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_global,
                     sparsity_schedule)
 
@@ -35,3 +36,4 @@ def __getattr__(name):
         from . import files
         return getattr(files, name)
     raise AttributeError(f"module 'weightshare' has no attribute {name!r}")
+__all__ += ["CompareResult", "compare_models", "compare_outputs"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .forward import forward
 
-__all__ = ["compare_outputs", "compare_models", "CompareResult"]
+__all__ = ["compare_outputs", "compare_models", "read_model", "CompareResult"]
 
 
 class CompareResult(NamedTuple):
@@ -111,23 +111,124 @@ def compare_outputs(y_original, y_new, *, labels=None):
                          mean_abs_diff=float(d.mean()))
 
 
-def _model(source, name):
-    """(config, weights) of a Keras file or of a (config, weights) pair."""
-    if isinstance(source, (str, os.PathLike)):
-        return _read_model(os.fspath(source))
-    if isinstance(source, tuple) and len(source) == 2:
-        return source
-    raise TypeError(f"{name} must be a Keras file path or a (config, weights) pair; "
-                    f"got {type(source).__name__}")
+def _read_config(path):
+    """The model config a Keras file stores (``.keras``: config.json; ``.h5``: model_config),
+    or None for a weights-only file."""
+    import json
+    import zipfile
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if "config.json" not in z.namelist():
+                return None
+            return json.loads(z.read("config.json").decode("utf-8"))
+    import h5py   # only for legacy .h5 files
+    with h5py.File(path, "r") as h:
+        text = h.attrs.get("model_config")
+    if text is None:
+        return None
+    return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
-def _read_model(path):
-    """(config, {layer path: arrays}) of a Keras file, through weightshare.files."""
-    try:
-        from . import files   # h5py only when a file is read
-    except ImportError as exc:
-        raise ValueError(f"{path}: reading Keras files needs weightshare.files: {exc}") from None
-    return files.read_model_for_forward(path)
+#: Keras order of a layer's weights by role (lower first); unknown roles keep file order
+_ROLE_ORDER = {"kernel": 0, "depthwise_kernel": 0, "embeddings": 0, "alpha": 0, "gamma": 0,
+               "pointwise_kernel": 1, "recurrent_kernel": 1, "beta": 1, "bias": 2,
+               "moving_mean": 3, "moving_variance": 4}
+#: MultiHeadAttention sub-layers, by a word of their name
+_MHA_ORDER = (("query", 0), ("key", 1), ("value", 2), ("output", 3))
+
+
+def _keras_order(record, index):
+    """Sort key putting a layer's records in ``layer.get_weights()`` order."""
+    where = f"{record.name} {record.location}"
+    backward = int("backward" in where)      # Bidirectional: forward layer first
+    part = next((rank for word, rank in _MHA_ORDER if word in record.name[len(record.layer):]), 0)
+    return backward, part, _ROLE_ORDER.get(record.role, 5), index
+
+
+def _weights_by_layer(records, counts):
+    """{forward layer path: arrays in Keras order} from weightshare.files records."""
+    out = {}
+    for path in counts:
+        mine = [(r, i) for i, r in enumerate(records)
+                if r.path == path or r.path.startswith(path + "/")
+                or (r.layer == path and "/" not in path)]
+        mine.sort(key=lambda ri: _keras_order(*ri))
+        out[path] = [r.value for r, _ in mine]
+    return out
+
+
+def read_model(path, *, architecture=None):
+    """A Keras file as ``(config, weights)`` for :func:`weightshare.forward.forward`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.keras`` file or a legacy ``.h5`` saved with ``model.save`` (they
+        hold the architecture), or a weights-only file (``.weights.h5``,
+        legacy ``save_weights``) with `architecture`.
+    architecture : path or dict, optional
+        Where the architecture comes from when `path` has none: a Keras file
+        of the same model, or its config dict.
+
+    Returns
+    -------
+    config : dict
+    weights : dict of str to list of ndarray
+        Per layer path, the arrays in Keras order (bfloat16 as float32).
+
+    Raises
+    ------
+    ValueError
+        No architecture, or weights that do not match it (a weights file
+        that stores no layer names, as tf-keras ``.weights.h5``, cannot be
+        matched).
+
+    Examples
+    --------
+    >>> from weightshare.compare import read_model
+    >>> config, weights = read_model("examples/digits.keras")
+    >>> config["class_name"], [(k, [a.shape for a in v]) for k, v in weights.items()][:1]
+    ('Sequential', [('fc1', [(64, 64), (64,)])])
+    """
+    from .files import read_weights   # h5py only when a file is read
+    from .forward import layer_weight_counts
+    records = read_weights(path)      # raises FileFormatError for what is not a weights file
+    config = _read_config(path)
+    if config is None:
+        if architecture is None:
+            raise ValueError(f"{os.fspath(path)}: a weights-only file holds no architecture; "
+                             "give a .keras or .h5 file of the same model")
+        config = architecture if isinstance(architecture, dict) else _read_config(architecture)
+        if config is None:
+            raise ValueError(f"{os.fspath(path)}: a weights-only file holds no architecture, and "
+                             f"neither does {os.fspath(architecture)}")
+    counts = layer_weight_counts(config)
+    weights = _weights_by_layer(records, counts)
+    missing = [p for p in counts if not weights[p]]
+    if missing:
+        stored = ", ".join(sorted({r.path for r in records})[:6])
+        raise ValueError(f"{os.fspath(path)}: no weights for layer(s) "
+                         f"{', '.join(missing[:6])} of the architecture; the file's layers are "
+                         f"{stored or 'none'} (a weights file that stores no layer names, as "
+                         "tf-keras .weights.h5, cannot be matched: use the .keras or .h5 file)")
+    return config, weights
+
+
+def _pair(original, new):
+    """Both models as (config, weights); a weights-only file borrows the other's architecture."""
+    out = []
+    for source, other, name in ((original, new, "original"), (new, original, "new")):
+        if isinstance(source, (str, os.PathLike)):
+            arch = other if isinstance(other, (str, os.PathLike)) else None
+            if arch is None and isinstance(other, tuple) and len(other) == 2:
+                arch = other[0]
+            out.append(read_model(source, architecture=arch))
+        elif isinstance(source, tuple) and len(source) == 2:
+            out.append(source)
+        else:
+            raise TypeError(f"{name} must be a Keras file path or a (config, weights) pair; "
+                            f"got {type(source).__name__}")
+    return out
 
 
 def compare_models(original, new, inputs, *, labels=None):
@@ -136,7 +237,9 @@ def compare_models(original, new, inputs, *, labels=None):
     Parameters
     ----------
     original, new : path or (config, weights)
-        Keras files (``.keras`` or legacy ``.h5``, which hold the architecture),
+        Keras files, read with :func:`weightshare.files.read_weights` (the
+        architecture comes from a ``.keras`` file's config.json or a legacy
+        ``.h5``'s model_config; a weights-only file borrows the other model's),
         or pairs as taken by :func:`weightshare.forward.forward`.
     inputs : array_like or list of array_like
         The models' input(s), batch first.
@@ -166,8 +269,7 @@ def compare_models(original, new, inputs, *, labels=None):
     >>> compare_models((cfg, {"fc": w}), (cfg, {"fc": w2}), x).top1_agreement
     0.6666666666666666
     """
-    cfg_a, w_a = _model(original, "original")
-    cfg_b, w_b = _model(new, "new")
+    (cfg_a, w_a), (cfg_b, w_b) = _pair(original, new)
     y_a = forward(cfg_a, w_a, inputs)
     y_b = forward(cfg_b, w_b, inputs)
     if isinstance(y_a, list):

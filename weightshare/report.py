@@ -203,16 +203,10 @@ def _load(source, name):
 
 
 def _load_keras(path):
+    """Floating-point tensors of a Keras file, named by weightshare.files (``layer/role``)."""
     from .files import read_weights   # h5py only when a Keras file is read
-    out = []
-    for rec in read_weights(path):
-        label = str(rec.dtype)
-        out.append(_Tensor(_record_name(rec), rec.value, "bfloat16" if label == "bfloat16" else None))
-    return out
-
-
-def _record_name(rec):
-    return f"{rec.layer}/{rec.role}"
+    return [_Tensor(rec.name, rec.value, "bfloat16" if rec.dtype == "bfloat16" else None)
+            for rec in read_weights(path) if rec.value.dtype.kind == "f"]
 
 
 def load_tensors(path_or_tensors):
@@ -291,8 +285,9 @@ def report(path_or_tensors, *, compare=None):
         The tensors (float16, float32 or float64 arrays), or a file: ``.npy``
         (one tensor, named after the file), ``.npz`` (one tensor per member),
         or a Keras file (``.keras``, ``.weights.h5``, ``.h5``) whose weights
-        are read with :func:`weightshare.files.read_weights` and named
-        ``layer/role``.
+        are read with :func:`weightshare.files.read_weights` and named as it
+        names them (``layer/role``, ``inner/dense/kernel``); non-float
+        tensors (integer state) are left out.
     compare : dict or path, optional
         The original model, same kinds of input. Every tensor of the model
         must be in it, with the same shape; adds the sum of squared errors

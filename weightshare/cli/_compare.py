@@ -17,31 +17,36 @@ def register(sub):
     p.add_argument("original", metavar="ORIGINAL", help="the original model file")
     p.add_argument("new", metavar="NEW", help="the changed model file")
     p.add_argument("--inputs", required=True, metavar="X.npy",
-                   help="inputs, batch first: .npy, or .npz (member 'x', else every member in "
-                        "order, one per model input)")
+                   help="inputs, batch first: .npy, or .npz (member x, X, x_test, X_test or "
+                        "inputs, or its only member)")
     p.add_argument("--labels", metavar="y.npy",
-                   help="true classes: .npy, or .npz (member 'y' or 'labels', or its only member)")
+                   help="true classes: .npy, or .npz (member y, Y, y_test, Y_test or labels, or "
+                        "its only member)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
+_INPUT_KEYS = ("x", "X", "x_test", "X_test", "inputs")
+_LABEL_KEYS = ("y", "Y", "y_test", "Y_test", "labels")
+
+
 def _load(path, keys, what):
-    if str(path).lower().endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            for key in keys:
-                if key in z.files:
-                    return z[key]
-            if what == "labels" and len(z.files) != 1:
-                raise ValueError(f"{path}: labels .npz must hold 'y', 'labels' or one member; "
-                                 f"it holds {', '.join(z.files)}")
-            arrays = [z[k] for k in z.files]
-            return arrays[0] if len(arrays) == 1 else arrays
-    return np.load(path, allow_pickle=False)
+    """An array of a .npy file, or of a .npz member named by `keys` (or its only member)."""
+    if not str(path).lower().endswith(".npz"):
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as z:
+        for key in keys:
+            if key in z.files:
+                return z[key]
+        if len(z.files) == 1:
+            return z[z.files[0]]
+        raise ValueError(f"{path}: the {what} .npz must hold one of {', '.join(keys)} or a "
+                         f"single member; it holds {', '.join(z.files)}")
 
 
 def run(args):
-    inputs = _load(args.inputs, ("x",), "inputs")
-    labels = None if args.labels is None else _load(args.labels, ("y", "labels"), "labels")
+    inputs = _load(args.inputs, _INPUT_KEYS, "inputs")
+    labels = None if args.labels is None else _load(args.labels, _LABEL_KEYS, "labels")
     r = compare_models(args.original, args.new, inputs, labels=labels)
     if args.json:
         json.dump(dict(r._asdict(), output_shape=list(r.output_shape)), sys.stdout, indent=2)
