@@ -87,3 +87,12 @@ def test_plot_report_api_without_matplotlib(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'weightshare\[plot\]'"):
         weightshare.plot_report({"w": TOY}, tmp_path / "x.png")
+
+
+def test_keras_file_table(capsys):
+    import os
+    digits = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "examples", "digits.keras")
+    assert main(["report", digits]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-2]]
+    assert names == ["fc1/kernel", "fc1/bias", "fc2/kernel", "fc2/bias", "out/kernel", "out/bias"]

@@ -137,3 +137,40 @@ def test_measurement_modules_import_only_numpy_and_the_stdlib_at_top_level():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 top.add(node.module.split(".")[0])
         assert top <= allowed, f"{name} imports {sorted(top - allowed)} at top level"
+
+
+# --------------------------------------------------------------------------- Keras files
+
+import os  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "examples", "digits.keras")
+FIX = os.path.join(ROOT, "tests", "fixtures", "keras")
+
+
+def test_keras_file_rows_follow_weightshare_files():
+    rep = weightshare.report(DIGITS)
+    records = weightshare.read_weights(DIGITS)
+    assert [r.name for r in rep.rows] == [r.name for r in records]
+    assert [r.shape for r in rep.rows] == [r.shape for r in records]
+    assert rep.total.n == sum(r.value.size for r in records)
+
+
+def test_bfloat16_tensors_are_measured_in_two_bytes():
+    rep = weightshare.report(os.path.join(FIX, "k3_bf16.keras"))
+    for row in rep.rows:
+        assert row.dtype == "bfloat16" and row.raw == 2 * row.n
+    kernel = weightshare.read_weights(os.path.join(FIX, "k3_bf16.keras"))[2].value
+    assert rep.rows[2].packed == weightshare.encoded_sizes(kernel, dtype="bfloat16").packed
+
+
+def test_compare_with_a_clustered_file_gives_its_sse(tmp_path):
+    out = str(tmp_path / "digits-k8.keras")
+    summary = {r.tensor: r for r in weightshare.cluster_file(DIGITS, out, 8)}
+    rep = weightshare.report(out, compare=DIGITS)
+    for row in rep.rows:
+        if row.name in summary:
+            assert row.distinct == 8
+            assert row.sse == pytest.approx(summary[row.name].sse, rel=1e-12)
+        else:
+            assert row.sse == 0.0                          # biases untouched
