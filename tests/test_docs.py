@@ -13,10 +13,10 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-MODULES = ["weightshare.cluster", "weightshare.testing.checks", "weightshare.testing.oracles",
+MODULES = ["weightshare.cluster", "weightshare.files", "weightshare.testing.checks", "weightshare.testing.oracles",
            "weightshare.prune", "weightshare.encode", "weightshare.report",
            "weightshare.forward", "weightshare.compare"]
-PAGES = ["docs/clustering.md", "docs/testing.md", "docs/pruning.md", "docs/format.md",
+PAGES = ["docs/clustering.md", "docs/testing.md", "docs/files.md", "docs/pruning.md", "docs/format.md",
          "docs/report.md"]
 
 
