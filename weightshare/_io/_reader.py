@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
 from ._common import MemberWindow, decode_str, member_data_offset, snake_case, str_list_attr
-from ._roles import class_from_group, kind_of, store_roles
+from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
            "WEIGHTS_MEMBER", "suffix_of"]
@@ -34,7 +34,11 @@ CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
-_REFUSED_MODES = ("int8", "int4", "float8", "gptq")
+#: root groups of a weights store that hold training state, not layers (left untouched)
+_STATE_GROUPS = ("optimizer", "metrics")
+_SHARDED = ("is a sharded Keras weights index (.weights.json); sharded weights are not supported "
+            "yet: save the model with model.save('x.keras') or save_weights('x.weights.h5') "
+            "without max_shard_size")
 
 
 class WeightInfo(NamedTuple):
@@ -153,13 +157,13 @@ class WeightsFile:
         if not os.path.exists(path):
             raise FileNotFoundError(2, "no such file", path)
         if path.endswith(".weights.json"):
-            self.fail("is a sharded Keras weights index (.weights.json); sharded weights are not "
-                      "supported yet: save the model with model.save('x.keras') or "
-                      "save_weights('x.weights.h5') without max_shard_size")
+            self.fail(_SHARDED)
         with open(path, "rb") as f:
             head = f.read(8)
         if not head:
             self.fail("is empty (0 bytes)")
+        if head.lstrip()[:1] == b"{":
+            self._refuse_json()
         if head.startswith(b"\x93NUMPY"):
             self._open_npy()
         elif zipfile.is_zipfile(path):
@@ -170,6 +174,20 @@ class WeightsFile:
         else:
             self.fail("is not a Keras weights file (neither a .keras zip, an HDF5 file nor a "
                       "NumPy .npy/.npz file)")
+
+    def _refuse_json(self):
+        """A JSON file: a sharded weights index (refused: not supported yet) or no weights at all."""
+        index = None
+        if os.path.getsize(self.path) < (64 << 20):
+            try:
+                with open(self.path, "rb") as f:
+                    index = json.loads(f.read().decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                index = None
+        if isinstance(index, dict) and "weight_map" in index:
+            self.fail(_SHARDED)
+        self.fail("is a JSON file, not a Keras weights file (give the .keras, .weights.h5 or "
+                  ".h5 file)")
 
     def _open_npy(self):
         self.fmt = "npy"
@@ -286,16 +304,10 @@ class WeightsFile:
                       "layer_names, layers or vars)")
 
     # ------------------------------------------------------------------ config lookups
-    def _entries(self):
-        layers = _layers_of(self.config) if self.config else None
-        if self.config is not None and layers is None:
-            self.fail("the model config has no list of layers",
-                      CONFIG_MEMBER if self.fmt == "keras_zip" else "/@model_config")
-        return layers or []
-
     def _config_of(self, name):
-        for entry in self._entries():
-            if _layer_name(entry) == name:
+        """The config entry of the top-level layer `name` (None without a config)."""
+        for entry in (_layers_of(self.config) if self.config is not None else None) or []:
+            if isinstance(entry, dict) and _layer_name(entry) == name:
                 return entry
         return None
 
@@ -305,23 +317,55 @@ class WeightsFile:
 
     # ------------------------------------------------------------------ weights store
     def _map_store(self, h5):
-        if self.config is not None:
+        entries = _layers_of(self.config) if self.config is not None else None
+        if entries is not None:     # Sequential / Functional: the config names every layer
             sequential = self.config.get("class_name") == "Sequential"
-            group = h5.get("layers")
-            if group is None:
-                if any(e.get("class_name") != "InputLayer" for e in self._entries()
-                       if isinstance(e, dict)):
-                    self._store_object(h5, None, "", None, "")   # subclassed models
-                return
-            self._store_container(group, self._entries(), sequential, "/layers", top=None, prefix="")
-            return
-        # no config: layer names from vars@name or the group name, classes from group names
-        if isinstance(h5.get("layers"), h5py.Group):
+            if isinstance(h5.get("layers"), h5py.Group):
+                self._store_container(h5["layers"], entries, sequential, "/layers", top=None,
+                                      prefix="")
+        elif isinstance(h5.get("layers"), h5py.Group):   # no config, or a subclassed model's
             self._bare_container(h5["layers"], "/layers", None, "")
-        for gname in sorted(k for k in h5 if k not in ("layers", "optimizer", "metrics", "vars")):
+        self._store_root_vars(h5)
+        for gname in sorted(k for k in h5 if k not in ("layers", "vars") + _STATE_GROUPS):
             sub = h5[gname]
-            if isinstance(sub, h5py.Group):
-                self._store_object(sub, None, f"/{gname}", gname, gname)
+            if not isinstance(sub, h5py.Group):
+                continue
+            name = self._stored_name(sub) or gname
+            if isinstance(sub.get("layers"), h5py.Group):     # an attribute that is a model
+                self._store_root_vars(sub, f"/{gname}", name)
+                self._bare_container(sub["layers"], f"/{gname}/layers", name, f"{name}/")
+            else:                                              # an attribute that is a layer
+                self._store_object(sub, {"class_name": class_from_group(gname), "config": {}},
+                                   f"/{gname}", name, name)
+        self._check_all_mapped(h5)
+
+    def _store_root_vars(self, group, where="", name=None):
+        """Variables a model object holds itself (``<model>/vars``): roles ``var<i>``."""
+        datasets = self._vars(group, where)
+        if datasets:
+            name = name or self._stored_name(group) or "model"
+            for i, ds in enumerate(datasets):
+                self._add(f"{name}/var{i}", name, name, None, f"var{i}", ds)
+
+    def _check_all_mapped(self, h5):
+        """Refuse a store holding datasets that no layer of the model accounts for."""
+        mapped = {r.location[len(self._where):] for r in self.records}
+        strays = []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and "/" + name not in mapped:
+                strays.append("/" + name)
+        for key in h5:
+            if key not in _STATE_GROUPS:
+                obj = h5[key]
+                if isinstance(obj, h5py.Group):
+                    obj.visititems(lambda n, o, key=key: visit(f"{key}/{n}", o))
+                else:
+                    visit(key, obj)
+        if strays:
+            where = "config.json" if self.fmt == "keras_zip" else "the file"
+            self.fail(f"holds {len(strays)} variable(s) that no layer of {where} accounts for "
+                      f"(the config and the weights disagree)", self._where + strays[0])
 
     def _bare_container(self, group, where, top, prefix):
         for gname in sorted(group, key=_group_order):
@@ -330,11 +374,12 @@ class WeightsFile:
                 continue
             name = self._stored_name(sub) or gname
             if isinstance(sub.get("layers"), h5py.Group):      # a nested model
+                self._store_root_vars(sub, f"{where}/{gname}", f"{prefix}{name}")
                 self._bare_container(sub["layers"], f"{where}/{gname}/layers", top or name,
                                      f"{prefix}{name}/")
                 continue
             self._store_object(sub, {"class_name": class_from_group(gname), "config": {}},
-                               f"{where}/{gname}", top or name, f"{prefix}{name}")
+                               f"{where}/{gname}", top or name, f"{prefix}{name}", bare=True)
 
     @staticmethod
     def _stored_name(group):
@@ -342,7 +387,7 @@ class WeightsFile:
         if isinstance(vars_, h5py.Group) and "name" in vars_.attrs:
             try:
                 return decode_str(vars_.attrs["name"])
-            except TypeError:
+            except (TypeError, UnicodeDecodeError):
                 return None
         return None
 
@@ -363,41 +408,52 @@ class WeightsFile:
             stored = self._stored_name(sub)
             if stored is not None and stored != name:
                 self.fail(f"store group {where}/{gname} belongs to layer {stored!r}, but the config "
-                          f"puts layer {name!r} there", f"{where}/{gname}/vars")
+                          f"puts layer {name!r} there", self._where + f"{where}/{gname}/vars")
             path = f"{prefix}{name}"
             layer = top or name
             if _is_model(entry):
                 nested = _layers_of(entry) or []
+                self._store_root_vars(sub, f"{where}/{gname}", path)
                 if isinstance(sub.get("layers"), h5py.Group):
                     self._store_container(sub["layers"], nested, entry.get("class_name") == "Sequential",
                                           f"{where}/{gname}/layers", layer, path + "/")
                 continue
             self._store_object(sub, entry, f"{where}/{gname}", layer, path)
 
-    def _store_object(self, group, entry, where, layer, path, sub=None):
+    def _refuse_quantized(self, entry, layer, where):
+        cfg = entry.get("config") if isinstance(entry, dict) else None
+        mode = quantization_of(cfg)
+        if mode is not None:
+            self.fail(f"layer {layer!r} is quantized ({mode}); quantized Keras layers are not "
+                      "supported (cluster or prune the float model before quantizing it)",
+                      self._where + where)
+
+    def _store_object(self, group, entry, where, layer, path, sub=None, bare=False):
         cls = entry.get("class_name") if entry else None
         cfg = entry.get("config", {}) if entry else {}
         cfg = cfg if isinstance(cfg, dict) else {}
-        if cls is not None and isinstance(cfg.get("dtype"), dict):
-            mode = cfg["dtype"].get("config", {}).get("name", "")
-            if isinstance(mode, str) and any(mode.startswith(m) for m in _REFUSED_MODES):
-                self.fail(f"layer {layer!r} is quantized ({mode}); quantized layers are not supported",
-                          where)
+        if sub is None:
+            self._refuse_quantized(entry, layer, where)
         datasets = self._vars(group, where)
         if datasets:
-            roles = store_roles(cls, cfg, [d.shape for d in datasets], sub=sub, tf_keras=self.tf_keras)
+            shapes = [d.shape for d in datasets]
+            roles = store_roles(cls, cfg, shapes, sub=sub, tf_keras=self.tf_keras)
+            if roles is None:
+                what = "its group name" if bare else "the config"
+                self.fail(f"layer {layer!r} stores {len(datasets)} variables, which a {cls} (from "
+                          f"{what}) does not have: a quantized or custom variant, which is not "
+                          "supported", self._where + f"{where}/vars")
             self._check_config_shapes(cls, cfg, roles, datasets, layer)
             base = path if sub is None else f"{path}/{sub}"
             for role, ds in zip(roles, datasets):
-                self._add(f"{base}/{role}" if layer else f"{where.strip('/')}/{role}", layer or "",
-                          path or "", cls, role, ds)
+                self._add(f"{base}/{role}", layer, path, cls, role, ds)
         others = sorted((k for k in group if k not in ("vars", "layers")),
                         key=lambda k: (k.startswith("_"), k))
         for key in others:
             child = group[key]
             if isinstance(child, h5py.Group):
                 self._store_object(child, entry, f"{where}/{key}", layer, path,
-                                   sub=key if sub is None else f"{sub}/{key}")
+                                   sub=key if sub is None else f"{sub}/{key}", bare=bare)
 
     def _vars(self, group, where):
         vars_ = group.get("vars")
@@ -405,49 +461,60 @@ class WeightsFile:
             return []
         keys = list(vars_)
         if not all(k.isdigit() for k in keys):
-            self.fail(f"unexpected entries {sorted(keys)[:5]} in a vars group", f"{where}/vars")
+            self.fail(f"unexpected entries {sorted(keys)[:5]} in a vars group",
+                      self._where + f"{where}/vars")
         out = []
         for k in sorted(keys, key=int):
             ds = vars_[k]
             if not isinstance(ds, h5py.Dataset):
-                self.fail("is not a dataset", f"{where}/vars/{k}")
+                self.fail("is not a dataset", self._where + f"{where}/vars/{k}")
             out.append(ds)
         return out
 
     # ------------------------------------------------------------------ legacy
     def _map_legacy(self, root, where):
-        names = str_list_attr(root, "layer_names")
+        names = list(str_list_attr(root, "layer_names"))
+        top = root.get("top_level_model_weights")
+        if isinstance(top, h5py.Group) and str_list_attr(top, "weight_names"):
+            names.append("top_level_model_weights")    # a model's own variables (Keras 3)
         for lname in names:
             group = root.get(lname)
             if not isinstance(group, h5py.Group):
                 self.fail(f"layer_names lists {lname!r} but there is no such group", where or "/")
             wnames = str_list_attr(group, "weight_names") or []
-            entry = self._config_of(lname) if self.config is not None else None
+            entry = self._config_of(lname)
             cls = entry.get("class_name") if entry else None
+            self._refuse_quantized(entry, lname, f"{where}/{lname}")
+            nested = _layers_of(entry) if entry is not None and _is_model(entry) else None
             seen = set()
+            roles, datasets = [], []
             for wn in wnames:
                 ds = group.get(wn)
                 if not isinstance(ds, h5py.Dataset):
                     self.fail(f"weight_names lists {wn!r} but there is no such dataset",
                               f"{where}/{lname}")
-                parts = [p.split(":")[0] for p in wn.split("/")]
-                role = parts[-1]
-                sub = parts[-2] if len(parts) >= 2 and parts[-2] != lname else None
-                path = f"{lname}/{sub}" if sub else lname
+                rel, role = _legacy_parts(wn, lname)
+                if cls in PLAIN_CLASSES:     # a stale prefix (Keras 2.0), not a sub-layer
+                    rel = []
+                path = "/".join([lname] + rel)
                 sub_cls = cls
-                if sub and entry is not None and _is_model(entry):
-                    inner = [e for e in _layers_of(entry) or [] if isinstance(e, dict)
-                             and _layer_name(e) == sub]
+                if nested is not None:
+                    inner = [e for e in nested if isinstance(e, dict) and rel
+                             and _layer_name(e) == rel[0]]
                     sub_cls = inner[0].get("class_name") if inner else None
+                    if inner:
+                        self._refuse_quantized(inner[0], f"{lname}/{rel[0]}", f"{where}/{lname}")
                 key = f"{path}/{role}"
-                while key in seen:
-                    key += "'"
+                if key in seen:                       # the file's own name, which is unique
+                    key = f"{lname}/{wn}"
+                if key in seen:
+                    self.fail(f"weight_names lists {wn!r} twice", f"{where}/{lname}")
                 seen.add(key)
                 self._add(key, lname, path, sub_cls, role, ds)
-            if entry is not None and wnames:
+                roles.append(role)
+                datasets.append(ds)
+            if entry is not None and nested is None and wnames:
                 cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-                roles = [[p.split(":")[0] for p in wn.split("/")][-1] for wn in wnames]
-                datasets = [group[wn] for wn in wnames]
                 self._check_config_shapes(cls, cfg, roles, datasets, lname)
 
     # ------------------------------------------------------------------ common
@@ -495,6 +562,24 @@ class WeightsFile:
         if tuple(arr.shape) != record.shape:
             self.fail(f"holds shape {arr.shape}, not {record.shape}", record.location)
         return arr
+
+
+def _legacy_parts(weight_name, layer):
+    """(sub-layer path components, role) of a legacy weight name inside the group of `layer`.
+
+    The prefix of a weight name is not reliable (pitfalls of old files):
+    ``hidden/kernel:0`` (tf-keras), ``mlp/hidden/kernel`` (Keras 3: a variable
+    path), ``lstm/lstm_cell/kernel:0``, ``bilstm/forward_lstm/lstm_cell/kernel:0``,
+    ``dense/kernel:0`` for the sub-layer ``dense`` of a nested model's group,
+    ``batch_normalization_1_1/gamma:0`` in group ``batch_normalization_1``
+    (Keras 2.0). What follows the first occurrence of the layer's own name is
+    kept; without it, the whole prefix is.
+    """
+    parts = [p.split(":")[0] for p in weight_name.split("/")]
+    prefix, role = parts[:-1], parts[-1]
+    if layer in prefix:
+        prefix = prefix[prefix.index(layer) + 1:]
+    return prefix, role
 
 
 def _group_order(name):

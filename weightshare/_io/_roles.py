@@ -8,11 +8,16 @@ their role is the last component of the weight name.
 The kind of a role groups them for targeting: ``"kernel"`` covers every
 kernel-like weight (Dense/Conv kernels, depthwise and pointwise kernels,
 recurrent kernels, embeddings, attention projections).
+
+A class whose variable order is not in the table (a custom layer) gets the
+roles ``var0, var1, ...`` of kind ``"other"``: weightshare does not guess
+which of its tensors is a kernel, so default jobs leave it alone.
 """
 
 import re
 
-__all__ = ["store_roles", "kind_of", "class_from_group", "KERNEL_ROLES", "output_axis"]
+__all__ = ["store_roles", "kind_of", "class_from_group", "quantization_of", "KERNEL_ROLES",
+           "output_axis", "OUTPUT_AXIS_DOC", "PLAIN_CLASSES"]
 
 KERNEL_ROLES = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings")
 _KINDS = {**{r: "kernel" for r in KERNEL_ROLES},
@@ -38,6 +43,8 @@ for _c in ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "
            "Convolution1D", "Convolution2D", "Convolution3D"):
     _TABLE[_c] = _DENSE
 _TAIL = {"BatchNormalization": ("moving_mean", "moving_variance")}
+#: classes whose variables sit on the layer itself (no cells or sub-layers)
+PLAIN_CLASSES = frozenset(_TABLE)
 _CELL = (("kernel", "recurrent_kernel"), (("bias", "use_bias"),))
 _RNN = {"LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTM1D",
         "ConvLSTM2D", "ConvLSTM3D"}
@@ -62,8 +69,39 @@ def kind_of(role):
     return _KINDS.get(role, "other")
 
 
+#: quantization modes of Keras 3 dtype policies (``QuantizedDTypePolicy`` and subclasses)
+_QUANTIZED_MODES = ("int8", "int4", "float8", "gptq", "awq")
+
+
+def quantization_of(config):
+    """The quantization mode of a layer config (``"int8"``, ...), or None for a float layer.
+
+    Keras 3.15 writes ``{"class_name": "QuantizedDTypePolicy", "config": {"mode":
+    "int8", "source_name": "float32"}}``; earlier Keras 3 releases wrote policy
+    names such as ``"int8_from_float32"``.
+    """
+    dtype = config.get("dtype") if isinstance(config, dict) else None
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, dict):
+        inner = dtype.get("config") if isinstance(dtype.get("config"), dict) else {}
+        mode = inner.get("mode")
+        if isinstance(mode, str) and mode:
+            return mode
+        if "Quantized" in str(dtype.get("class_name", "")):
+            return str(dtype.get("class_name"))
+        name = inner.get("name", "")
+    else:
+        return None
+    if isinstance(name, str):
+        for m in _QUANTIZED_MODES:
+            if name == m or name.startswith(m + "_") or name.startswith(m + "/"):
+                return name
+    return None
+
+
 def _generic(shapes):
-    return ["kernel" if len(s) >= 2 and i == 0 else f"var{i}" for i, s in enumerate(shapes)]
+    return [f"var{i}" for i in range(len(shapes))]
 
 
 def store_roles(layer_class, config, shapes, sub=None, tf_keras=False):
@@ -82,6 +120,13 @@ def store_roles(layer_class, config, shapes, sub=None, tf_keras=False):
     tf_keras : bool
         The file was written by tf-keras, which names a depthwise kernel
         ``depthwise_kernel``.
+
+    Returns
+    -------
+    list of str or None
+        One role per dataset; ``var<i>`` for a class not in the table; None
+        when a known class stores a number of variables its table does not
+        allow (a quantized or custom variant: the caller refuses it).
     """
     n = len(shapes)
     if sub is not None:
@@ -99,7 +144,7 @@ def store_roles(layer_class, config, shapes, sub=None, tf_keras=False):
     tail = _TAIL.get(layer_class, ()) if sub is None else ()
     n_opt = n - len(required) - len(tail)
     if n_opt < 0 or n_opt > len(optional):
-        return _generic(shapes)
+        return None
     if n_opt == len(optional):
         chosen = [r for r, _ in optional]
     elif n_opt == 0:
@@ -114,8 +159,23 @@ def store_roles(layer_class, config, shapes, sub=None, tf_keras=False):
     return roles
 
 
+#: the per-channel axis of each kind of kernel, as documented (docs/files.md, cluster_file)
+OUTPUT_AXIS_DOC = (
+    ("Dense, EinsumDense, Conv1D/2D/3D, SeparableConv pointwise_kernel", "last (output units/filters)"),
+    ("Conv1D/2D/3DTranspose kernel (k..., filters, in)", "-2 (filters)"),
+    ("DepthwiseConv kernel, SeparableConv depthwise_kernel (k..., in, multiplier)", "-2 (input channel)"),
+    ("LSTM/GRU/SimpleRNN kernel and recurrent_kernel", "last (units x gates)"),
+    ("Embedding embeddings (input_dim, output_dim)", "last (output_dim)"),
+    ("MultiHeadAttention query/key/value (dim, heads, key_dim), output (heads, dim, out)", "last"),
+    ("1-D tensors", "0 (every entry is its own channel)"),
+)
+
+
 def output_axis(layer_class, role, ndim):
-    """The axis of a kernel that indexes the layer's output channels (for per-channel clustering)."""
+    """The axis of a kernel that indexes the layer's output channels (for per-channel clustering).
+
+    See :data:`OUTPUT_AXIS_DOC`.
+    """
     if ndim < 2:
         return 0
     if role == "depthwise_kernel" or (layer_class or "").startswith("Depthwise"):
