@@ -12,23 +12,45 @@ and calls the array core, never the reverse.
 """
 
 import numbers
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._io._roles import output_axis
-from ._io._writer import rewrite
+from ._io._writer import TensorRewrite, rewrite
 from .cluster import METHODS, assign, cluster
 from ._init import INITS
-from ._validation import check_choice, check_k
+from ._validation import check_choice, check_k, check_random_state
 
-__all__ = ["WeightInfo", "ClusterSummary", "read_weights", "select_weights", "transform_file",
-           "cluster_file", "file_format", "FORMATS"]
+__all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
+           "transform_file", "cluster_file", "file_format", "FORMATS"]
+
+#: stored dtypes cluster_file works on (integer tensors, such as counters, never)
+_FLOAT_NAMES = ("float16", "float32", "float64", "bfloat16")
 
 
 class ClusterSummary(NamedTuple):
-    """What :func:`cluster_file` did to one tensor."""
+    """What :func:`cluster_file` did to one tensor.
+
+    Attributes
+    ----------
+    tensor, layer, role : str
+        As in :class:`WeightInfo` (``tensor`` is its ``name``).
+    shape : tuple of int
+    dtype : str
+        The stored dtype, unchanged (``"bfloat16"`` included).
+    k : int
+        The k asked for this tensor (per channel with ``per_channel=True``).
+    distinct_before, distinct_after : int
+        Distinct values in the tensor (the whole tensor, also per channel).
+    zeros_before, zeros_after : int
+        Entries equal to zero.
+    sse : float
+        Sum of squared differences between the written and the original
+        values (float64, after rounding to the stored dtype).
+    """
 
     tensor: str
     layer: str
@@ -43,6 +65,7 @@ class ClusterSummary(NamedTuple):
     sse: float
 
     def to_dict(self):
+        """A JSON-ready dict (shape as a list)."""
         d = self._asdict()
         d["shape"] = list(self.shape)
         return d
@@ -99,6 +122,7 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     Parameters
     ----------
     records : list of WeightInfo
+        From :func:`read_weights`.
     layers : iterable of str, optional
         Layer names (top-level, or a nested layer's path such as ``inner/dense``);
         None targets every layer. Names are matched exactly, never as substrings.
@@ -109,13 +133,32 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
         (``"bias"``, ``"recurrent_kernel"``, ``"gamma"``, ...); ``"all"``
         selects everything.
 
+    Returns
+    -------
+    list of WeightInfo
+        The selected records, in file order.
+
     Raises
     ------
     ValueError
-        A named layer or role does not exist in the file (the message lists
-        those that do).
+        A named layer or role does not exist in the file, or a named layer
+        has no weight with the roles asked for (the message lists those that
+        do exist).
+
+    Examples
+    --------
+    >>> import weightshare
+    >>> w = weightshare.read_weights("examples/digits.keras", values=False)
+    >>> [r.name for r in weightshare.select_weights(w, layers=["out"], roles=["kernel", "bias"])]
+    ['out/kernel', 'out/bias']
+    >>> weightshare.select_weights(w, layers=["fc"])
+    Traceback (most recent call last):
+    ...
+    ValueError: no layer named 'fc'; the layers with weights are: fc1, fc2, out
     """
     roles = (roles,) if isinstance(roles, str) else tuple(roles)
+    if not roles or not all(isinstance(r, str) for r in roles):
+        raise TypeError(f"roles must be role names such as 'kernel' or 'bias'; got {roles!r}")
     known_roles = {r.role for r in records} | {r.kind for r in records} | {"all"}
     bad = [r for r in roles if r not in known_roles]
     if bad:
@@ -123,68 +166,127 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
                          f"{sorted(known_roles)}")
     if layers is not None:
         layers = [layers] if isinstance(layers, str) else list(layers)
+        if not all(isinstance(name, str) for name in layers):
+            raise TypeError(f"layers must be layer names; got {layers!r}")
         known = {r.layer for r in records} | {r.path for r in records}
         missing = [name for name in layers if name not in known]
         if missing:
-            names = sorted({r.layer for r in records})
+            names = dict.fromkeys(r.layer for r in records)      # model order
             raise ValueError(f"no layer named {', '.join(map(repr, missing))}; the layers with "
                              f"weights are: {', '.join(names)}")
-    out = []
-    for r in records:
-        if layers is not None and r.layer not in layers and r.path not in layers:
-            continue
-        if "all" in roles or r.role in roles or r.kind in roles:
-            out.append(r)
+
+    def wanted(r):
+        return "all" in roles or r.role in roles or r.kind in roles
+    out = [r for r in records
+           if (layers is None or r.layer in layers or r.path in layers) and wanted(r)]
+    if layers is not None:
+        for name in layers:
+            if not any(r.layer == name or r.path == name for r in out):
+                has = [r.role for r in records if r.layer == name or r.path == name]
+                raise ValueError(f"layer {name!r} has no weight with roles {list(roles)}; its "
+                                 f"weights are: {', '.join(dict.fromkeys(has))}")
     return out
 
 
 def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
-    The building block of :func:`cluster_file` and ``weightshare.prune_file``:
-    the output keeps the input's format and suffix, every dataset, attribute
-    (with its HDF5 type), group and zip member that `fn` leaves alone stays
-    byte-identical, the input is only opened for reading, and the output is
-    written to a temporary file in the destination folder and renamed into
-    place (an interrupted run leaves no partial output). Tensors are
-    processed one at a time.
+    The building block of every same-shape edit (:func:`cluster_file`,
+    ``weightshare.prune_file``, your own): the caller says what to do to one
+    tensor; this function does the file work and keeps its promises.
+
+    - The output has the input's format and suffix. Everything `fn` does not
+      change is byte-identical: other datasets, every attribute with its HDF5
+      type, groups, optimizer state, configs, and the zip members of a
+      ``.keras`` file with their order and ZipInfo settings (a rewrite where
+      `fn` always returns None reproduces the input byte for byte).
+    - The input is only ever opened for reading. The output is written to a
+      temporary file in the destination folder and renamed into place
+      (``os.replace``); on any error nothing is left behind and an existing
+      `dst` is unchanged.
+    - Tensors are read, passed to `fn` and written one at a time, so peak
+      memory is about two copies of the largest tensor (plus what `fn`
+      allocates), whatever the size of the file.
 
     Parameters
     ----------
     src, dst : str or os.PathLike
-        Input and output. ``dst`` must keep ``src``'s suffix and differ from it
-        unless `in_place`.
-    fn : callable(record, array) -> ndarray or None
-        Gets each selected :class:`WeightInfo` and its current values
-        (bfloat16 as float32) and returns the new values (same shape; they
-        are cast to the stored dtype, bfloat16 rounded to nearest even) or
-        None to leave the tensor untouched.
+        Input and output. `dst` must keep `src`'s suffix (Keras picks its
+        loader by the name) and must not be `src` unless `in_place`.
+    fn : callable(record, values) -> ndarray or None
+        Called once per selected tensor, in file order, with its
+        :class:`WeightInfo` (``value`` not filled) and its current values as
+        an ndarray in the stored dtype (bfloat16 as exact float32). Return
+        the new values, same shape, any real dtype (they are cast to the
+        stored dtype; bfloat16 rounded to nearest, ties to even), or None to
+        leave the tensor's bytes untouched. Do not modify `values` in place
+        and return None: only returned arrays are written. A ``ValueError``
+        or ``TypeError`` it raises becomes a
+        :class:`~weightshare.errors.FileFormatError` naming the file and the
+        tensor's dataset, and nothing is written.
     select : callable(record) -> bool, optional
-        Which tensors `fn` sees (all by default).
+        Which tensors `fn` sees (all by default); see :func:`select_weights`
+        to select by layer name and role.
     in_place : bool, default False
-        Allow ``dst`` to be ``src`` (still written atomically).
+        Allow `dst` to be `src` (still written atomically: a temporary file
+        replaces `src` at the end, keeping its permissions).
     progress : callable(done, total, record), optional
+        Called after each selected tensor (the CLI draws its progress bar).
 
     Returns
     -------
-    list of WeightInfo
-        The tensors that changed.
+    list of TensorRewrite
+        One row per tensor `fn` was called on, in file order: ``changed``
+        (fn returned values), ``values_changed`` (entries whose stored bits
+        differ), ``zeros_before`` / ``zeros_after`` and ``size``.
+
+    Raises
+    ------
+    weightshare.errors.FileFormatError
+        `src` is not a readable weights file, `fn` failed or returned a
+        wrong shape, or `dst` is not an acceptable output.
+    FileNotFoundError
+        `src` or the folder of `dst` does not exist.
+
+    Examples
+    --------
+    Zero the 25 % smallest-magnitude entries of every kernel (a simple
+    magnitude pruning, the way ``prune_file`` uses this function):
+
+    >>> import os, tempfile, numpy as np, weightshare
+    >>> out = os.path.join(tempfile.mkdtemp(), "pruned.keras")
+    >>> def prune(record, values):
+    ...     cut = np.quantile(np.abs(values), 0.25)
+    ...     return np.where(np.abs(values) < cut, 0, values)
+    >>> rows = weightshare.transform_file("examples/digits.keras", out, prune,
+    ...                                   select=lambda r: r.kind == "kernel")
+    >>> [(r.tensor, r.changed, r.zeros_after >= r.size // 4) for r in rows]
+    [('fc1/kernel', True, True), ('fc2/kernel', True, True), ('out/kernel', True, True)]
+    >>> weightshare.transform_file("examples/digits.keras", out, lambda r, v: None)[0].changed
+    False
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
-    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
+    if select is not None and not callable(select):
+        raise TypeError(f"select must be callable or None; got {type(select).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
+    return rewrite(src, dst, fn, select=select, in_place=bool(in_place), progress=progress)
 
 
 def _check_k_map(k, records):
+    """A function record -> k (None: not clustered), after checking `k` once."""
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-        return lambda r: check_k(k)
-    if isinstance(k, dict):
+        k = check_k(k)
+        return lambda r: k
+    if isinstance(k, Mapping):
         known = {r.layer for r in records} | {r.path for r in records}
         for name, value in k.items():
             if name not in known:
                 raise ValueError(f"k names layer {name!r}, which has no targeted weights; targeted "
-                                 f"layers: {', '.join(sorted({r.layer for r in records}))}")
+                                 f"layers: {', '.join(dict.fromkeys(r.layer for r in records))}")
             check_k(value, name=f"k[{name!r}]")
+        k = {name: int(value) for name, value in k.items()}
         return lambda r: k.get(r.path, k.get(r.layer))
     raise TypeError(f"k must be an int >= 1 or a mapping of layer name to int; got {k!r}")
 
@@ -200,19 +302,32 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
         Input and output files (see :func:`transform_file` for the guarantees).
     k : int or dict of str to int
         Shared values per tensor (zero included with `keep_zeros`); a mapping
-        gives k per layer name, and layers it leaves out are not clustered.
+        gives k per layer name (or nested layer path), and layers it leaves
+        out are not clustered.
     layers : iterable of str, optional
-        Layer names to cluster (default: every layer).
+        Layer names to cluster (default: every layer). Exact names, never
+        substrings; an unknown name is an error listing the names that exist.
     roles : iterable of str, default ("kernel",)
         Which weights (see :func:`select_weights`): by default the
-        kernel-like ones; biases, normalisation and other state stay untouched.
+        kernel-like ones (Dense/Conv kernels, depthwise and pointwise
+        kernels, recurrent kernels, embeddings, attention projections,
+        EinsumDense); biases, normalisation and other state stay untouched.
+        Only floating-point tensors are clustered (float16, bfloat16,
+        float32, float64); integer tensors are left as they are.
     init, method, keep_zeros, random_state
         As in :func:`weightshare.cluster`.
     per_channel : bool, default False
-        k values per output channel: along the last axis of Dense/Conv
-        kernels and embeddings, axis -2 of depthwise and transposed-conv kernels.
+        k values per output channel, along this axis of each kernel:
+        the last axis of Dense, EinsumDense and Conv kernels, pointwise
+        kernels, embeddings (output_dim), recurrent kernels (units x gates)
+        and attention projections; axis -2 of transposed-convolution kernels
+        (their filters) and of depthwise kernels (the input channel, each
+        with its depth multipliers); axis 0 of 1-D tensors (each entry is its own
+        channel, so a vector is left as it is).
     in_place : bool, default False
+        Allow `dst` to be `src` (still written atomically).
     progress : callable(done, total, record), optional
+        Called after each tensor (the CLI's progress bar).
 
     Returns
     -------
@@ -230,8 +345,12 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
         check_choice(init, tuple(INITS), "init")
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        check_k(k)
+    rng = check_random_state(random_state)     # one stream for the whole file
     with open_weights(src) as wf:
         chosen = select_weights(wf.records, layers=layers, roles=roles)
+    chosen = [r for r in chosen if r.dtype in _FLOAT_NAMES]
     k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
     rows = []
@@ -244,14 +363,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
             return None
         axis = output_axis(record.layer_class, record.role, values.ndim) if per_channel else None
         try:
-            res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros, axis=axis,
-                          random_state=random_state)
+            res = cluster(values, kk, init=init, method=method, keep_zeros=bool(keep_zeros),
+                          axis=axis, random_state=rng)
         except ValueError as exc:
             raise ValueError(f"{record.name}: {exc}") from None
         new = res.values
         if record.dtype == "bfloat16":
             new = _bf16_values(values, res, axis)
-        sse = float(np.sum((values.astype(np.float64) - new.astype(np.float64)) ** 2))
+        sse = _sse(values, new)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
                                    record.dtype, kk, _distinct(values), _distinct(new),
                                    int(np.count_nonzero(values == 0)),
@@ -265,6 +384,16 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
 
 def _distinct(a):
     return int(np.unique(a).size)
+
+
+def _sse(a, b, chunk=1 << 20):
+    """sum((a - b) ** 2) in float64, a million entries at a time (little extra memory)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    total = 0.0
+    for i in range(0, a.size, chunk):
+        d = a[i:i + chunk].astype(np.float64) - b[i:i + chunk]
+        total += float(np.dot(d, d))
+    return total
 
 
 def _bf16_values(values, res, axis):

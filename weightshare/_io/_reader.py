@@ -363,7 +363,8 @@ class WeightsFile:
                 else:
                     visit(key, obj)
         if strays:
-            where = "config.json" if self.fmt == "keras_zip" else "the file"
+            where = (CONFIG_MEMBER if self._where else "the model config") if self.config \
+                is not None else "the file"
             self.fail(f"holds {len(strays)} variable(s) that no layer of {where} accounts for "
                       f"(the config and the weights disagree)", self._where + strays[0])
 
@@ -486,9 +487,12 @@ class WeightsFile:
             cls = entry.get("class_name") if entry else None
             self._refuse_quantized(entry, lname, f"{where}/{lname}")
             nested = _layers_of(entry) if entry is not None and _is_model(entry) else None
-            seen = set()
+            seen, seen_wn = set(), set()
             roles, datasets = [], []
             for wn in wnames:
+                if wn in seen_wn:
+                    self.fail(f"weight_names lists {wn!r} twice", f"{where}/{lname}")
+                seen_wn.add(wn)
                 ds = group.get(wn)
                 if not isinstance(ds, h5py.Dataset):
                     self.fail(f"weight_names lists {wn!r} but there is no such dataset",
@@ -496,7 +500,12 @@ class WeightsFile:
                 rel, role = _legacy_parts(wn, lname)
                 if cls in PLAIN_CLASSES:     # a stale prefix (Keras 2.0), not a sub-layer
                     rel = []
-                path = "/".join([lname] + rel)
+                # the layer path: a nested model's sub-layer, never a cell or wrapper part;
+                # without a config the first sub-component may be either (kept, as a guess)
+                if rel and (nested is not None or entry is None):
+                    path = f"{lname}/{rel[0]}"
+                else:
+                    path = lname
                 sub_cls = cls
                 if nested is not None:
                     inner = [e for e in nested if isinstance(e, dict) and rel
@@ -504,11 +513,9 @@ class WeightsFile:
                     sub_cls = inner[0].get("class_name") if inner else None
                     if inner:
                         self._refuse_quantized(inner[0], f"{lname}/{rel[0]}", f"{where}/{lname}")
-                key = f"{path}/{role}"
+                key = "/".join([lname] + rel + [role])
                 if key in seen:                       # the file's own name, which is unique
                     key = f"{lname}/{wn}"
-                if key in seen:
-                    self.fail(f"weight_names lists {wn!r} twice", f"{where}/{lname}")
                 seen.add(key)
                 self._add(key, lname, path, sub_cls, role, ds)
                 roles.append(role)

@@ -11,6 +11,7 @@ into place. The source is only ever opened for reading.
 import os
 import shutil
 import zipfile
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -21,9 +22,83 @@ from ._bf16 import bf16_to_float32, float32_to_bf16_bits
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip
 
-__all__ = ["rewrite", "check_destination"]
+__all__ = ["rewrite", "check_destination", "TensorRewrite"]
 
 _CHUNK = 1 << 20
+
+
+class TensorRewrite(NamedTuple):
+    """What a rewrite did to one tensor that its `fn` was called on.
+
+    Attributes
+    ----------
+    tensor, layer, path, role : str
+        As in :class:`~weightshare.files.WeightInfo` (``tensor`` is its ``name``).
+    shape : tuple of int
+    dtype : str
+        The stored dtype (``"bfloat16"`` included), unchanged by the rewrite.
+    location : str
+        The HDF5 dataset (or npz member) that was rewritten.
+    changed : bool
+        `fn` returned new values (False: it returned None; the bytes are untouched).
+    values_changed : int
+        Entries whose stored bits differ after the rewrite (0 when `fn`
+        returned the same values).
+    zeros_before, zeros_after : int
+        Entries equal to zero (either sign) before and after.
+    size : int
+        Number of entries.
+    """
+
+    tensor: str
+    layer: str
+    path: str
+    role: str
+    shape: tuple
+    dtype: str
+    location: str
+    changed: bool
+    values_changed: int
+    zeros_before: int
+    zeros_after: int
+    size: int
+
+    def to_dict(self):
+        """A JSON-ready dict (shape as a list)."""
+        d = self._asdict()
+        d["shape"] = list(self.shape)
+        return d
+
+
+def _summary(record, old_stored, new_stored):
+    """A TensorRewrite from the stored arrays before and after (None after: untouched)."""
+    zeros_before = _zeros(old_stored, record)
+    if new_stored is None:
+        return TensorRewrite(record.name, record.layer, record.path, record.role, record.shape,
+                             record.dtype, record.location, False, 0, zeros_before, zeros_before,
+                             int(old_stored.size))
+    a, b = _bits(old_stored), _bits(new_stored)
+    changed = int(np.count_nonzero(a != b)) if a is not None else int(np.count_nonzero(
+        old_stored != new_stored))
+    return TensorRewrite(record.name, record.layer, record.path, record.role, record.shape,
+                         record.dtype, record.location, True, changed, zeros_before,
+                         _zeros(new_stored, record), int(old_stored.size))
+
+
+def _bits(arr):
+    """An unsigned-integer view of `arr`'s bytes, or None for dtypes without one."""
+    size = arr.dtype.itemsize
+    if size in (1, 2, 4, 8) and arr.dtype.kind in "fiuV" and not arr.dtype.fields:
+        return np.ascontiguousarray(arr).view(f"u{size}")
+    return None
+
+
+def _zeros(stored, record):
+    if record.dtype == "bfloat16":
+        return int(np.count_nonzero((_bits(stored) & np.uint16(0x7FFF)) == 0))
+    if stored.dtype.kind in "fiub":
+        return int(np.count_nonzero(stored == 0))
+    return 0
 
 
 def check_destination(src, dst, in_place):
@@ -44,21 +119,28 @@ def check_destination(src, dst, in_place):
                                    "its loader by the file name)")
 
 
-def _read(ds, record):
-    arr = ds[()]
-    if record.dtype == "bfloat16":
-        return bf16_to_float32(arr)
-    return np.asarray(arr)
-
-
-def _write(ds, record, new):
+def _stored(new, dtype, record):
+    """`new` as the array that will be stored (bfloat16: uint16 bits viewed as the |V2 type)."""
     new = np.asarray(new)
-    if tuple(new.shape) != tuple(ds.shape):
-        raise ValueError(f"new value has shape {new.shape}, the dataset {tuple(ds.shape)}")
+    if tuple(new.shape) != tuple(record.shape):
+        raise ValueError(f"fn returned shape {new.shape}; the tensor has shape {record.shape} "
+                         "(rewrites keep shapes)")
+    if new.dtype.kind not in "fiub":
+        raise TypeError(f"fn returned {new.dtype} values; expected numbers")
     if record.dtype == "bfloat16":
-        ds[...] = float32_to_bf16_bits(new).view(ds.dtype)
-    else:
-        ds[...] = new.astype(ds.dtype, copy=False)
+        return float32_to_bf16_bits(new).view(dtype)
+    return new.astype(dtype, copy=False)
+
+
+def _call(fn, record, values, src):
+    """fn(record, values), with its errors re-raised once as FileFormatError naming the tensor."""
+    try:
+        return fn(record, values)
+    except FileFormatError:
+        raise
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise FileFormatError(src, " ".join(str(exc).split()) or type(exc).__name__,
+                              record.location) from None
 
 
 def _edit_h5(path, prefix, records, fn, progress, src):
@@ -66,41 +148,52 @@ def _edit_h5(path, prefix, records, fn, progress, src):
     with h5py.File(path, "r+") as h5:
         for i, record in enumerate(records):
             ds = h5[record.location[len(prefix):]]
-            try:
-                new = fn(record, _read(ds, record))
-                if new is not None:
-                    _write(ds, record, new)
-                    results.append(record)
-            except FileFormatError:
-                raise
-            except (ValueError, TypeError, OSError) as exc:
-                raise FileFormatError(src, f"{' '.join(str(exc).split())}", record.location) from None
+            old = ds[()]
+            new = _call(fn, record, bf16_to_float32(old) if record.dtype == "bfloat16"
+                        else np.asarray(old), src)
+            stored = None
+            if new is not None:
+                try:
+                    stored = _stored(new, ds.dtype, record)
+                except (ValueError, TypeError) as exc:
+                    raise FileFormatError(src, str(exc), record.location) from None
+                del new
+                ds[...] = stored
+            results.append(_summary(record, np.asarray(old), stored))
+            del old, stored
             if progress is not None:
                 progress(i + 1, len(records), record)
     return results
 
 
-def _rewrite_npz(wf, tmp, fn, records, progress):
+def _rewrite_npz(wf, tmp, fn, records, progress, src):
     results = []
     by_key = {r.location: r for r in records}
+    done = 0
     with zipfile.ZipFile(tmp, "w") as out:
         out.comment = wf._zip.comment
-        for n, info in enumerate(wf.zip_infos):
+        for info in wf.zip_infos:
             record = by_key.get(info.filename[:-4])
-            new = None
+            old = new = None
             if record is not None:
-                new = fn(record, wf.read(record))
+                old = wf.read(record)
+                new = _call(fn, record, old, src)
+                if new is not None:
+                    try:
+                        new = _stored(new, old.dtype, record)
+                    except (ValueError, TypeError) as exc:
+                        raise FileFormatError(src, str(exc), record.location) from None
             with out.open(clone_info(info), "w", force_zip64=True) as w:
                 if new is None:
                     with wf._zip.open(info) as r:
                         shutil.copyfileobj(r, w, _CHUNK)
                 else:
-                    old = wf.read(record)
-                    np.lib.format.write_array(w, np.asarray(new).astype(old.dtype, copy=False),
-                                              allow_pickle=False)
-                    results.append(record)
-            if progress is not None and record is not None:
-                progress(n + 1, len(wf.zip_infos), record)
+                    np.lib.format.write_array(w, new, allow_pickle=False)
+            if record is not None:
+                results.append(_summary(record, old, new))
+                done += 1
+                if progress is not None:
+                    progress(done, len(records), record)
     return results
 
 
@@ -121,8 +214,8 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
 
     Returns
     -------
-    list of WeightInfo
-        The records that were changed, in file order.
+    list of TensorRewrite
+        One per tensor `fn` was called on, in file order.
     """
     check_destination(src, dst, in_place)
     src, dst = os.fspath(src), os.fspath(dst)
@@ -139,20 +232,29 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
                     with wf._zip.open(WEIGHTS_MEMBER) as r, open(h5tmp, "wb") as w:
                         shutil.copyfileobj(r, w, _CHUNK)
                     changed = _edit_h5(h5tmp, WEIGHTS_MEMBER + ":", records, fn, progress, src)
-                    write_zip(wf._zip, tmp, {WEIGHTS_MEMBER: h5tmp})
+                    edited = any(r.changed for r in changed)    # else: the member as stored
+                    write_zip(wf._zip, tmp, {WEIGHTS_MEMBER: h5tmp} if edited else {})
                 finally:
                     if os.path.exists(h5tmp):
                         os.unlink(h5tmp)
                 return changed
             if fmt == "npy":
-                record = records[0] if records else None
-                new = fn(record, wf.read(record)) if record is not None else None
-                if new is None:
+                if not records:
                     shutil.copyfile(src, tmp)
                     return []
-                old_dtype = np.load(src, mmap_mode="r", allow_pickle=False).dtype
-                with open(tmp, "wb") as f:
-                    np.lib.format.write_array(f, np.asarray(new).astype(old_dtype, copy=False),
-                                              allow_pickle=False)
-                return [record]
-            return _rewrite_npz(wf, tmp, fn, records, progress)
+                record = records[0]
+                old = wf.read(record)
+                new = _call(fn, record, old, src)
+                if new is None:
+                    shutil.copyfile(src, tmp)
+                else:
+                    try:
+                        new = _stored(new, old.dtype, record)
+                    except (ValueError, TypeError) as exc:
+                        raise FileFormatError(src, str(exc), record.location) from None
+                    with open(tmp, "wb") as f:
+                        np.lib.format.write_array(f, new, allow_pickle=False)
+                if progress is not None:
+                    progress(1, 1, record)
+                return [_summary(record, old, new)]
+            return _rewrite_npz(wf, tmp, fn, records, progress, src)
