@@ -26,8 +26,8 @@ __all__ += ["Report", "ReportTotal", "TensorReport", "load_tensors", "report"]
 __all__ += ["plot_report"]
 
 # The file adapters import h5py: loaded on first use, so the array core never does.
-_FILE_API = {"WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights", "transform_file",
-             "cluster_file", "file_format"}
+_FILE_API = {"WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
+             "transform_file", "cluster_file", "file_format"}
 __all__ += sorted(_FILE_API)
 
 
