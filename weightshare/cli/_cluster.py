@@ -2,22 +2,36 @@
 
 import weightshare
 
-from ._common import Progress, parse_k, parse_list, print_json, print_table
+from ._common import (Progress, parse_k, parse_k_map, parse_list, print_json, print_table,
+                      stdout_may_close)
+
+_FLOATS = ("float16", "float32", "float64", "bfloat16")
 
 
 def register(sub):
     p = sub.add_parser(
         "cluster", help="replace the weights of a file by k shared values per tensor",
-        description="Cluster the targeted tensors of MODEL (by default every kernel-like weight) to "
-                    "at most k shared values each and write OUT in the same format. Zeros stay "
-                    "exactly zero unless --no-keep-zeros. MODEL is never modified; OUT is "
-                    "written atomically.")
+        description="Cluster the targeted tensors of MODEL (by default every kernel-like weight: "
+                    "Dense/Conv kernels, depthwise and pointwise kernels, recurrent kernels, "
+                    "embeddings, attention projections) to at most k shared values each, and "
+                    "write OUT in the same format with everything else byte-identical. Zeros "
+                    "stay exactly zero unless --no-keep-zeros. MODEL is never modified; OUT is "
+                    "written to a temporary file and renamed into place. Prints, per tensor: "
+                    "shape, k, distinct values before -> after, zeros before -> after, SSE.",
+        epilog="examples:\n"
+               "  weightshare cluster model.keras -o model-k8.keras -k 8\n"
+               "  weightshare cluster model.h5 -o small.h5 -k 8 --k fc1=16,out=32\n"
+               "  weightshare cluster model.weights.h5 --in-place -k 4 --layers conv1,conv2 "
+               "--per-channel",
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output file (same suffix as MODEL); required unless --in-place")
-    p.add_argument("-k", "--k", dest="k", type=parse_k, required=True, metavar="K",
-                   help="shared values per tensor, zero included (e.g. 8), or per layer: "
-                        "fc1=16,fc2=8 (layers not named are left as they are)")
+    p.add_argument("-k", dest="k", type=parse_k, metavar="K",
+                   help="shared values per tensor, zero included (e.g. 8)")
+    p.add_argument("--k", dest="k_map", type=parse_k_map, metavar="LAYER=K,...",
+                   help="k per layer, e.g. fc1=16,fc2=8: overrides -k for those layers; without "
+                        "-k only the layers named are clustered")
     p.add_argument("--init", default="linear",
                    choices=["linear", "density", "random", "forgy", "kmeans++"],
                    help="initial centroids for --method lloyd (default: linear)")
@@ -25,40 +39,77 @@ def register(sub):
                    help="auto (default): near-optimal and fast; optimal: exact; lloyd: iterations "
                         "from --init")
     p.add_argument("--layers", type=parse_list, metavar="L1,L2",
-                   help="layer names to cluster (default: all)")
+                   help="the model's own layer names (or nested paths such as inner/dense) to "
+                        "cluster, matched exactly (default: every layer)")
     p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
                    help="weights to cluster: 'kernel' (every kernel-like weight, the default), or "
                         "exact roles such as bias,recurrent_kernel,gamma; 'all' for everything")
-    p.add_argument("--per-channel", action="store_true", help="k values per output channel")
+    p.add_argument("--per-channel", action="store_true",
+                   help="k values per output channel (last axis of Dense/Conv kernels, axis -2 "
+                        "of depthwise and transposed-conv kernels)")
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random inits")
     p.add_argument("--in-place", action="store_true",
                    help="replace MODEL itself (still written atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs: input, output, and one row per tensor")
     p.set_defaults(func=run)
+
+
+def _k(args):
+    """The k argument of cluster_file from -k and --k."""
+    default, per_layer = args.k, dict(args.k_map or {})
+    if isinstance(default, dict):            # -k fc1=16,fc2=8 (same as --k)
+        per_layer = {**default, **per_layer}
+        default = None
+    if default is None and not per_layer:
+        raise ValueError("give -k K (e.g. -k 8) and/or --k LAYER=K,...")
+    if not per_layer:
+        return default
+    if default is None:
+        return per_layer
+    # -k for every targeted layer, --k for those it names
+    records = weightshare.read_weights(args.model, values=False)
+    chosen = weightshare.select_weights(records, layers=args.layers, roles=args.roles)
+    layers = dict.fromkeys(r.layer for r in chosen if r.dtype in _FLOATS)
+    out = {name: default for name in layers}
+    for name, value in per_layer.items():
+        top = next((r.layer for r in chosen if r.path == name), name)
+        if top in out and top != name:      # a nested path overrides its top-level layer
+            del out[top]
+            for r in chosen:
+                if r.layer == top and r.path != name and r.dtype in _FLOATS:
+                    out.setdefault(r.path, default)
+        out[name] = value
+    return out
 
 
 def run(args):
     if args.output is None and not args.in_place:
         raise ValueError("give -o OUT, or --in-place to replace MODEL")
     dst = args.model if args.output is None else args.output
+    k = _k(args)
     progress = Progress("clustering", quiet=args.quiet)
     try:
-        rows = weightshare.cluster_file(args.model, dst, args.k, layers=args.layers,
+        rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
                                         roles=args.roles, init=args.init, method=args.method,
                                         keep_zeros=args.keep_zeros, per_channel=args.per_channel,
                                         random_state=args.seed, in_place=args.in_place,
                                         progress=progress)
     finally:
         progress.close()
-    if args.json:
-        print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
-        return 0
-    print(f"{args.model} -> {dst}: {len(rows)} tensor(s) clustered")
-    print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after", "SSE"],
-                [(r.tensor, "x".join(map(str, r.shape)), r.k,
-                  f"{r.distinct_before} -> {r.distinct_after}",
-                  f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
+    with stdout_may_close():
+        if args.json:
+            print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
+            return 0
+        print(f"{args.model} -> {dst}: {len(rows)} tensor(s) clustered")
+        print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",
+                     "SSE"],
+                    [(r.tensor, "x".join(map(str, r.shape)) or "()", r.k,
+                      f"{r.distinct_before} -> {r.distinct_after}",
+                      f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
+        if rows:
+            print(f"total SSE {sum(r.sse for r in rows):.6g}")
     return 0

@@ -1,10 +1,25 @@
 """Helpers shared by the subcommands: tables, JSON, progress, argument parsers."""
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
-__all__ = ["print_table", "print_json", "Progress", "parse_k", "parse_list"]
+__all__ = ["print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
+           "stdout_may_close"]
+
+
+@contextlib.contextmanager
+def stdout_may_close():
+    """Let a reader such as ``head`` close stdout early: stop printing quietly, exit 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)   # so the interpreter's own flush is quiet
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def print_table(headers, rows, out=None):
@@ -56,6 +71,14 @@ def parse_list(text):
     return items
 
 
+def parse_k_map(text):
+    """'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)."""
+    out = parse_k(text)
+    if not isinstance(out, dict):
+        raise argparse.ArgumentTypeError(f"expected LAYER=K,... ; got {text!r}")
+    return out
+
+
 def parse_k(text):
     """'8' -> 8, 'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)."""
     try:
@@ -64,6 +87,8 @@ def parse_k(text):
         out = {}
         for part in parse_list(text):
             name, _, value = part.partition("=")
+            if not name.strip() or name.strip() in out:
+                raise ValueError(name)
             out[name.strip()] = int(value)
         return out
     except ValueError:

@@ -1,32 +1,41 @@
 """``weightshare info``: list the weight tensors of a file."""
 
+import math
+
 import weightshare
 
-from ._common import print_json, print_table
+from ._common import print_json, print_table, stdout_may_close
 
 
 def register(sub):
-    p = sub.add_parser("info", help="list the weight tensors of a Keras or NumPy file",
-                       description="List every weight tensor of MODEL: layer, role, shape, dtype, "
-                                   "and where it lives in the file. The file is only read.")
+    p = sub.add_parser(
+        "info", help="list the weight tensors of a Keras or NumPy file",
+        description="List every weight tensor of MODEL: its name, layer class, role (kernel, "
+                    "bias, recurrent_kernel, ...), shape, dtype and where it lives in the file "
+                    "(HDF5 dataset or zip member). The format is found from the content: "
+                    ".keras, Keras 3 .weights.h5, legacy .h5/.hdf5 (Keras 1-3), .npy, .npz. "
+                    "MODEL is only read.")
     p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
-    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs: file, format, and per tensor name, layer, "
+                        "path, layer_class, role, kind, shape, dtype, location")
     p.set_defaults(func=run)
 
 
 def run(args):
     fmt = weightshare.file_format(args.model)
     records = weightshare.read_weights(args.model, values=False)
-    if args.json:
-        print_json({"file": args.model, "format": fmt,
-                    "tensors": [{"name": r.name, "layer": r.layer, "path": r.path,
-                                 "layer_class": r.layer_class, "role": r.role, "kind": r.kind,
-                                 "shape": list(r.shape), "dtype": r.dtype, "location": r.location}
-                                for r in records]})
-        return 0
-    n = sum(int(__import__("math").prod(r.shape)) for r in records)
-    print(f"{args.model}: {fmt}, {len(records)} tensors, {n} values")
-    print_table(["tensor", "class", "role", "shape", "dtype", "location"],
-                [(r.name, r.layer_class or "-", r.role, "x".join(map(str, r.shape)) or "()",
-                  r.dtype, r.location) for r in records])
+    with stdout_may_close():
+        if args.json:
+            print_json({"file": args.model, "format": fmt,
+                        "tensors": [{"name": r.name, "layer": r.layer, "path": r.path,
+                                     "layer_class": r.layer_class, "role": r.role, "kind": r.kind,
+                                     "shape": list(r.shape), "dtype": r.dtype,
+                                     "location": r.location} for r in records]})
+            return 0
+        n = sum(math.prod(r.shape) for r in records)
+        print(f"{args.model}: {fmt}, {len(records)} tensors, {n} values")
+        print_table(["tensor", "class", "role", "shape", "dtype", "location"],
+                    [(r.name, r.layer_class or "-", r.role, "x".join(map(str, r.shape)) or "()",
+                      r.dtype, r.location) for r in records])
     return 0
