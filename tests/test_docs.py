@@ -17,7 +17,7 @@ MODULES = ["weightshare.cluster", "weightshare.files", "weightshare.testing.chec
            "weightshare.prune", "weightshare.encode", "weightshare.report",
            "weightshare.forward", "weightshare.compare"]
 PAGES = ["docs/clustering.md", "docs/testing.md", "docs/files.md", "docs/pruning.md", "docs/format.md",
-         "docs/report.md"]
+         "docs/report.md", "docs/deep_compression.md"]
 
 
 @pytest.mark.parametrize("name", MODULES)
