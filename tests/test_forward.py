@@ -5,7 +5,6 @@ on random shapes; whole models against the predictions real Keras made for
 every fixture (tests/fixtures/keras/*_io.npz, ``y``).
 """
 
-import glob
 import itertools
 import json
 import math

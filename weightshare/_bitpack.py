@@ -20,19 +20,6 @@ MAX_WIDTH = 57
 _U64 = np.uint64
 
 
-def _period(width):
-    """Codes and 64-bit words per period of a fixed-width stream, and each code's place.
-
-    ``width`` bits per code repeat their alignment every ``64 / gcd(width, 64)``
-    codes, which fill ``width / gcd`` words exactly. For code ``j`` of a period:
-    its word, and the left shift (>= 0) or right shift (< 0) that puts it there.
-    """
-    g = int(np.gcd(width, 64))
-    per, n_words = 64 // g, width // g
-    starts = np.arange(per) * width
-    return per, n_words, starts // 64, 64 - starts % 64 - width
-
-
 def _byte_plan(width):
     """For `width` <= 8: which of 8 codes (one group = `width` bytes) feed each byte, and how.
 

@@ -40,7 +40,7 @@ def run(args):
     if args.plot:   # checked before any work is done
         from ..plot import MATPLOTLIB_MISSING
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401  (only whether it imports)
         except ImportError:
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
