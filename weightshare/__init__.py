@@ -29,11 +29,16 @@ __all__ += ["plot_report"]
 _FILE_API = {"WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
              "transform_file", "cluster_file", "file_format"}
 __all__ += sorted(_FILE_API)
+_PRUNE_FILE_API = {"PruneSummary", "prune_file"}   # weightshare/_prune_file.py, h5py on first use
+__all__ += sorted(_PRUNE_FILE_API)
 
 
 def __getattr__(name):
     if name in _FILE_API:
         from . import files
         return getattr(files, name)
+    if name in _PRUNE_FILE_API:
+        from . import _prune_file
+        return getattr(_prune_file, name)
     raise AttributeError(f"module 'weightshare' has no attribute {name!r}")
 __all__ += ["CompareResult", "compare_models", "compare_outputs"]

@@ -1,0 +1,256 @@
+"""Magnitude pruning of Keras (and NumPy) files: ``weightshare.prune_file``.
+
+A file adapter over the public file API (:func:`weightshare.files.read_weights`,
+:func:`~weightshare.files.select_weights`, :func:`~weightshare.files.transform_file`)
+and the array core (:mod:`weightshare.prune`). It imports h5py through them;
+``weightshare`` loads it on first use, so the array core never does.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._io._roles import output_axis
+from .files import read_weights, select_weights, transform_file
+from .prune import (_check_block, _check_n_m, _check_pair, _check_target, _n_to_keep,
+                    apply_mask, prune, prune_global)
+
+__all__ = ["PruneSummary", "prune_file"]
+
+#: stored dtypes prune_file works on (integer tensors, such as counters, never)
+_FLOAT_NAMES = ("float16", "float32", "float64", "bfloat16")
+
+
+class PruneSummary(NamedTuple):
+    """What :func:`prune_file` did to one tensor.
+
+    Attributes
+    ----------
+    tensor, layer, role : str
+        As in :class:`weightshare.files.WeightInfo` (``tensor`` is its ``name``).
+    shape : tuple of int
+    dtype : str
+        The stored dtype, unchanged (``"bfloat16"`` included).
+    size : int
+        Number of entries.
+    nonzero_before, nonzero_after : int
+        Non-zero entries before and after pruning.
+    threshold : float
+        The smallest magnitude kept (see :class:`weightshare.PruneResult`):
+        the one global threshold with ``global_=True``; the smallest of the
+        per-channel thresholds with ``per_channel``; the smallest kept block
+        norm with ``block``. ``inf`` when nothing is kept (``None`` in
+        :meth:`to_dict`, so the JSON stays standard).
+    """
+
+    tensor: str
+    layer: str
+    role: str
+    shape: tuple
+    dtype: str
+    size: int
+    nonzero_before: int
+    nonzero_after: int
+    threshold: float
+
+    @property
+    def sparsity(self):
+        """Fraction of zeros after pruning (0.0 for an empty tensor)."""
+        return 1.0 - self.nonzero_after / self.size if self.size else 0.0
+
+    def to_dict(self):
+        """A JSON-ready dict (shape as a list, an infinite threshold as None, plus sparsity)."""
+        d = self._asdict()
+        d["shape"] = list(self.shape)
+        d["threshold"] = self.threshold if math.isfinite(self.threshold) else None
+        d["sparsity"] = self.sparsity
+        return d
+
+
+def _check_tensor(record, sparsity, keep, axis, block, n_m):
+    """Refuse a target this tensor cannot take, from its shape alone (before anything is written)."""
+    shape = tuple(record.shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    try:
+        if n_m is not None:
+            _check_n_m(n_m, shape)
+        elif block is not None:
+            r, c = _check_block(block, shape)
+            if keep is not None:
+                if keep > size:
+                    raise ValueError(f"keep={keep} is larger than the tensor ({size} entries)")
+                if keep % (r * c):
+                    raise ValueError(f"keep={keep} must be a multiple of the block size "
+                                     f"{r}x{c}={r * c} with block={block!r}")
+        elif axis is not None:
+            m = size // shape[axis] if shape[axis] else 0
+            _n_to_keep(m, sparsity, keep, what=f"a slice along axis {axis}")
+        else:
+            _n_to_keep(size, sparsity, keep)
+    except ValueError as exc:
+        raise ValueError(f"{record.name} (shape {shape}): {exc}") from None
+
+
+def _threshold(t):
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim == 0:
+        return float(t)
+    return float(t.min()) if t.size else math.inf
+
+
+def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None,
+               roles=("kernel",), per_channel=False, n_m=None, block=None, in_place=False,
+               progress=None):
+    """Magnitude-prune the weights of a Keras (or NumPy) file and write the same format back.
+
+    Parameters
+    ----------
+    src, dst : str or os.PathLike
+        Input and output (same suffix). The input is never modified; the
+        output is written to a temporary file and renamed into place, and
+        everything not pruned stays byte-identical (see
+        :func:`weightshare.transform_file`).
+    sparsity : float in [0, 1), optional
+        Fraction of zeros wanted in each targeted tensor (over all of them
+        together with `global_`); existing zeros count.
+    keep : int >= 0, optional
+        Non-zeros kept in each targeted tensor (in all of them together with
+        `global_`). Give exactly one of `sparsity` and `keep`, or `n_m`.
+    global_ : bool, default False
+        One magnitude threshold across all targeted tensors
+        (:func:`weightshare.prune_global`; ties go to the tensor earlier in
+        the file). Two passes: the magnitudes are read first, then the file
+        is rewritten. Not with `per_channel`, `n_m` or `block`.
+    layers : iterable of str, optional
+        The model's layer names (or nested paths) to prune; default every
+        layer. Exact names; an unknown one is an error listing those that exist.
+    roles : iterable of str, default ("kernel",)
+        Which weights (see :func:`weightshare.select_weights`): by default the
+        kernel-like ones; biases and normalisation state stay untouched. Only
+        floating-point tensors are pruned.
+    per_channel : bool, default False
+        Prune every output channel to the same target (``axis`` of
+        :func:`weightshare.prune`; the same output axis as
+        ``cluster_file(per_channel=True)``: the last axis of Dense and Conv
+        kernels, axis -2 of depthwise and transposed-convolution kernels).
+    n_m : (int, int), optional
+        N:M sparsity along the input axis (-2) of every targeted tensor.
+    block : (int, int), optional
+        Prune whole blocks of the last two dimensions by their L2 norm.
+    in_place : bool, default False
+        Allow `dst` to be `src` (still written atomically).
+    progress : callable(done, total, record), optional
+        Called after each tensor (the CLI's progress bar).
+
+    Returns
+    -------
+    list of PruneSummary
+        One row per pruned tensor, in file order: size, non-zeros before and
+        after, threshold.
+
+    Raises
+    ------
+    ValueError
+        A bad target, or one a targeted tensor cannot take (keep larger than
+        the tensor, N:M or a block that does not divide its axes): the
+        message names the tensor, and nothing is written.
+    weightshare.errors.FileFormatError
+        The file cannot be read or written (names the file and dataset).
+
+    Notes
+    -----
+    Each tensor follows :func:`weightshare.prune` exactly (rounding rule,
+    tie rule, existing zeros count as pruned); bfloat16 tensors are pruned
+    on their exact values and kept entries are written back unchanged.
+
+    Examples
+    --------
+    >>> import os, tempfile, weightshare
+    >>> out = os.path.join(tempfile.mkdtemp(), "digits-sparse.keras")
+    >>> rows = weightshare.prune_file("examples/digits.keras", out, sparsity=0.8)
+    >>> [(r.tensor, r.size, r.nonzero_after) for r in rows]
+    [('fc1/kernel', 4096, 819), ('fc2/kernel', 2048, 409), ('out/kernel', 320, 64)]
+    >>> rows = weightshare.prune_file("examples/digits.keras", out, keep=1000, global_=True)
+    >>> sum(r.nonzero_after for r in rows), len({r.threshold for r in rows})
+    (1000, 1)
+    """
+    structure = [name for name, v in (("per_channel", per_channel), ("n_m", n_m),
+                                      ("block", block)) if v not in (None, False)]
+    if not isinstance(global_, (bool, np.bool_)):
+        raise TypeError(f"global_ must be True or False; got {global_!r}")
+    if not isinstance(per_channel, (bool, np.bool_)):
+        raise TypeError(f"per_channel must be True or False; got {per_channel!r}")
+    if len(structure) > 1:
+        raise ValueError(f"give at most one of per_channel, n_m and block; got "
+                         f"{' and '.join(structure)}")
+    if global_ and structure:
+        raise ValueError(f"global_=True ranks magnitudes across tensors; it does not combine "
+                         f"with {structure[0]}")
+    if n_m is not None:
+        if sparsity is not None or keep is not None:
+            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity "
+                             "or keep")
+        _check_pair(n_m, "n_m", "(n, m)")
+    else:
+        sparsity, keep = _check_target(sparsity, keep)
+    if block is not None:
+        _check_pair(block, "block", "(rows, cols)")
+
+    records = read_weights(src, values=bool(global_))
+    chosen = [r for r in select_weights(records, layers=layers, roles=roles)
+              if r.dtype in _FLOAT_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
+    axes = {r.name: (output_axis(r.layer_class, r.role, len(r.shape)) if per_channel else None)
+            for r in chosen}
+    if global_:
+        return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress)
+    for r in chosen:
+        _check_tensor(r, sparsity, keep, axes[r.name], block, n_m)
+
+    rows = []
+
+    def fn(record, values):
+        try:
+            res = prune(values, sparsity=sparsity, keep=keep, axis=axes[record.name],
+                        block=block, n_m=n_m)
+        except ValueError as exc:
+            raise ValueError(f"{record.name}: {exc}") from None
+        rows.append(PruneSummary(record.name, record.layer, record.role, tuple(record.shape),
+                                 record.dtype, int(values.size), res.n_nonzero_before,
+                                 res.n_kept, _threshold(res.threshold)))
+        return res.values
+
+    names = {r.name for r in chosen}
+    transform_file(src, dst, fn, select=lambda r: r.name in names, in_place=in_place,
+                   progress=progress)
+    return rows
+
+
+def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress):
+    """Pass 1: one threshold from every targeted tensor's magnitudes; pass 2: rewrite."""
+    by_name = {r.name: r for r in records}
+    tensors = {r.name: by_name[r.name].value for r in chosen}
+    rows, masks = [], {}
+    if tensors:
+        try:
+            results = prune_global(tensors, sparsity=sparsity, keep=keep)
+        except ValueError as exc:
+            raise ValueError(f"{len(tensors)} targeted tensor(s) together: {exc}") from None
+        for name, res in results.items():
+            r = by_name[name]
+            masks[name] = res.mask
+            rows.append(PruneSummary(name, r.layer, r.role, tuple(r.shape), r.dtype,
+                                     int(res.values.size), res.n_nonzero_before, res.n_kept,
+                                     _threshold(res.threshold)))
+        del results
+    del tensors, records, by_name      # pass 2 holds only the masks
+
+    def fn(record, values):
+        mask = masks[record.name]
+        if values.shape != mask.shape:
+            raise ValueError(f"shape {values.shape} differs from the first pass's {mask.shape}")
+        return apply_mask(values, mask)
+
+    transform_file(src, dst, fn, select=lambda r: r.name in masks, in_place=in_place,
+                   progress=progress)
+    return rows
