@@ -367,12 +367,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
                           axis=axis, random_state=rng)
         except ValueError as exc:
             raise ValueError(f"{record.name}: {exc}") from None
-        new = res.values
         if record.dtype == "bfloat16":
             new = _bf16_values(values, res, axis)
-        sse = _sse(values, new)
+            sse, distinct_after = _sse(values, new), _distinct(new)
+        else:
+            new, sse = res.values, float(res.sse)
+            distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
-                                   record.dtype, kk, _distinct(values), _distinct(new),
+                                   record.dtype, kk, _distinct(values), distinct_after,
                                    int(np.count_nonzero(values == 0)),
                                    int(np.count_nonzero(new == 0)), sse))
         return new
@@ -383,7 +385,17 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
 
 
 def _distinct(a):
+    """Distinct values. float16 is counted in float32 (exact): NumPy 2.4's AVX-512 float16 sort
+    can return unsorted output, and np.unique then counts some values twice."""
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
     return int(np.unique(a).size)
+
+
+def _distinct_used(res):
+    """Distinct values of ``res.values`` from its labels in O(n): the centroids in use."""
+    used = np.bincount(res.labels.reshape(-1), minlength=res.centroids.size) > 0
+    return int(np.unique(res.centroids[used[:res.centroids.size]]).size)
 
 
 def _sse(a, b, chunk=1 << 20):
