@@ -15,7 +15,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 MODULES = ["weightshare.cluster", "weightshare.files", "weightshare.testing.checks", "weightshare.testing.oracles",
            "weightshare.prune", "weightshare.encode", "weightshare.report",
-           "weightshare.forward", "weightshare.compare"]
+           "weightshare.forward", "weightshare.compare", "weightshare._prune_file"]
 PAGES = ["docs/clustering.md", "docs/testing.md", "docs/files.md", "docs/pruning.md", "docs/format.md",
          "docs/report.md", "docs/deep_compression.md"]
 

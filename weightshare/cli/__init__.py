@@ -18,7 +18,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = ("info", "cluster", "remove", "report", "compare")
+_COMMANDS = ("info", "cluster", "remove", "report", "compare", "prune")
 
 
 class _Parser(argparse.ArgumentParser):

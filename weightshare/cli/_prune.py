@@ -1,0 +1,122 @@
+"""``weightshare prune``: magnitude pruning of a file (exact counts, sparsities, N:M, global)."""
+
+import argparse
+import math
+
+import weightshare
+
+from ._common import Progress, parse_list, print_json, print_table, stdout_may_close
+
+
+def parse_pair(sep, what):
+    """An argparse type for 'A<sep>B' -> (A, B) of integers, e.g. '2:4' or '4x4'."""
+    def parse(text):
+        a, s, b = text.replace(" ", "").partition(sep)
+        try:
+            if not s:
+                raise ValueError(text)
+            return int(a), int(b)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+    return parse
+
+
+def register(sub):
+    p = sub.add_parser(
+        "prune", help="zero the smallest-magnitude weights of a file (exact count or sparsity)",
+        description="Magnitude-prune the targeted tensors of MODEL (by default every kernel-like "
+                    "weight: Dense/Conv kernels, depthwise and pointwise kernels, recurrent "
+                    "kernels, embeddings, attention projections) and write OUT in the same format "
+                    "with everything else byte-identical. --keep N leaves exactly N non-zeros per "
+                    "tensor (fewer only if it had fewer); --sparsity S leaves ceil(S * size) "
+                    "zeros; existing zeros count as pruned. Ties at the threshold: the lower flat "
+                    "index is kept. MODEL is never modified; OUT is written to a temporary file "
+                    "and renamed into place. Prints, per tensor: shape, size, non-zeros before -> "
+                    "after, sparsity, threshold (the smallest magnitude kept).",
+        epilog="examples:\n"
+               "  weightshare prune model.keras -o sparse.keras --sparsity 0.8\n"
+               "  weightshare prune model.keras -o sparse.keras --keep 200 --layers embed\n"
+               "  weightshare prune model.h5 -o sparse.h5 --sparsity 0.9 --global\n"
+               "  weightshare prune model.keras -o sparse.keras --n-m 2:4 --layers fc1,fc2\n"
+               "  weightshare cluster sparse.keras -o small.keras -k 8   # zeros stay zero",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (same suffix as MODEL); required unless --in-place")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--sparsity", type=float, metavar="S",
+                        help="fraction of zeros wanted per tensor, in [0, 1) (e.g. 0.8)")
+    target.add_argument("--keep", type=int, metavar="N",
+                        help="non-zeros kept per tensor (exactly N, or fewer if it had fewer)")
+    target.add_argument("--n-m", dest="n_m", type=parse_pair(":", "N:M such as 2:4"),
+                        metavar="N:M", help="keep the N largest of every M consecutive weights "
+                                            "along the input axis (2:4 sparsity)")
+    p.add_argument("--global", dest="global_", action="store_true",
+                   help="one threshold across all targeted tensors: --keep and --sparsity count "
+                        "them together")
+    p.add_argument("--per-channel", action="store_true",
+                   help="the same target for every output channel (last axis of Dense/Conv "
+                        "kernels, axis -2 of depthwise and transposed-conv kernels)")
+    p.add_argument("--block", type=parse_pair("x", "RxC such as 4x4"), metavar="RxC",
+                   help="keep or prune whole RxC blocks of the last two axes, by L2 norm")
+    p.add_argument("--layers", type=parse_list, metavar="L1,L2",
+                   help="the model's own layer names (or nested paths such as inner/dense) to "
+                        "prune, matched exactly (default: every layer)")
+    p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
+                   help="weights to prune: 'kernel' (every kernel-like weight, the default), or "
+                        "exact roles such as bias,recurrent_kernel; 'all' for everything")
+    p.add_argument("--in-place", action="store_true",
+                   help="replace MODEL itself (still written atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs: input, output, totals and one row per tensor")
+    p.set_defaults(func=run)
+
+
+def _fmt_threshold(t):
+    return "-" if not math.isfinite(t) else f"{t:.6g}"
+
+
+def run(args):
+    if args.output is None and not args.in_place:
+        raise ValueError("give -o OUT, or --in-place to replace MODEL")
+    if args.sparsity is None and args.keep is None and args.n_m is None:
+        raise ValueError("give a target: --sparsity S, --keep N or --n-m N:M")
+    structure = [flag for flag, on in (("--per-channel", args.per_channel),
+                                       ("--n-m", args.n_m is not None),
+                                       ("--block", args.block is not None)) if on]
+    if args.global_ and structure:
+        raise ValueError(f"--global ranks magnitudes across tensors; it does not combine with "
+                         f"{structure[0]}")
+    if len(structure) > 1:
+        raise ValueError(f"give at most one of --per-channel, --n-m and --block; got "
+                         f"{' and '.join(structure)}")
+    dst = args.model if args.output is None else args.output
+    progress = Progress("pruning", quiet=args.quiet)
+    try:
+        rows = weightshare.prune_file(args.model, dst, sparsity=args.sparsity, keep=args.keep,
+                                      global_=args.global_, layers=args.layers, roles=args.roles,
+                                      per_channel=args.per_channel, n_m=args.n_m,
+                                      block=args.block, in_place=args.in_place,
+                                      progress=progress)
+    finally:
+        progress.close()
+    size = sum(r.size for r in rows)
+    before = sum(r.nonzero_before for r in rows)
+    after = sum(r.nonzero_after for r in rows)
+    with stdout_may_close():
+        if args.json:
+            print_json({"input": args.model, "output": dst, "global": args.global_,
+                        "size": size, "nonzero_before": before, "nonzero_after": after,
+                        "tensors": [r.to_dict() for r in rows]})
+            return 0
+        print(f"{args.model} -> {dst}: {len(rows)} tensor(s) pruned")
+        print_table(["tensor", "shape", "size", "non-zeros before -> after", "sparsity",
+                     "threshold"],
+                    [(r.tensor, "x".join(map(str, r.shape)) or "()", r.size,
+                      f"{r.nonzero_before} -> {r.nonzero_after}", f"{r.sparsity:.1%}",
+                      _fmt_threshold(r.threshold)) for r in rows])
+        if rows:
+            print(f"total: {before} -> {after} non-zeros of {size} "
+                  f"(sparsity {1 - after / size if size else 0:.1%})")
+    return 0
