@@ -468,3 +468,28 @@ def test_lookup_table_assignment_matches_binary_search(dtype, k):
                         np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)]).astype(dtype)
     expected = np.searchsorted(mids, x.astype(np.float64), side="left")
     np.testing.assert_array_equal(_nearest(x, c), expected)
+
+
+def test_float16_with_few_distinct_values_regression():
+    # NumPy 2.4's AVX-512 float16 sort can return unsorted output on such arrays
+    rng = np.random.default_rng(1)
+    values = np.array([-1.5, -0.25, -0.000375, 0.25, 1.0], np.float16)
+    for _ in range(60):
+        w = rng.choice(values, size=int(rng.integers(16, 5000)))
+        for method in METHODS:
+            res = cluster(w, 3, method=method)
+            wst.assert_clustered(w, res.values, 3)
+            wst.assert_sse_within(w, res.values, 3, rel=1e-9) if method != "lloyd" else None
+            assert np.all(np.diff(res.centroids.astype(np.float64)) > 0)
+        c = init_centroids(w, 4)
+        assert np.all(np.diff(c.astype(np.float64)) > 0)
+
+
+def test_points_are_sorted_for_float16():
+    from weightshare._points import reduce_points
+    rng = np.random.default_rng(1)
+    values = np.array([-1.5, -0.25, -0.000375, 0.25, 1.0], np.float16)
+    for _ in range(60):
+        w = rng.choice(values, size=int(rng.integers(16, 4000)))
+        pts = reduce_points(w, None, False)
+        assert np.all(np.diff(pts.values) > 0) and pts.n_distinct == len(set(w.tolist()))

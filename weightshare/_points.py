@@ -78,6 +78,12 @@ def _float16_counts(x):
     return values, weights
 
 
+def _sortable(a):
+    """`a`, or float16 widened (exactly) to float32: NumPy 2.4's AVX-512 float16 sort can
+    return unsorted output on arrays with few distinct values."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
 def reduce_points(x, sample_weight=None, keep_zeros=True):
     """Return the :class:`Points` of a float array `x` (any shape).
 
@@ -105,9 +111,9 @@ def reduce_points(x, sample_weight=None, keep_zeros=True):
         values, weights = _float16_counts(flat)
         n_distinct = values.size
     elif sw is None:
-        values, weights, n_distinct = _from_sorted(np.sort(flat))
+        values, weights, n_distinct = _from_sorted(np.sort(_sortable(flat)))
     else:
-        order = np.argsort(flat, kind="stable")
+        order = np.argsort(_sortable(flat), kind="stable")
         values, weights, n_distinct = _from_sorted(flat[order], sw[order])
         keep = weights > 0
         if not keep.all():

@@ -170,8 +170,8 @@ def _nearest(flat, c):
 
 def _apply(x, sw, fit, keep_zeros):
     """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse)."""
-    c = np.unique(fit.centroids.astype(x.dtype))
-    c64 = c.astype(np.float64)
+    c64 = np.unique(fit.centroids.astype(x.dtype).astype(np.float64))   # sorted in float64:
+    c = c64.astype(x.dtype)                                   # NumPy's float16 sort is unreliable
     flat = x.ravel()
     labels = _nearest(flat, c64)
     if keep_zeros and fit.has_zero:
@@ -333,7 +333,7 @@ def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=N
         c = pts.values
     else:
         c = INITS[init](pts.values, pts.weights, k_free, rng, pts.has_zero)
-    return np.unique(np.concatenate((c, zero)).astype(x.dtype))
+    return np.unique(np.concatenate((c, zero)).astype(x.dtype).astype(np.float64)).astype(x.dtype)
 
 
 def assign(weights, centroids):
@@ -360,6 +360,6 @@ def assign(weights, centroids):
     c = check_weights(centroids, name="centroids")
     if c.ndim != 1:
         raise ValueError(f"centroids must be 1-D; got shape {c.shape}")
-    order = np.argsort(c, kind="stable")
+    order = np.argsort(c.astype(np.float64), kind="stable")
     labels = _nearest(x, c[order].astype(np.float64))
     return order[labels].astype(np.int32)
