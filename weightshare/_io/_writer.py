@@ -148,7 +148,12 @@ def _edit_h5(path, prefix, records, fn, progress, src):
     with h5py.File(path, "r+") as h5:
         for i, record in enumerate(records):
             ds = h5[record.location[len(prefix):]]
-            old = ds[()]
+            try:
+                old = ds[()]
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                raise FileFormatError(src, f"cannot read the data ({type(exc).__name__}: "
+                                           f"{' '.join(str(exc).split())})",
+                                      record.location) from None
             new = _call(fn, record, bf16_to_float32(old) if record.dtype == "bfloat16"
                         else np.asarray(old), src)
             stored = None
