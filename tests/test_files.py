@@ -106,6 +106,11 @@ def test_metadata_only_read_matches_the_full_read(name):
         assert r.value.dtype == (np.float32 if r.dtype == "bfloat16" else np.dtype(r.dtype))
 
 
+def test_read_weights_values_must_be_a_flag():
+    with pytest.raises(TypeError, match=r"values must be True or False; got 'no'"):
+        weightshare.read_weights(FIX / "k3_mlp.keras", values="no")
+
+
 def test_records_are_frozen():
     r = weightshare.read_weights(FIX / "k3_mlp.keras", values=False)[0]
     with pytest.raises(AttributeError):
@@ -352,6 +357,7 @@ def test_progress_is_called_once_per_tensor(tmp_path):
     ({"fn": "nope"}, TypeError, r"fn must be callable; got str"),
     ({"select": 3}, TypeError, r"select must be callable or None; got int"),
     ({"progress": "bar"}, TypeError, r"progress must be callable or None; got str"),
+    ({"in_place": "no"}, TypeError, r"in_place must be True or False; got 'no'"),
 ])
 def test_transform_file_bad_arguments(kwargs, error, match, tmp_path):
     args = {"fn": lambda r, v: None, **kwargs}
@@ -483,6 +489,9 @@ def test_cluster_file_float16(tmp_path):
     ({"method": "fast"}, ValueError, r"method must be one of"),
     ({"init": "zeros"}, ValueError, r"init must be one of"),
     ({"random_state": -1}, ValueError, r"random_state must be >= 0"),
+    ({"keep_zeros": "yes"}, TypeError, r"keep_zeros must be True or False; got 'yes'"),
+    ({"per_channel": 1}, TypeError, r"per_channel must be True or False; got 1"),
+    ({"in_place": None}, TypeError, r"in_place must be True or False; got None"),
 ])
 def test_cluster_file_bad_arguments_write_nothing(kwargs, error, match, tmp_path):
     args = {"k": 4, **kwargs}

@@ -71,6 +71,12 @@ class ClusterSummary(NamedTuple):
         return d
 
 
+def _check_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def file_format(path):
     """The format of a weights file, from its content: one of :data:`FORMATS`.
 
@@ -110,6 +116,7 @@ def read_weights(path, *, values=True):
     >>> [(w.name, w.shape) for w in weightshare.read_weights("examples/digits.keras")][:2]
     [('fc1/kernel', (64, 64)), ('fc1/bias', (64,))]
     """
+    values = _check_flag(values, "values")
     with open_weights(path) as wf:
         if not values:
             return list(wf.records)
@@ -271,7 +278,8 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
         raise TypeError(f"select must be callable or None; got {type(select).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
-    return rewrite(src, dst, fn, select=select, in_place=bool(in_place), progress=progress)
+    in_place = _check_flag(in_place, "in_place")
+    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
 
 
 def _check_k_map(k, records):
@@ -345,6 +353,9 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
         check_choice(init, tuple(INITS), "init")
+    keep_zeros = _check_flag(keep_zeros, "keep_zeros")
+    per_channel = _check_flag(per_channel, "per_channel")
+    in_place = _check_flag(in_place, "in_place")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -363,7 +374,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
             return None
         axis = output_axis(record.layer_class, record.role, values.ndim) if per_channel else None
         try:
-            res = cluster(values, kk, init=init, method=method, keep_zeros=bool(keep_zeros),
+            res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, random_state=rng)
         except ValueError as exc:
             raise ValueError(f"{record.name}: {exc}") from None
