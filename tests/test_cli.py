@@ -295,3 +295,27 @@ def test_the_cli_uses_only_the_public_api():
     for module in ("_info.py", "_cluster.py"):
         text = (ROOT / "weightshare" / "cli" / module).read_text()
         assert "_io" not in text and "h5py" not in text and "from weightshare." not in text
+
+
+def test_layers_of_unknown_classes_are_named_on_stderr(tmp_path, capsys):
+    from test_io_reader import edit_keras, layer_cfg
+
+    def rename_class(cfg):
+        e = layer_cfg(cfg, "hidden")
+        e["class_name"], e["registered_name"] = "MyDense", "Custom>MyDense"
+
+    def rename_groups(f):
+        f.move("layers/dense", "layers/my_dense")
+        f.move("layers/dense_1", "layers/dense")
+    src = edit_keras(FIX / "k3_mlp.keras", tmp_path / "c.keras", config=rename_class,
+                     h5=rename_groups)
+    assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("weightshare cluster: note: layer 'hidden' (MyDense) has "
+                                    "tensors of unknown role (var0, var1, ...): left as they "
+                                    "are; target them with --roles")
+    assert "logits/kernel" in captured.out and "hidden" not in captured.out
+    assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2", "--roles",
+                 "var0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "hidden/var0" in captured.out

@@ -1,5 +1,7 @@
 """``weightshare cluster``: share weights in a file (k values per tensor)."""
 
+import sys
+
 import weightshare
 
 from ._common import (Progress, parse_k, parse_k_map, parse_list, print_json, print_table,
@@ -86,11 +88,23 @@ def _k(args):
     return out
 
 
+def _unknown_layers(path):
+    """Layers whose class has no known variable order (their tensors are var0, var1, ...)."""
+    records = weightshare.read_weights(path, values=False)
+    return dict.fromkeys((r.path, r.layer_class) for r in records
+                         if r.role.startswith("var") and r.role[3:].isdigit())
+
+
 def run(args):
     if args.output is None and not args.in_place:
         raise ValueError("give -o OUT, or --in-place to replace MODEL")
     dst = args.model if args.output is None else args.output
     k = _k(args)
+    if args.roles == ["kernel"]:
+        for path, cls in _unknown_layers(args.model):
+            print(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) has "
+                  "tensors of unknown role (var0, var1, ...): left as they are; target them "
+                  "with --roles", file=sys.stderr)
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
