@@ -244,6 +244,8 @@ def test_progress_is_silent_for_few_tensors(monkeypatch):
      r"argument --k: expected an integer or LAYER=K"),
     (["cluster", "{digits}", "-o", "{tmp}/x.keras", "-k", "8", "--method", "fast"],
      r"argument --method: invalid choice: 'fast'"),
+    (["cluster", "{digits}", "-o", "{tmp}/x.keras", "-k", "8", "--seed", "-1"],
+     r"argument --seed: expected an integer >= 0; got '-1'"),
     (["info", "README.md"], r"README\.md: is not a Keras weights file"),
     (["info", "{truncated}"], r"cut\.keras: "),
     (["info", "{plain}"], r"plain\.h5: is an HDF5 file but not a Keras weights file"),

@@ -332,6 +332,15 @@ def test_input_not_mutated_dtype_kept_no_view(w, k, method):
     assert not np.shares_memory(res.values, w)
 
 
+@given(w=medium, k=wst.k_values(2, 12), method=st.sampled_from(METHODS))
+def test_other_byte_order_gives_the_native_result(w, k, method):
+    swapped = w.astype(w.dtype.newbyteorder(">" if w.dtype.isnative and np.little_endian else "<"))
+    a, b = cluster(w, k, method=method), cluster(swapped, k, method=method)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert b.values.dtype == w.dtype and b.values.dtype.isnative
+
+
 @given(w=wst.weights(shape=wst.shapes(min_dims=2, max_dims=3, max_side=6), dtype="float32"),
        k=wst.k_values(2, 6), data=st.data())
 def test_per_channel_each_slice_is_clustered(w, k, data):

@@ -176,4 +176,5 @@ def test_the_source_is_never_opened_for_writing(tmp_path, monkeypatch):
     monkeypatch.setattr(h5py, "File", spy)
     weightshare.cluster_file(src, tmp_path / "o.h5", 4)
     assert all(mode == "r" for path, mode in opened if path == str(src))
-    assert any(mode == "r+" and path != str(src) for path, mode in opened)
+    # the copy's contiguous datasets are patched with plain writes: libhdf5 writes nothing
+    assert all(mode == "r" for path, mode in opened)

@@ -7,6 +7,7 @@ and the array core (:mod:`weightshare.prune`). It imports h5py through them;
 """
 
 import math
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -198,6 +199,8 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         _check_pair(block, "block", "(rows, cols)")
 
     records = read_weights(src, values=bool(global_))
+    if not records:
+        raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to prune")
     chosen = [r for r in select_weights(records, layers=layers, roles=roles)
               if r.dtype in _FLOAT_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
     axes = {r.name: (output_axis(r.layer_class, r.role, len(r.shape)) if per_channel else None)

@@ -30,7 +30,9 @@ def check_weights(weights, name="weights", allow_empty=False):
     """Return `weights` as a float ndarray (not copied), or raise.
 
     Rejects non-numeric, integer, boolean and complex input, NaN/Inf, and empty
-    arrays (unless `allow_empty`).
+    arrays (unless `allow_empty`). Floats stored in the other byte order (a
+    big-endian ``.npy``) are converted to native order: results then come back
+    in the native dtype of the same size.
     """
     if isinstance(weights, np.ndarray):
         x = weights
@@ -40,6 +42,8 @@ def check_weights(weights, name="weights", allow_empty=False):
         except Exception as exc:  # ragged lists and the like
             raise TypeError(f"{name} must be an array of floats; could not convert "
                             f"{type(weights).__name__}: {exc}") from None
+    if x.dtype.kind == "f" and not x.dtype.isnative and x.dtype.newbyteorder("=") in FLOAT_DTYPES:
+        x = x.astype(x.dtype.newbyteorder("="))
     if x.dtype not in FLOAT_DTYPES:
         kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
                 "O": "object", "U": "string", "S": "bytes", "V": "void"}.get(x.dtype.kind, x.dtype.kind)

@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .errors import ForwardError
 from .forward import forward
 
 __all__ = ["compare_outputs", "compare_models", "read_model", "CompareResult"]
@@ -113,20 +114,10 @@ def compare_outputs(y_original, y_new, *, labels=None):
 
 def _read_config(path):
     """The model config a Keras file stores (``.keras``: config.json; ``.h5``: model_config),
-    or None for a weights-only file."""
-    import json
-    import zipfile
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            if "config.json" not in z.namelist():
-                return None
-            return json.loads(z.read("config.json").decode("utf-8"))
-    import h5py   # only for legacy .h5 files
-    with h5py.File(path, "r") as h:
-        text = h.attrs.get("model_config")
-    if text is None:
-        return None
-    return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    or None for a weights-only file. The file is checked as :func:`read_weights` checks it."""
+    from ._io._reader import open_weights   # h5py only when a file is read
+    with open_weights(path) as wf:
+        return wf.config
 
 
 #: Keras order of a layer's weights by role (lower first); unknown roles keep file order
@@ -190,10 +181,15 @@ def read_model(path, *, architecture=None):
     >>> config["class_name"], [(k, [a.shape for a in v]) for k, v in weights.items()][:1]
     ('Sequential', [('fc1', [(64, 64), (64,)])])
     """
-    from .files import read_weights   # h5py only when a file is read
+    from ._io._reader import open_weights   # h5py only when a file is read
     from .forward import layer_weight_counts
-    records = read_weights(path)      # raises FileFormatError for what is not a weights file
-    config = _read_config(path)
+    with open_weights(path) as wf:    # raises FileFormatError for what is not a weights file
+        config = wf.config
+        records = [r._replace(value=wf.read(r)) for r in wf.records]
+    for r in records:
+        if r.value.dtype.kind not in "biuf":
+            raise ValueError(f"{os.fspath(path)}: {r.location}: holds {r.value.dtype} values, "
+                             "not numbers; the model cannot be run")
     if config is None:
         if architecture is None:
             raise ValueError(f"{os.fspath(path)}: a weights-only file holds no architecture; "
@@ -202,7 +198,10 @@ def read_model(path, *, architecture=None):
         if config is None:
             raise ValueError(f"{os.fspath(path)}: a weights-only file holds no architecture, and "
                              f"neither does {os.fspath(architecture)}")
-    counts = layer_weight_counts(config)
+    try:
+        counts = layer_weight_counts(config)
+    except (ValueError, TypeError) as exc:    # a config that is not a model: name its file
+        raise ValueError(f"{os.fspath(path)}: {exc}") from None
     weights = _weights_by_layer(records, counts)
     missing = [p for p in counts if not weights[p]]
     if missing:
@@ -229,6 +228,23 @@ def _pair(original, new):
             raise TypeError(f"{name} must be a Keras file path or a (config, weights) pair; "
                             f"got {type(source).__name__}")
     return out
+
+
+def _run(config, weights, inputs, source, name):
+    """forward(), its errors naming the model (the file, or `name`), its outputs finite."""
+    who = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"the {name} model"
+    try:
+        with np.errstate(all="ignore"):     # overflow shows as Inf below, not as a warning
+            y = forward(config, weights, inputs)
+    except (ValueError, TypeError) as exc:
+        raise ForwardError(f"{who}: {exc}") from None
+    for out in (y if isinstance(y, list) else [y]):
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+        if bad:
+            raise ForwardError(f"{who}: {bad} of its {out.size} outputs are NaN or infinite (its "
+                             "weights or the inputs are not finite, or overflow); nothing to "
+                             "compare")
+    return y
 
 
 def compare_models(original, new, inputs, *, labels=None):
@@ -270,8 +286,8 @@ def compare_models(original, new, inputs, *, labels=None):
     0.6666666666666666
     """
     (cfg_a, w_a), (cfg_b, w_b) = _pair(original, new)
-    y_a = forward(cfg_a, w_a, inputs)
-    y_b = forward(cfg_b, w_b, inputs)
+    y_a = _run(cfg_a, w_a, inputs, original, "original")
+    y_b = _run(cfg_b, w_b, inputs, new, "new")
     if isinstance(y_a, list):
         y_a, y_b = y_a[0], y_b[0]
     return compare_outputs(y_a, y_b, labels=labels)

@@ -5,7 +5,7 @@ file functions raise :class:`FileFormatError` (a ``ValueError``) naming the
 file and, where it applies, the dataset path inside it.
 """
 
-__all__ = ["WeightshareError", "FileFormatError"]
+__all__ = ["WeightshareError", "FileFormatError", "ForwardError"]
 
 
 class WeightshareError(Exception):
@@ -31,3 +31,11 @@ class FileFormatError(WeightshareError, ValueError):
         self.message = message
         where = f"{self.path}: {dataset}: " if dataset else f"{self.path}: "
         super().__init__(where + message)
+
+
+class ForwardError(WeightshareError, ValueError):
+    """A model could not be run on the inputs it was given (:func:`weightshare.compare_models`).
+
+    The message names the model; a caller that read the inputs from a file
+    adds its name (the CLI does).
+    """

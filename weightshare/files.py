@@ -12,6 +12,7 @@ and calls the array core, never the reverse.
 """
 
 import numbers
+import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -360,6 +361,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
     with open_weights(src) as wf:
+        if not wf.records:
+            raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to cluster")
         chosen = select_weights(wf.records, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in _FLOAT_NAMES]
     k_of = _check_k_map(k, chosen)

@@ -12,6 +12,7 @@ class, or an option the pass does not implement (``channels_first``, masks,
 Imports NumPy and the standard library only.
 """
 
+import functools
 import json
 from collections.abc import Mapping
 
@@ -42,6 +43,18 @@ def _top(config):
         raise ValueError(f"config describes a {config['class_name']!r}, not a Sequential or "
                          "Functional model")
     return config
+
+
+def _config_errors(fn):
+    """Report a malformed config (a layer that is not a dict, a missing key) as a ValueError."""
+    @functools.wraps(fn)
+    def wrapper(config, *args, **kwargs):
+        try:
+            return fn(config, *args, **kwargs)
+        except (KeyError, AttributeError, IndexError) as exc:
+            raise ValueError(f"config is not a Keras model config the forward pass can read "
+                             f"({type(exc).__name__}: {exc})") from None
+    return wrapper
 
 
 def _layer_name(layer):
@@ -76,6 +89,7 @@ def _walk(config, prefix=""):
             yield path, layer["class_name"], layer["config"]
 
 
+@_config_errors
 def unsupported_layers(config):
     """The layers :func:`forward` cannot compute: list of (path, class name, reason).
 
@@ -101,6 +115,7 @@ def unsupported_layers(config):
     return out
 
 
+@_config_errors
 def layer_weight_counts(config):
     """{layer path: number of weight arrays} for every layer that holds weights.
 
@@ -246,6 +261,7 @@ def _check_weights(config, weights):
     return out
 
 
+@_config_errors
 def forward(config, weights, inputs):
     """Run a Keras model on inputs with NumPy, from its config and its weights.
 

@@ -17,6 +17,7 @@ import copy
 import json
 import numbers
 import os
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -187,7 +188,8 @@ def _as_float(arr):
 
 def _choose(kernel, count, by):
     cols = _as_float(kernel).reshape(-1, kernel.shape[-1])
-    norms = REMOVE_BY[by](cols)
+    with np.errstate(over="ignore", invalid="ignore"):   # huge weights: an infinite norm
+        norms = REMOVE_BY[by](cols)
     order = np.lexsort((np.arange(norms.size), norms))  # smallest first, ties by index
     chosen = np.sort(order[:count])
     return tuple(int(i) for i in chosen), tuple(float(norms[i]) for i in chosen)
@@ -353,6 +355,19 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     return job.result
 
 
+def _check_kernel(src, layer, lay, ref):
+    """Refuse a producer kernel that is not numbers or does not fit the layer's config."""
+    bf16 = ref.dtype.kind == "V" and ref.dtype.itemsize == 2 and ref.dtype.fields is None
+    if ref.dtype.kind not in "fiu" and not bf16:
+        raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} holds {ref.dtype} values, "
+                      "not numbers")
+    key = "units" if "units" in lay.config else "filters"
+    want = lay.config.get(key)
+    if len(ref.shape) < 2 or (isinstance(want, int) and ref.shape[-1] != want):
+        raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} has shape {ref.shape}, "
+                      f"which does not fit its config ({lay.class_name} with {key}={want!r})")
+
+
 def _prepare(kf, src, dst, layer, units, count, by):
     """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
     from ._remove import _graph, _optimizer, _rules
@@ -360,8 +375,9 @@ def _prepare(kf, src, dst, layer, units, count, by):
     config = copy.deepcopy(kf.config)
     try:
         graph = _graph.build_graph(config)
-    except ValueError as exc:
-        raise _refuse(src, f"cannot read the model config: {exc}") from None
+    except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
+        why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise _refuse(src, f"cannot read the model config: {why}") from None
     if layer not in graph.layers:
         nested = _graph.find_nested(kf.config, layer)
         if nested:
@@ -377,7 +393,8 @@ def _prepare(kf, src, dst, layer, units, count, by):
                       f"has no units to remove; removal starts at a Dense or Conv1D/2D/3D layer")
     if not refs:
         raise _refuse(src, f"cannot remove units of {layer!r}: the file holds no variables for it")
-    n = int(refs[0].shape[-1]) if refs[0].shape else 0
+    _check_kernel(src, layer, lay, refs[0])
+    n = int(refs[0].shape[-1])
     norms = ()
     if units is not None:
         removed = _check_units(units, n, layer)
@@ -435,9 +452,9 @@ def _write(kf, dst, job, mode_from=None):
             kf.close()
     except FileFormatError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise FileFormatError(dst, f"writing failed ({type(exc).__name__}: {exc}); nothing was "
-                              f"written") from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
+        raise FileFormatError(kf.path, f"writing failed ({type(exc).__name__}: {exc}); nothing "
+                              f"was written to {dst}") from None
 
 
 def _write_zeroed(src, dst, *, layer, units):

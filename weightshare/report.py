@@ -194,11 +194,12 @@ def _load(source, name):
     path = os.fspath(source)
     lower = path.lower()
     if lower.endswith(".npy"):
+        from ._npyio import load_npy      # checked before reading: names the file
         stem = os.path.splitext(os.path.basename(path))[0]
-        return [_Tensor(stem, np.load(path, allow_pickle=False), None)]
+        return [_Tensor(stem, load_npy(path), None)]
     if lower.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            return [_Tensor(key, z[key], None) for key in z.files]
+        from ._npyio import load_npz
+        return [_Tensor(key, value, None) for key, value in load_npz(path).items()]
     return _load_keras(path)
 
 
@@ -331,6 +332,13 @@ def report(path_or_tensors, *, compare=None):
     if len(set(names)) != len(names):
         dup = sorted({x for x in names if names.count(x) > 1})
         raise ValueError(f"tensor names must be unique; repeated: {', '.join(dup[:5])}")
-    rows = tuple(_row(t, None if originals is None else originals[t.name]) for t in tensors)
+    rows = []
+    for t in tensors:
+        try:
+            rows.append(_row(t, None if originals is None else originals[t.name]))
+        except (ValueError, TypeError) as exc:     # name the tensor, and the file it came from
+            where = f"{os.fspath(path_or_tensors)}: " if _is_path(path_or_tensors) else ""
+            raise type(exc)(f"{where}{t.name}: {exc}") from None
+    rows = tuple(rows)
     return Report(rows, _total(rows, originals is not None))
 

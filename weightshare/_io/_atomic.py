@@ -12,8 +12,15 @@ __all__ = ["temp_path", "atomic_output"]
 
 
 def temp_path(folder, stem, suffix):
-    """A new empty temporary file in `folder` (the caller removes it)."""
-    fd, path = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=suffix)
+    """A new empty temporary file in `folder` (the caller removes it).
+
+    An OSError names the folder (not the random temporary name).
+    """
+    try:
+        fd, path = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=suffix)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot create a file in the output folder "
+                                   f"({exc.strerror})", folder or ".") from None
     os.close(fd)
     return path
 

@@ -51,7 +51,12 @@ def str_list_attr(obj, name):
         arr = np.asarray(chunk)
         if arr.dtype.kind in "fiu" and arr.size == 0:
             continue
-        out.extend(decode_str(v) for v in arr.reshape(-1))
+        try:
+            out.extend(decode_str(v) for v in arr.reshape(-1))
+        except (TypeError, UnicodeDecodeError) as exc:
+            what = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else \
+                f"holds {arr.dtype} values, not strings"
+            raise ValueError(f"the {name} attribute of {obj.name} {what}") from None
     return out
 
 
@@ -94,3 +99,24 @@ def member_data_offset(f, info):
         raise ValueError(f"bad local header for {info.filename}")
     n_name, n_extra = struct.unpack("<HH", header[26:30])
     return info.header_offset + 30 + n_name + n_extra
+
+
+def check_local_headers(f, infos):
+    """A message saying which member's local header disagrees with the central directory, or None.
+
+    zipfile checks a member's local header only when the member is opened;
+    a rewrite copies members it never opens, so a damaged header would go
+    unnoticed (and make the output unreadable). 30 + len(name) bytes per member.
+    """
+    for info in infos:
+        f.seek(info.header_offset)
+        header = f.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            return f"the local header of {info.filename!r} is missing or damaged"
+        n_name = struct.unpack("<H", header[26:28])[0]
+        name = f.read(n_name)
+        expected = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        if name != expected:
+            return (f"the local header of {info.filename!r} names {name!r}: the zip is "
+                    "damaged")
+    return None

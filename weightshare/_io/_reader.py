@@ -17,14 +17,18 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import NamedTuple, Optional
 
 import h5py
 import numpy as np
 
+from .._npyio import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
-from ._common import MemberWindow, decode_str, member_data_offset, snake_case, str_list_attr
+from ._h5check import check_dataset, check_global_heaps
+from ._common import (MemberWindow, check_local_headers, decode_str, member_data_offset,
+                      snake_case, str_list_attr)
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
@@ -130,6 +134,8 @@ class WeightsFile:
         self.records = []
         self.zip_infos = None
         self.h5 = self._zip = self._raw = self._np = None
+        self._h5_size = 0
+        self._member = None
 
     def __enter__(self):
         return self
@@ -155,7 +161,11 @@ class WeightsFile:
         if os.path.isdir(path):
             self.fail("is a folder, not a weights file")
         if not os.path.exists(path):
+            if os.path.lexists(path):
+                self.fail("is a symbolic link that leads nowhere (dangling, or a loop)")
             raise FileNotFoundError(2, "no such file", path)
+        if not os.path.isfile(path):
+            self.fail("is not a regular file (a pipe, socket or device); give the model file")
         if path.endswith(".weights.json"):
             self.fail(_SHARDED)
         with open(path, "rb") as f:
@@ -170,10 +180,23 @@ class WeightsFile:
             self._open_zip()
         elif h5py.is_hdf5(path):
             self.h5 = h5py.File(path, "r")
+            self._h5_size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                check_global_heaps(self.h5, f, self._h5_size, path)
             self._open_h5(self.h5, where="")
         else:
             self.fail("is not a Keras weights file (neither a .keras zip, an HDF5 file nor a "
                       "NumPy .npy/.npz file)")
+        self._check_unique_names()
+
+    def _check_unique_names(self):
+        """Refuse two tensors of one name (a group linked under two names): names must be keys."""
+        first = {}
+        for r in self.records:
+            if r.name in first:
+                self.fail(f"two datasets hold the tensor {r.name!r} ({first[r.name]} and "
+                          f"{r.location}): a layer group linked under two names?")
+            first[r.name] = r.location
 
     def _refuse_json(self):
         """A JSON file: a sharded weights index (refused: not supported yet) or no weights at all."""
@@ -192,14 +215,7 @@ class WeightsFile:
     def _open_npy(self):
         self.fmt = "npy"
         with open(self.path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            reader = {(1, 0): np.lib.format.read_array_header_1_0,
-                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if reader is None:
-                self.fail(f"has an unsupported .npy format version {version}")
-            shape, _, dtype = reader(f)
-        if dtype.hasobject:
-            self.fail("holds Python objects, not numbers (refusing to unpickle)")
+            shape, _, dtype = read_npy_header(f, os.path.getsize(self.path), self.path)
         self.records.append(WeightInfo("array", "array", "array", None, "kernel", "kernel",
                                        tuple(shape), dtype.name, "array"))
 
@@ -208,6 +224,12 @@ class WeightsFile:
         self._zip = zipfile.ZipFile(self._raw)
         self.zip_infos = self._zip.infolist()
         names = [i.filename for i in self.zip_infos]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            self.fail(f"holds two members named {twice[0]!r} (a damaged or tampered zip)")
+        bad = check_local_headers(self._raw, self.zip_infos)
+        if bad:
+            self.fail(bad)
         if CONFIG_MEMBER in names:
             self._open_keras_zip(names)
         elif names and all(n.endswith(".npy") for n in names):
@@ -222,15 +244,9 @@ class WeightsFile:
         self.fmt = "npz"
         for info in self.zip_infos:
             key = info.filename[:-4]
+            check_expansion(info.file_size, info.compress_size, self.path, info.filename)
             with self._zip.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                reader = {(1, 0): np.lib.format.read_array_header_1_0,
-                          (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if reader is None:
-                    self.fail(f"has an unsupported .npy format version {version}", info.filename)
-                shape, _, dtype = reader(f)
-            if dtype.hasobject:
-                self.fail("holds Python objects, not numbers (refusing to unpickle)", info.filename)
+                shape, _, dtype = read_npy_header(f, info.file_size, self.path, info.filename)
             self.records.append(WeightInfo(key, key, key, None, "kernel", "kernel", tuple(shape),
                                            dtype.name, key))
 
@@ -253,9 +269,7 @@ class WeightsFile:
             except (ValueError, UnicodeDecodeError):
                 self.keras_version = None
         info = self._zip.getinfo(WEIGHTS_MEMBER)
-        if info.file_size > 0 and info.compress_size > 0 and info.file_size > 1000 * info.compress_size:
-            self.fail(f"claims {info.file_size} bytes for {WEIGHTS_MEMBER} from "
-                      f"{info.compress_size} compressed (a zip bomb?)", WEIGHTS_MEMBER)
+        check_expansion(info.file_size, info.compress_size, self.path, WEIGHTS_MEMBER)
         if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
             start = member_data_offset(self._raw, info)
             if start + info.file_size > os.path.getsize(self.path):
@@ -265,6 +279,9 @@ class WeightsFile:
         else:
             fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
         self.h5 = h5py.File(fileobj, "r")
+        self._h5_size = info.file_size
+        self._member = (fileobj, info) if isinstance(fileobj, MemberWindow) else None
+        check_global_heaps(self.h5, fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
         self._open_h5(self.h5, where=WEIGHTS_MEMBER + ":")
         if self.fmt != "weights_store":
             self.fail("its model.weights.h5 is not a Keras weights store", WEIGHTS_MEMBER)
@@ -478,6 +495,9 @@ class WeightsFile:
         top = root.get("top_level_model_weights")
         if isinstance(top, h5py.Group) and str_list_attr(top, "weight_names"):
             names.append("top_level_model_weights")    # a model's own variables (Keras 3)
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            self.fail(f"layer_names lists {twice[0]!r} twice", where or "/")
         for lname in names:
             group = root.get(lname)
             if not isinstance(group, h5py.Group):
@@ -541,10 +561,25 @@ class WeightsFile:
                           f"shape {tuple(ds.shape)}", self._where + ds.name)
 
     def _add(self, key, layer, path, cls, role, ds):
+        check_dataset(ds, self.h5, self.path, self._where + ds.name, self._h5_size)
         self.records.append(WeightInfo(key, layer, path, cls, role, kind_of(role), tuple(ds.shape),
                                        _dtype_name(ds), self._where + ds.name))
 
     # ------------------------------------------------------------------ reading
+    def _check_member_crc(self):
+        """Before the first values of a stored ``.keras`` weights member: check its CRC-32.
+
+        The member is read in place (not through zipfile, which checks the
+        CRC only when a member is read to its end), so a damaged byte would
+        otherwise go unnoticed.
+        """
+        if self._member is None:
+            return
+        fileobj, info = self._member
+        self._member = None
+        if _crc32(fileobj, info.file_size) != info.CRC:
+            self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)
+
     def dataset(self, record):
         """The h5py dataset of a record (HDF5 formats)."""
         return self.h5[record.location[len(self._where):]]
@@ -558,6 +593,7 @@ class WeightsFile:
                 with self._zip.open(record.location + ".npy") as f:
                     arr = np.lib.format.read_array(f, allow_pickle=False)
             else:
+                self._check_member_crc()
                 arr = self.dataset(record)[()]
         except FileFormatError:
             raise
@@ -569,6 +605,18 @@ class WeightsFile:
         if tuple(arr.shape) != record.shape:
             self.fail(f"holds shape {arr.shape}, not {record.shape}", record.location)
         return arr
+
+
+def _crc32(f, size, chunk=1 << 20):
+    crc, left = 0, size
+    f.seek(0)
+    while left:
+        block = f.read(min(chunk, left))
+        if not block:
+            break
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+    return crc
 
 
 def _legacy_parts(weight_name, layer):

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import FileFormatError
 from ._atomic import atomic_output, temp_path
 from ._bf16 import bf16_to_float32, float32_to_bf16_bits
+from ._h5check import raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip
 
@@ -143,31 +144,91 @@ def _call(fn, record, values, src):
                               record.location) from None
 
 
-def _edit_h5(path, prefix, records, fn, progress, src):
-    results = []
-    with h5py.File(path, "r+") as h5:
+def _read_stored(ds, record, src):
+    try:
+        return ds[()]
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise FileFormatError(src, f"cannot read the data ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())})", record.location) from None
+
+
+def _new_stored(ds, record, fn, src):
+    """(old stored array, new stored array or None) of one tensor."""
+    old = _read_stored(ds, record, src)
+    new = _call(fn, record, bf16_to_float32(old) if record.dtype == "bfloat16"
+                else np.asarray(old), src)
+    if new is None:
+        return np.asarray(old), None
+    try:
+        return np.asarray(old), _stored(new, ds.dtype, record)
+    except (ValueError, TypeError) as exc:
+        raise FileFormatError(src, str(exc), record.location) from None
+
+
+def _check_overlaps(wf, records, src):
+    """Refuse targeted datasets whose bytes overlap another dataset's (a damaged layout)."""
+    places = []
+    for r in wf.records:
+        place = raw_place(wf.dataset(r))
+        if place is not None and place[1]:
+            places.append((place[0], place[0] + place[1], r.location))
+    places.sort()
+    targeted = {r.location for r in records}
+    for (a0, a1, a), (b0, b1, b) in zip(places, places[1:]):
+        if b0 < a1 and (a0, a1) != (b0, b1) and (a in targeted or b in targeted):
+            raise FileFormatError(src, f"the data of {a} and {b} overlap in the file (a damaged "
+                                       "layout); it cannot be rewritten")
+
+
+def _patch(out, place, stored, record, src):
+    """Write the bytes of `stored` at ``place = (offset, nbytes)`` of the open file `out`."""
+    data = np.ascontiguousarray(stored).view(np.uint8).reshape(-1)
+    if data.size != place[1]:
+        raise FileFormatError(src, f"stores {place[1]} bytes for {data.size} bytes of values (a "
+                                   "damaged layout)", record.location)
+    out.seek(place[0])
+    out.write(data)
+
+
+def _edit_h5(path, prefix, records, fn, progress, src, wf):
+    """Rewrite the targeted datasets of `path`, a byte copy of the HDF5 file `wf` reads.
+
+    Values are read from the source. A contiguous, unfiltered dataset (what
+    Keras writes) is patched in the copy with plain file writes at its
+    offset: libhdf5 never opens the copy for writing, so a damaged object
+    header cannot crash it or be written back. Other layouts (chunked,
+    compressed, compact) are then written through h5py, one at a time.
+    """
+    results = [None] * len(records)
+    done = 0
+    with open(path, "r+b", buffering=0) as out:
         for i, record in enumerate(records):
-            ds = h5[record.location[len(prefix):]]
-            try:
-                old = ds[()]
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                raise FileFormatError(src, f"cannot read the data ({type(exc).__name__}: "
-                                           f"{' '.join(str(exc).split())})",
-                                      record.location) from None
-            new = _call(fn, record, bf16_to_float32(old) if record.dtype == "bfloat16"
-                        else np.asarray(old), src)
-            stored = None
-            if new is not None:
-                try:
-                    stored = _stored(new, ds.dtype, record)
-                except (ValueError, TypeError) as exc:
-                    raise FileFormatError(src, str(exc), record.location) from None
-                del new
-                ds[...] = stored
-            results.append(_summary(record, np.asarray(old), stored))
+            ds = wf.dataset(record)
+            place = raw_place(ds)
+            if place is None:
+                continue
+            old, stored = _new_stored(ds, record, fn, src)
+            if stored is not None:
+                _patch(out, place, stored, record, src)
+            results[i] = _summary(record, old, stored)
             del old, stored
+            done += 1
             if progress is not None:
-                progress(i + 1, len(records), record)
+                progress(done, len(records), record)
+    rest = [i for i, r in enumerate(results) if r is None]
+    if rest:
+        with h5py.File(path, "r+") as h5:
+            for i in rest:
+                record = records[i]
+                ds = h5[record.location[len(prefix):]]
+                old, stored = _new_stored(ds, record, fn, src)
+                if stored is not None:
+                    ds[...] = stored
+                results[i] = _summary(record, old, stored)
+                del old, stored
+                done += 1
+                if progress is not None:
+                    progress(done, len(records), record)
     return results
 
 
@@ -226,40 +287,51 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
     src, dst = os.fspath(src), os.fspath(dst)
     with open_weights(src) as wf:
         records = [r for r in wf.records if select is None or select(r)]
-        fmt = wf.fmt
         with atomic_output(dst, mode_from=src if in_place else None) as tmp:
-            if fmt in ("legacy_full", "legacy_weights", "weights_store"):
-                shutil.copyfile(src, tmp)
-                return _edit_h5(tmp, "", records, fn, progress, src)
-            if fmt == "keras_zip":
-                h5tmp = temp_path(os.path.dirname(os.path.abspath(dst)), os.path.basename(dst), ".h5")
-                try:
-                    with wf._zip.open(WEIGHTS_MEMBER) as r, open(h5tmp, "wb") as w:
-                        shutil.copyfileobj(r, w, _CHUNK)
-                    changed = _edit_h5(h5tmp, WEIGHTS_MEMBER + ":", records, fn, progress, src)
-                    edited = any(r.changed for r in changed)    # else: the member as stored
-                    write_zip(wf._zip, tmp, {WEIGHTS_MEMBER: h5tmp} if edited else {})
-                finally:
-                    if os.path.exists(h5tmp):
-                        os.unlink(h5tmp)
-                return changed
-            if fmt == "npy":
-                if not records:
-                    shutil.copyfile(src, tmp)
-                    return []
-                record = records[0]
-                old = wf.read(record)
-                new = _call(fn, record, old, src)
-                if new is None:
-                    shutil.copyfile(src, tmp)
-                else:
-                    try:
-                        new = _stored(new, old.dtype, record)
-                    except (ValueError, TypeError) as exc:
-                        raise FileFormatError(src, str(exc), record.location) from None
-                    with open(tmp, "wb") as f:
-                        np.lib.format.write_array(f, new, allow_pickle=False)
-                if progress is not None:
-                    progress(1, 1, record)
-                return [_summary(record, old, new)]
-            return _rewrite_npz(wf, tmp, fn, records, progress, src)
+            try:
+                return _rewrite_into(wf, src, dst, tmp, fn, records, progress)
+            except (zipfile.BadZipFile, RuntimeError, KeyError, EOFError) as exc:
+                raise FileFormatError(src, f"cannot be rewritten ({type(exc).__name__}: "
+                                           f"{' '.join(str(exc).split())})") from None
+
+
+def _rewrite_into(wf, src, dst, tmp, fn, records, progress):
+    """Write the rewritten file to `tmp` (see :func:`rewrite`)."""
+    fmt = wf.fmt
+    if fmt in ("legacy_full", "legacy_weights", "weights_store"):
+        _check_overlaps(wf, records, src)
+        shutil.copyfile(src, tmp)
+        return _edit_h5(tmp, "", records, fn, progress, src, wf)
+    if fmt == "keras_zip":
+        _check_overlaps(wf, records, src)
+        h5tmp = temp_path(os.path.dirname(os.path.abspath(dst)), os.path.basename(dst), ".h5")
+        try:
+            with wf._zip.open(WEIGHTS_MEMBER) as r, open(h5tmp, "wb") as w:
+                shutil.copyfileobj(r, w, _CHUNK)      # checks the member's CRC-32
+            changed = _edit_h5(h5tmp, WEIGHTS_MEMBER + ":", records, fn, progress, src, wf)
+            edited = any(r.changed for r in changed)    # else: the member as stored
+            write_zip(wf._zip, tmp, {WEIGHTS_MEMBER: h5tmp} if edited else {})
+        finally:
+            if os.path.exists(h5tmp):
+                os.unlink(h5tmp)
+        return changed
+    if fmt == "npy":
+        if not records:
+            shutil.copyfile(src, tmp)
+            return []
+        record = records[0]
+        old = wf.read(record)
+        new = _call(fn, record, old, src)
+        if new is None:
+            shutil.copyfile(src, tmp)
+        else:
+            try:
+                new = _stored(new, old.dtype, record)
+            except (ValueError, TypeError) as exc:
+                raise FileFormatError(src, str(exc), record.location) from None
+            with open(tmp, "wb") as f:
+                np.lib.format.write_array(f, new, allow_pickle=False)
+        if progress is not None:
+            progress(1, 1, record)
+        return [_summary(record, old, new)]
+    return _rewrite_npz(wf, tmp, fn, records, progress, src)

@@ -21,13 +21,16 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import NamedTuple
 
 import h5py
 import numpy as np
 
-from .._io._common import (MemberWindow, decode_str, member_data_offset, snake_case,
-                          str_list_attr)
+from .._io._common import (MemberWindow, check_local_headers, decode_str, member_data_offset,
+                           snake_case, str_list_attr)
+from .._io._h5check import check_dataset, check_global_heaps
+from .._npyio import check_expansion
 from ..errors import FileFormatError
 from ._graph import is_model, layer_list, layer_name
 
@@ -81,6 +84,7 @@ class KerasFile:
         self.variables = {}
         self.optimizer = ()
         self.optimizer_root = None
+        self._size = 0
 
     # context manager
     def __enter__(self):
@@ -105,9 +109,13 @@ class KerasFile:
     def _open(self):
         path = self.path
         if not os.path.exists(path):
+            if os.path.lexists(path):
+                self.fail("is a symbolic link that leads nowhere (dangling, or a loop)")
             raise FileNotFoundError(2, "no such file", path)
         if os.path.isdir(path):
             self.fail("is a folder, not a Keras model file")
+        if not os.path.isfile(path):
+            self.fail("is not a regular file (a pipe, socket or device); give the model file")
         if path.endswith(".weights.json"):
             self.fail("is a sharded weights index; " + _WEIGHTS_ONLY)
         if zipfile.is_zipfile(path):
@@ -122,6 +130,11 @@ class KerasFile:
         self._zip = zipfile.ZipFile(self._raw)
         self.zip_infos = self._zip.infolist()
         names = {i.filename for i in self.zip_infos}
+        if len(names) != len(self.zip_infos):
+            self.fail("holds two members of the same name (a damaged or tampered zip)")
+        bad = check_local_headers(self._raw, self.zip_infos)
+        if bad:
+            self.fail(bad)
         if CONFIG_MEMBER not in names:
             self.fail("is a zip without config.json, not a .keras model")
         if WEIGHTS_MEMBER not in names:
@@ -134,18 +147,29 @@ class KerasFile:
         except (ValueError, UnicodeDecodeError) as exc:
             self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
         info = self._zip.getinfo(WEIGHTS_MEMBER)
+        check_expansion(info.file_size, info.compress_size, self.path, WEIGHTS_MEMBER)
         if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
             start = member_data_offset(self._raw, info)
+            if start + info.file_size > os.path.getsize(self.path):
+                self.fail("is truncated: the weights member runs past the end of the file",
+                          WEIGHTS_MEMBER)
             fileobj = MemberWindow(self._raw, start, info.file_size)
+            if _crc32(fileobj, info.file_size) != info.CRC:      # read in place: check it here
+                self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)
         else:
             fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
         self.h5 = h5py.File(fileobj, "r")
+        self._size = info.file_size
+        check_global_heaps(self.h5, fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
         self._map_store()
         self._map_store_optimizer()
 
     def _open_legacy(self):
         self.h5 = h5py.File(self.path, "r")
         h5 = self.h5
+        self._size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            check_global_heaps(h5, f, self._size, self.path)
         if "model_weights" in h5 and str_list_attr(h5["model_weights"], "layer_names") is not None:
             if "model_config" not in h5.attrs:
                 self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
@@ -230,6 +254,7 @@ class KerasFile:
             ds = vars_[k]
             if not isinstance(ds, h5py.Dataset):
                 self.fail("is not a dataset", f"{where}/vars/{k}")
+            check_dataset(ds, self.h5, self.path, f"{where}/vars/{k}", self._size)
             refs.append(VarRef(f"{where}/vars/{k}", tuple(ds.shape), ds.dtype))
         return refs
 
@@ -256,6 +281,9 @@ class KerasFile:
         mw = self.h5["model_weights"]
         names = str_list_attr(mw, "layer_names")
         config_names = [layer_name(e) for e in layer_list(self.config)]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            self.fail(f"layer_names lists {twice[0]!r} twice", "/model_weights")
         for name in names:
             if name not in mw:
                 self.fail(f"layer_names lists {name!r} but there is no such group", "/model_weights")
@@ -267,6 +295,7 @@ class KerasFile:
                 if not isinstance(ds, h5py.Dataset):
                     self.fail(f"weight_names lists {wn!r} but there is no such dataset",
                               f"/model_weights/{name}")
+                check_dataset(ds, self.h5, self.path, ds.name, self._size)
                 refs.append(VarRef(f"/model_weights/{name}/{wn}", tuple(ds.shape), ds.dtype))
             self.variables[name] = tuple(refs)
         for name in config_names:
@@ -284,6 +313,7 @@ class KerasFile:
             if not isinstance(ds, h5py.Dataset):
                 self.fail(f"weight_names lists {wn!r} but there is no such dataset",
                           "/optimizer_weights")
+            check_dataset(ds, self.h5, self.path, ds.name, self._size)
             refs.append(VarRef(f"/optimizer_weights/{wn}", tuple(ds.shape), ds.dtype))
         self.optimizer = (tuple(refs),) if refs else ()
 
@@ -296,6 +326,19 @@ class KerasFile:
             self.fail(f"cannot read ({exc})", ref.path)
 
 
+def _crc32(f, size, chunk=1 << 20):
+    """CRC-32 of the first `size` bytes of the file object `f`."""
+    crc, left = 0, size
+    f.seek(0)
+    while left:
+        block = f.read(min(chunk, left))
+        if not block:
+            break
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+    return crc
+
+
 def open_model(path):
     """Open `path` as a :class:`KerasFile`; FileFormatError for anything not editable."""
     kf = KerasFile(path)
@@ -304,11 +347,13 @@ def open_model(path):
     except FileFormatError:
         kf.close()
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, zipfile.BadZipFile, EOFError,
+            AttributeError, IndexError, MemoryError) as exc:
         kf.close()
         if isinstance(exc, FileNotFoundError):
             raise
-        raise FileFormatError(kf.path, f"cannot read the file ({type(exc).__name__}: {exc})") from None
+        raise FileFormatError(kf.path, f"cannot read the file ({type(exc).__name__}: "
+                                       f"{' '.join(str(exc).split())})") from None
     except BaseException:
         kf.close()
         raise

@@ -4,8 +4,8 @@ import sys
 
 import weightshare
 
-from ._common import (Progress, parse_k, parse_k_map, parse_list, print_json, print_table,
-                      stdout_may_close)
+from ._common import (Progress, parse_k, parse_k_map, parse_list, parse_seed, print_json,
+                      print_table, stdout_may_close)
 
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 
@@ -51,7 +51,7 @@ def register(sub):
                         "of depthwise and transposed-conv kernels)")
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the random inits")
+    p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
     p.add_argument("--in-place", action="store_true",
                    help="replace MODEL itself (still written atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

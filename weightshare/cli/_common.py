@@ -93,3 +93,14 @@ def parse_k(text):
         return out
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or LAYER=K,... ; got {text!r}") from None
+
+
+def parse_seed(text):
+    """'0' -> 0 (argparse type): a seed is an integer >= 0."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
+    return seed

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from ..compare import compare_models
+from ..errors import ForwardError
 
 
 def register(sub):
@@ -31,23 +32,43 @@ _LABEL_KEYS = ("y", "Y", "y_test", "Y_test", "labels")
 
 
 def _load(path, keys, what):
-    """An array of a .npy file, or of a .npz member named by `keys` (or its only member)."""
+    """An array of a .npy file, or of a .npz member named by `keys` (or its only member).
+
+    The file is checked before it is read (a forged header, a pickle, an empty
+    file are refused naming it) and must hold numbers.
+    """
+    from .._npyio import load_npy, load_npz
     if not str(path).lower().endswith(".npz"):
-        return np.load(path, allow_pickle=False)
-    with np.load(path, allow_pickle=False) as z:
-        for key in keys:
-            if key in z.files:
-                return z[key]
-        if len(z.files) == 1:
-            return z[z.files[0]]
-        raise ValueError(f"{path}: the {what} .npz must hold one of {', '.join(keys)} or a "
-                         f"single member; it holds {', '.join(z.files)}")
+        arr = load_npy(path)
+    else:
+        members = load_npz(path)
+        arr = next((members[k] for k in keys if k in members), None)
+        if arr is None:
+            if len(members) != 1:
+                raise ValueError(f"{path}: the {what} .npz must hold one of {', '.join(keys)} or "
+                                 f"a single member; it holds {', '.join(members) or 'nothing'}")
+            arr = next(iter(members.values()))
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: the {what} hold {arr.dtype} values, not numbers")
+    if arr.size == 0 or arr.ndim == 0:
+        raise ValueError(f"{path}: the {what} are empty (shape {arr.shape})")
+    if what == "inputs":
+        if arr.ndim < 2:
+            raise ValueError(f"{path}: the inputs have shape {arr.shape}; they need a batch axis "
+                             "and the model's input axes, e.g. (batch, features)")
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(f"{path}: {bad} of the {arr.size} input values are NaN or infinite")
+    return arr
 
 
 def run(args):
     inputs = _load(args.inputs, _INPUT_KEYS, "inputs")
     labels = None if args.labels is None else _load(args.labels, _LABEL_KEYS, "labels")
-    r = compare_models(args.original, args.new, inputs, labels=labels)
+    try:
+        r = compare_models(args.original, args.new, inputs, labels=labels)
+    except ForwardError as exc:       # the model did not run on these inputs: name them too
+        raise ValueError(f"{exc} (inputs {args.inputs}, shape {inputs.shape})") from None
     if args.json:
         json.dump(dict(r._asdict(), output_shape=list(r.output_shape)), sys.stdout, indent=2)
         print()

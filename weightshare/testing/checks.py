@@ -5,6 +5,9 @@ They compare in float64 and allow only the slack that exact arithmetic
 forces (ties and the rounding of centroids to the tensor's dtype).
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from .oracles import keep_set, optimal_sse, sse
@@ -145,7 +148,9 @@ def assert_pruned(original, values, *, keep=None, sparsity=None):
     """`values` is exact magnitude pruning of `original`.
 
     Give exactly one of `keep` (number of non-zeros kept) or `sparsity`
-    (fraction of zeros wanted; the number kept is ``n - ceil(sparsity * n)``).
+    (fraction of zeros wanted; the number kept is ``n - ceil(sparsity * n)``,
+    the product taken exactly on the decimal ``repr(sparsity)``, the rule of
+    :func:`weightshare.prune`).
     Checks: kept entries are unchanged, pruned entries are exactly zero, and
     the kept set is exactly :func:`keep_set` (largest magnitudes, ties by
     flat index).
@@ -165,7 +170,7 @@ def assert_pruned(original, values, *, keep=None, sparsity=None):
     if (keep is None) == (sparsity is None):
         raise TypeError("give exactly one of keep or sparsity")
     if keep is None:
-        keep = original.size - int(np.ceil(sparsity * original.size - 1e-9))
+        keep = original.size - math.ceil(Fraction(repr(float(sparsity))) * original.size)
     expected = keep_set(original, keep)
     got = values != 0
     changed = got & (values != original)

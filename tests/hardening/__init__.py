@@ -1,0 +1,1 @@
+"""The hardening corpus: broken inputs built from the real-Keras fixtures (see corpus.py)."""
