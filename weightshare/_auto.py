@@ -29,8 +29,8 @@ __all__ = ["auto_centroids", "EXACT_LIMIT"]
 
 #: Below this many distinct values the exact solver is fast enough to use as is.
 EXACT_LIMIT = 4096
-_GRID = 32      # window positions spread between a boundary's neighbours
-_NEAR = 16      # window positions on either side of a boundary
+_GRID = 64      # window positions spread between a boundary's neighbours
+_NEAR = 32      # window positions on either side of a boundary
 _SWEEPS = 6
 
 
