@@ -10,6 +10,7 @@ import h5py; nothing here does.
 import io
 import re
 import struct
+import zlib
 
 import numpy as np
 
@@ -120,3 +121,16 @@ def check_local_headers(f, infos):
             return (f"the local header of {info.filename!r} names {name!r}: the zip is "
                     "damaged")
     return None
+
+
+def crc32_of(f, size, chunk=1 << 20):
+    """CRC-32 of the first `size` bytes of the seekable file object `f` (read in chunks)."""
+    crc, left = 0, size
+    f.seek(0)
+    while left:
+        block = f.read(min(chunk, left))
+        if not block:
+            break
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+    return crc

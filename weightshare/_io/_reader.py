@@ -17,7 +17,6 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from typing import NamedTuple, Optional
 
 import h5py
@@ -27,7 +26,7 @@ from .._npyio import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
 from ._h5check import check_dataset, check_global_heaps
-from ._common import (MemberWindow, check_local_headers, decode_str, member_data_offset,
+from ._common import (MemberWindow, check_local_headers, crc32_of, decode_str, member_data_offset,
                       snake_case, str_list_attr)
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
@@ -577,7 +576,7 @@ class WeightsFile:
             return
         fileobj, info = self._member
         self._member = None
-        if _crc32(fileobj, info.file_size) != info.CRC:
+        if crc32_of(fileobj, info.file_size) != info.CRC:
             self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)
 
     def dataset(self, record):
@@ -605,18 +604,6 @@ class WeightsFile:
         if tuple(arr.shape) != record.shape:
             self.fail(f"holds shape {arr.shape}, not {record.shape}", record.location)
         return arr
-
-
-def _crc32(f, size, chunk=1 << 20):
-    crc, left = 0, size
-    f.seek(0)
-    while left:
-        block = f.read(min(chunk, left))
-        if not block:
-            break
-        crc = zlib.crc32(block, crc)
-        left -= len(block)
-    return crc
 
 
 def _legacy_parts(weight_name, layer):

@@ -21,14 +21,13 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from typing import NamedTuple
 
 import h5py
 import numpy as np
 
-from .._io._common import (MemberWindow, check_local_headers, decode_str, member_data_offset,
-                           snake_case, str_list_attr)
+from .._io._common import (MemberWindow, check_local_headers, crc32_of, decode_str,
+                           member_data_offset, snake_case, str_list_attr)
 from .._io._h5check import check_dataset, check_global_heaps
 from .._npyio import check_expansion
 from ..errors import FileFormatError
@@ -154,7 +153,7 @@ class KerasFile:
                 self.fail("is truncated: the weights member runs past the end of the file",
                           WEIGHTS_MEMBER)
             fileobj = MemberWindow(self._raw, start, info.file_size)
-            if _crc32(fileobj, info.file_size) != info.CRC:      # read in place: check it here
+            if crc32_of(fileobj, info.file_size) != info.CRC:      # read in place: check it here
                 self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)
         else:
             fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
@@ -324,19 +323,6 @@ class KerasFile:
             return self.h5[ref.path][()]
         except (OSError, KeyError, ValueError, TypeError) as exc:
             self.fail(f"cannot read ({exc})", ref.path)
-
-
-def _crc32(f, size, chunk=1 << 20):
-    """CRC-32 of the first `size` bytes of the file object `f`."""
-    crc, left = 0, size
-    f.seek(0)
-    while left:
-        block = f.read(min(chunk, left))
-        if not block:
-            break
-        crc = zlib.crc32(block, crc)
-        left -= len(block)
-    return crc
 
 
 def open_model(path):
