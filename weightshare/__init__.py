@@ -2,43 +2,49 @@
 
 The core functions take and return NumPy arrays; the Keras file adapters read
 and rewrite ``.keras``, ``.weights.h5`` and legacy ``.h5`` files without
-importing TensorFlow or Keras.
+importing TensorFlow or Keras. Importing ``weightshare`` loads neither h5py
+nor matplotlib: the file functions import h5py on first use, the plots
+matplotlib on first call.
 """
 
 __version__ = "0.1.0"
 
+# arrays in, arrays out (NumPy and the standard library only)
 from .cluster import ClusterResult, assign, cluster, init_centroids
-from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_sizes
-from .report import Report, ReportTotal, TensorReport, load_tensors, report
-from .plot import plot_report  # matplotlib loads on first call
-from .compare import CompareResult, compare_models, compare_outputs  # h5py on first file read
 from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_global,
                     sparsity_schedule)
+from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_sizes
+# measurement and models (h5py only when a file is read; matplotlib only when plotting)
+from .report import Report, ReportTotal, TensorReport, load_tensors, report
+from .plot import plot_report
+from .compare import CompareResult, compare_models, compare_outputs
+from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units
 
-__all__ = ["ClusterResult", "assign", "cluster", "init_centroids"]
-__all__ += ["PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
-            "sparsity_schedule"]
-from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units  # h5py loads on first call
+__all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
+           "PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
+           "sparsity_schedule",
+           "BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes",
+           "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
+           "plot_report",
+           "CompareResult", "compare_models", "compare_outputs",
+           "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
 
-__all__ += ["REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
-__all__ += ["BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes"]
-__all__ += ["Report", "ReportTotal", "TensorReport", "load_tensors", "report"]
-__all__ += ["plot_report"]
-
-# The file adapters import h5py: loaded on first use, so the array core never does.
-_FILE_API = {"WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
-             "transform_file", "cluster_file", "file_format"}
-__all__ += sorted(_FILE_API)
-_PRUNE_FILE_API = {"PruneSummary", "prune_file"}   # weightshare/_prune_file.py, h5py on first use
-__all__ += sorted(_PRUNE_FILE_API)
+# The Keras file adapters import h5py: resolved on first use (PEP 562), so that
+# importing weightshare, or the array core, never loads it.
+_LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSummary",
+                                    "read_weights", "select_weights", "transform_file",
+                                    "cluster_file", "file_format")}
+_LAZY.update({"PruneSummary": "_prune_file", "prune_file": "_prune_file"})
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name):
-    if name in _FILE_API:
-        from . import files
-        return getattr(files, name)
-    if name in _PRUNE_FILE_API:
-        from . import _prune_file
-        return getattr(_prune_file, name)
-    raise AttributeError(f"module 'weightshare' has no attribute {name!r}")
-__all__ += ["CompareResult", "compare_models", "compare_outputs"]
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'weightshare' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
