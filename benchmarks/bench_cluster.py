@@ -20,26 +20,17 @@ Peak extra memory (tracemalloc) is printed as a multiple of the input's bytes.
 
 import argparse
 import json
-import time
 import tracemalloc
 
 import numpy as np
 
 import weightshare
+from _timing import timed
 
 try:
     from sklearn.cluster import KMeans
 except ImportError:  # pragma: no cover - optional
     KMeans = None
-
-
-def median_time(fn, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
 
 
 def peak_memory(fn):
@@ -73,21 +64,21 @@ def real_tensors():
 
 
 def run_case(name, x, k, keep_zeros, args, rows):
-    t_sort, _ = median_time(lambda: np.sort(x), args.repeat)
+    t_sort, _ = timed(lambda: np.sort(x), args.repeat)
     row = {"case": name, "n": x.size, "k": k, "keep_zeros": keep_zeros, "sort_s": t_sort}
-    t, res = median_time(lambda: weightshare.cluster(x, k, keep_zeros=keep_zeros), args.repeat)
+    t, res = timed(lambda: weightshare.cluster(x, k, keep_zeros=keep_zeros), args.repeat)
     row["auto_x"], row["auto_sse"] = t / t_sort, res.sse
-    t, res = median_time(lambda: weightshare.cluster(x, k, method="lloyd", keep_zeros=keep_zeros),
+    t, res = timed(lambda: weightshare.cluster(x, k, method="lloyd", keep_zeros=keep_zeros),
                          max(1, args.repeat // 2))
     row["lloyd_x"], row["lloyd_sse"] = t / t_sort, res.sse
     if x.size <= args.optimal_max_n and (k <= 32 or args.optimal_256):
-        t, res = median_time(lambda: weightshare.cluster(x, k, method="optimal",
+        t, res = timed(lambda: weightshare.cluster(x, k, method="optimal",
                                                          keep_zeros=keep_zeros), 1)
         row["optimal_x"], row["optimal_sse"] = t / t_sort, res.sse
     if KMeans is not None and x.size <= args.sklearn_max_n and not keep_zeros:
         km = KMeans(n_clusters=k, n_init=1, init="k-means++", random_state=0)
         col = x.reshape(-1, 1).astype(np.float64)
-        t, fit = median_time(lambda: km.fit(col), 1)
+        t, fit = timed(lambda: km.fit(col), 1)
         row["sklearn_x"], row["sklearn_sse"] = t / t_sort, float(fit.inertia_)
     if args.memory and x.size >= 10**6:
         row["auto_peak_mem_x"] = peak_memory(

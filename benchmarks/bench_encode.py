@@ -22,23 +22,14 @@ Usage::
 
 import argparse
 import json
-import time
 import zlib
 
 import numpy as np
 
 import weightshare
+from _timing import median_time
 
 SCHEMES = ("raw", "packed", "sparse", "huffman", "sparse_huffman", "auto")
-
-
-def median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def tensor(n, seed, k=16, zeros=0.5):

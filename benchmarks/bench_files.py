@@ -34,13 +34,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 
 import h5py
 import numpy as np
 
 import weightshare
+from _timing import median_time
 
 K = 16
 
@@ -104,15 +104,6 @@ def halve(record, values):
     return values * np.float32(0.5)
 
 
-def median(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def traced_peak(fn):
     tracemalloc.start()
     try:
@@ -172,10 +163,10 @@ def main(argv=None):
                 src = os.path.join(tmp, f"m{size}{suffix}")
                 dst = os.path.join(tmp, f"o{size}{suffix}")
                 writer(src, shapes, rng)
-                t_read = median(lambda: read_all(src), args.repeat)
-                t_core = median(cluster_arrays(src), args.repeat)
-                t_job = median(lambda: weightshare.cluster_file(src, dst, K), args.repeat)
-                t_tr = median(lambda: weightshare.transform_file(
+                t_read = median_time(lambda: read_all(src), args.repeat)
+                t_core = median_time(cluster_arrays(src), args.repeat)
+                t_job = median_time(lambda: weightshare.cluster_file(src, dst, K), args.repeat)
+                t_tr = median_time(lambda: weightshare.transform_file(
                     src, dst, halve, select=lambda r: r.kind == "kernel"), args.repeat)
                 peak = traced_peak(lambda: weightshare.cluster_file(src, dst, K))
                 peak_tr = traced_peak(lambda: weightshare.transform_file(

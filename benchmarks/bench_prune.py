@@ -19,20 +19,11 @@ pruning over 10 tensors (ratio to partitioning their concatenation), N:M 2:4 and
 
 import argparse
 import json
-import time
 
 import numpy as np
 
 import weightshare
-
-
-def median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+from _timing import median_time
 
 
 def laplace(n, seed, dtype=np.float32):
