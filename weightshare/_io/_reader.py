@@ -13,7 +13,6 @@ Every problem becomes one :class:`~weightshare.errors.FileFormatError` naming
 the file and, where it applies, the dataset.
 """
 
-import io
 import json
 import os
 import zipfile
@@ -25,9 +24,9 @@ import numpy as np
 from .._npyio import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
-from ._h5check import check_dataset, check_global_heaps
-from ._common import (MemberWindow, check_local_headers, crc32_of, decode_str, member_data_offset,
-                      snake_case, str_list_attr)
+from ._h5check import check_dataset
+from ._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
+from ._container import check_model_path, open_hdf5, open_member, open_zip
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
@@ -157,14 +156,7 @@ class WeightsFile:
     # ------------------------------------------------------------------ detection
     def _open(self):
         path = self.path
-        if os.path.isdir(path):
-            self.fail("is a folder, not a weights file")
-        if not os.path.exists(path):
-            if os.path.lexists(path):
-                self.fail("is a symbolic link that leads nowhere (dangling, or a loop)")
-            raise FileNotFoundError(2, "no such file", path)
-        if not os.path.isfile(path):
-            self.fail("is not a regular file (a pipe, socket or device); give the model file")
+        check_model_path(path, self.fail, "a weights file")
         if path.endswith(".weights.json"):
             self.fail(_SHARDED)
         with open(path, "rb") as f:
@@ -178,10 +170,8 @@ class WeightsFile:
         elif zipfile.is_zipfile(path):
             self._open_zip()
         elif h5py.is_hdf5(path):
-            self.h5 = h5py.File(path, "r")
             self._h5_size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                check_global_heaps(self.h5, f, self._h5_size, path)
+            self.h5 = open_hdf5(path, self._h5_size, path)
             self._open_h5(self.h5, where="")
         else:
             self.fail("is not a Keras weights file (neither a .keras zip, an HDF5 file nor a "
@@ -220,15 +210,8 @@ class WeightsFile:
 
     def _open_zip(self):
         self._raw = open(self.path, "rb")
-        self._zip = zipfile.ZipFile(self._raw)
-        self.zip_infos = self._zip.infolist()
+        self._zip, self.zip_infos = open_zip(self._raw, self.fail)
         names = [i.filename for i in self.zip_infos]
-        if len(set(names)) != len(names):
-            twice = sorted({n for n in names if names.count(n) > 1})
-            self.fail(f"holds two members named {twice[0]!r} (a damaged or tampered zip)")
-        bad = check_local_headers(self._raw, self.zip_infos)
-        if bad:
-            self.fail(bad)
         if CONFIG_MEMBER in names:
             self._open_keras_zip(names)
         elif names and all(n.endswith(".npy") for n in names):
@@ -267,20 +250,10 @@ class WeightsFile:
                 self.keras_version = str(meta.get("keras_version")) if isinstance(meta, dict) else None
             except (ValueError, UnicodeDecodeError):
                 self.keras_version = None
-        info = self._zip.getinfo(WEIGHTS_MEMBER)
-        check_expansion(info.file_size, info.compress_size, self.path, WEIGHTS_MEMBER)
-        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
-            start = member_data_offset(self._raw, info)
-            if start + info.file_size > os.path.getsize(self.path):
-                self.fail("is truncated: the weights member runs past the end of the file",
-                          WEIGHTS_MEMBER)
-            fileobj = MemberWindow(self._raw, start, info.file_size)
-        else:
-            fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
-        self.h5 = h5py.File(fileobj, "r")
+        fileobj, info = open_member(self._zip, self._raw, self.path, WEIGHTS_MEMBER, self.fail)
         self._h5_size = info.file_size
         self._member = (fileobj, info) if isinstance(fileobj, MemberWindow) else None
-        check_global_heaps(self.h5, fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
+        self.h5 = open_hdf5(fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
         self._open_h5(self.h5, where=WEIGHTS_MEMBER + ":")
         if self.fmt != "weights_store":
             self.fail("its model.weights.h5 is not a Keras weights store", WEIGHTS_MEMBER)

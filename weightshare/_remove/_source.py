@@ -17,7 +17,6 @@ only ever opened for reading. Every problem becomes one
 :class:`~weightshare.errors.FileFormatError`.
 """
 
-import io
 import json
 import os
 import zipfile
@@ -26,10 +25,9 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from .._io._common import (MemberWindow, check_local_headers, crc32_of, decode_str,
-                           member_data_offset, snake_case, str_list_attr)
-from .._io._h5check import check_dataset, check_global_heaps
-from .._npyio import check_expansion
+from .._io._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
+from .._io._container import check_model_path, open_hdf5, open_member, open_zip
+from .._io._h5check import check_dataset
 from ..errors import FileFormatError
 from ._graph import is_model, layer_list, layer_name
 
@@ -107,14 +105,7 @@ class KerasFile:
     # opening
     def _open(self):
         path = self.path
-        if not os.path.exists(path):
-            if os.path.lexists(path):
-                self.fail("is a symbolic link that leads nowhere (dangling, or a loop)")
-            raise FileNotFoundError(2, "no such file", path)
-        if os.path.isdir(path):
-            self.fail("is a folder, not a Keras model file")
-        if not os.path.isfile(path):
-            self.fail("is not a regular file (a pipe, socket or device); give the model file")
+        check_model_path(path, self.fail, "a Keras model file")
         if path.endswith(".weights.json"):
             self.fail("is a sharded weights index; " + _WEIGHTS_ONLY)
         if zipfile.is_zipfile(path):
@@ -126,14 +117,8 @@ class KerasFile:
 
     def _open_zip(self):
         self._raw = open(self.path, "rb")
-        self._zip = zipfile.ZipFile(self._raw)
-        self.zip_infos = self._zip.infolist()
+        self._zip, self.zip_infos = open_zip(self._raw, self.fail)
         names = {i.filename for i in self.zip_infos}
-        if len(names) != len(self.zip_infos):
-            self.fail("holds two members of the same name (a damaged or tampered zip)")
-        bad = check_local_headers(self._raw, self.zip_infos)
-        if bad:
-            self.fail(bad)
         if CONFIG_MEMBER not in names:
             self.fail("is a zip without config.json, not a .keras model")
         if WEIGHTS_MEMBER not in names:
@@ -145,30 +130,17 @@ class KerasFile:
             self.config = json.loads(self._zip.read(CONFIG_MEMBER).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
-        info = self._zip.getinfo(WEIGHTS_MEMBER)
-        check_expansion(info.file_size, info.compress_size, self.path, WEIGHTS_MEMBER)
-        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
-            start = member_data_offset(self._raw, info)
-            if start + info.file_size > os.path.getsize(self.path):
-                self.fail("is truncated: the weights member runs past the end of the file",
-                          WEIGHTS_MEMBER)
-            fileobj = MemberWindow(self._raw, start, info.file_size)
-            if crc32_of(fileobj, info.file_size) != info.CRC:      # read in place: check it here
-                self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)
-        else:
-            fileobj = io.BytesIO(self._zip.read(WEIGHTS_MEMBER))
-        self.h5 = h5py.File(fileobj, "r")
+        fileobj, info = open_member(self._zip, self._raw, self.path, WEIGHTS_MEMBER, self.fail)
+        if isinstance(fileobj, MemberWindow) and crc32_of(fileobj, info.file_size) != info.CRC:
+            self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)  # in place
         self._size = info.file_size
-        check_global_heaps(self.h5, fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
+        self.h5 = open_hdf5(fileobj, info.file_size, self.path, WEIGHTS_MEMBER)
         self._map_store()
         self._map_store_optimizer()
 
     def _open_legacy(self):
-        self.h5 = h5py.File(self.path, "r")
-        h5 = self.h5
         self._size = os.path.getsize(self.path)
-        with open(self.path, "rb") as f:
-            check_global_heaps(h5, f, self._size, self.path)
+        self.h5 = h5 = open_hdf5(self.path, self._size, self.path)
         if "model_weights" in h5 and str_list_attr(h5["model_weights"], "layer_names") is not None:
             if "model_config" not in h5.attrs:
                 self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
