@@ -17,10 +17,45 @@ import zipfile
 import h5py
 
 from .._npyio import check_expansion
+from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
 from ._h5check import check_global_heaps
 
-__all__ = ["check_model_path", "open_zip", "open_member", "open_hdf5"]
+__all__ = ["ModelFile", "check_model_path", "open_zip", "open_member", "open_hdf5"]
+
+
+class ModelFile:
+    """Base of the readers: the path, the open handles (``h5``, ``_zip``, ``_raw``), closing.
+
+    A context manager; :meth:`close` closes every handle and never raises,
+    so that it cannot hide the error that made the caller close the file.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.h5 = self._zip = self._raw = None
+        self.zip_infos = None
+        self.fmt = None
+        self.config = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for obj in (self.h5, self._zip, self._raw):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the real error
+                    pass
+        self.h5 = self._zip = self._raw = None
+
+    def fail(self, message, dataset=None):
+        """Raise FileFormatError naming the file (and `dataset`)."""
+        raise FileFormatError(self.path, message, dataset)
 
 
 def check_model_path(path, fail, what):

@@ -26,7 +26,7 @@ from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
 from ._h5check import check_dataset
 from ._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
-from ._container import check_model_path, open_hdf5, open_member, open_zip
+from ._container import ModelFile, check_model_path, open_hdf5, open_member, open_zip
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
@@ -121,37 +121,15 @@ def _dtype_name(ds):
     return ds.dtype.name
 
 
-class WeightsFile:
+class WeightsFile(ModelFile):
     """A weights file opened read-only (a context manager). See :func:`open_weights`."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self.fmt = None
-        self.config = None
+        super().__init__(path)
         self.keras_version = None
         self.records = []
-        self.zip_infos = None
-        self.h5 = self._zip = self._raw = self._np = None
         self._h5_size = 0
         self._member = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        for obj in (self.h5, self._zip, self._raw):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001 - closing must not hide the real error
-                    pass
-        self.h5 = self._zip = self._raw = self._np = None
-
-    def fail(self, message, dataset=None):
-        raise FileFormatError(self.path, message, dataset)
 
     # ------------------------------------------------------------------ detection
     def _open(self):

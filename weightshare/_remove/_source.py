@@ -26,7 +26,8 @@ import h5py
 import numpy as np
 
 from .._io._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
-from .._io._container import check_model_path, open_hdf5, open_member, open_zip
+from .._io._container import (ModelFile, check_model_path, open_hdf5, open_member,
+                             open_zip)
 from .._io._h5check import check_dataset
 from ..errors import FileFormatError
 from ._graph import is_model, layer_list, layer_name
@@ -50,7 +51,7 @@ class VarRef(NamedTuple):
 
 # --------------------------------------------------------------------------- small helpers
 # --------------------------------------------------------------------------- the file
-class KerasFile:
+class KerasFile(ModelFile):
     """An open Keras model file (read-only). Use as a context manager.
 
     Attributes
@@ -73,34 +74,11 @@ class KerasFile:
     """
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self._zip = self._raw = self.h5 = None
-        self.zip_infos = None
-        self.fmt = None
-        self.config = None
+        super().__init__(path)
         self.variables = {}
         self.optimizer = ()
         self.optimizer_root = None
         self._size = 0
-
-    # context manager
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        for obj in (self.h5, self._zip, self._raw):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001 - closing must not mask the real error
-                    pass
-        self.h5 = self._zip = self._raw = None
-
-    def fail(self, message, dataset=None):
-        raise FileFormatError(self.path, message, dataset)
 
     # opening
     def _open(self):
