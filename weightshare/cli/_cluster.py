@@ -4,8 +4,8 @@ import sys
 
 import weightshare
 
-from ._common import (Progress, parse_k, parse_k_map, parse_list, parse_seed, print_json,
-                      print_table, stdout_may_close)
+from ._common import (Progress, add_rewrite_options, add_target_options, parse_k, parse_k_map,
+                      parse_seed, print_json, print_table, stdout_may_close)
 
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 
@@ -40,21 +40,14 @@ def register(sub):
     p.add_argument("--method", default="auto", choices=["auto", "lloyd", "optimal"],
                    help="auto (default): near-optimal and fast; optimal: exact; lloyd: iterations "
                         "from --init")
-    p.add_argument("--layers", type=parse_list, metavar="L1,L2",
-                   help="the model's own layer names (or nested paths such as inner/dense) to "
-                        "cluster, matched exactly (default: every layer)")
-    p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
-                   help="weights to cluster: 'kernel' (every kernel-like weight, the default), or "
-                        "exact roles such as bias,recurrent_kernel,gamma; 'all' for everything")
+    add_target_options(p, "cluster", "bias,recurrent_kernel,gamma")
     p.add_argument("--per-channel", action="store_true",
                    help="k values per output channel (last axis of Dense/Conv kernels, axis -2 "
                         "of depthwise and transposed-conv kernels)")
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
-    p.add_argument("--in-place", action="store_true",
-                   help="replace MODEL itself (still written atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_rewrite_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs: input, output, and one row per tensor")
     p.set_defaults(func=run)

@@ -104,3 +104,20 @@ def parse_seed(text):
     if seed < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
     return seed
+
+
+def add_target_options(p, verb, roles_example):
+    """--layers and --roles: which weights of the model a rewriting command `verb`s."""
+    p.add_argument("--layers", type=parse_list, metavar="L1,L2",
+                   help="the model's own layer names (or nested paths such as inner/dense) to "
+                        f"{verb}, matched exactly (default: every layer)")
+    p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
+                   help=f"weights to {verb}: 'kernel' (every kernel-like weight, the default), or "
+                        f"exact roles such as {roles_example}; 'all' for everything")
+
+
+def add_rewrite_options(p):
+    """--in-place and --quiet of a command that rewrites MODEL tensor by tensor."""
+    p.add_argument("--in-place", action="store_true",
+                   help="replace MODEL itself (still written atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

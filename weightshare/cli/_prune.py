@@ -5,7 +5,8 @@ import math
 
 import weightshare
 
-from ._common import Progress, parse_list, print_json, print_table, stdout_may_close
+from ._common import (Progress, add_rewrite_options, add_target_options, print_json, print_table,
+                      stdout_may_close)
 
 
 def parse_pair(sep, what):
@@ -59,15 +60,8 @@ def register(sub):
                         "kernels, axis -2 of depthwise and transposed-conv kernels)")
     p.add_argument("--block", type=parse_pair("x", "RxC such as 4x4"), metavar="RxC",
                    help="keep or prune whole RxC blocks of the last two axes, by L2 norm")
-    p.add_argument("--layers", type=parse_list, metavar="L1,L2",
-                   help="the model's own layer names (or nested paths such as inner/dense) to "
-                        "prune, matched exactly (default: every layer)")
-    p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
-                   help="weights to prune: 'kernel' (every kernel-like weight, the default), or "
-                        "exact roles such as bias,recurrent_kernel; 'all' for everything")
-    p.add_argument("--in-place", action="store_true",
-                   help="replace MODEL itself (still written atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_target_options(p, "prune", "bias,recurrent_kernel")
+    add_rewrite_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs: input, output, totals and one row per tensor")
     p.set_defaults(func=run)
