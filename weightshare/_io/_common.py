@@ -14,7 +14,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ["snake_case", "decode_str", "str_list_attr", "MemberWindow", "member_data_offset"]
+__all__ = ["snake_case", "layer_name", "decode_str", "str_list_attr", "MemberWindow",
+           "member_data_offset", "check_local_headers", "crc32_of"]
 
 
 def snake_case(name):
@@ -22,6 +23,15 @@ def snake_case(name):
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def layer_name(entry):
+    """The name of a layer dict of a model config (``config.name``, or Keras 2.0's ``name``)."""
+    cfg = entry.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+        return cfg["name"]
+    name = entry.get("name")
+    return name if isinstance(name, str) else None
 
 
 def decode_str(value):

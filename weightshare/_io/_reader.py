@@ -25,7 +25,8 @@ from .._npyio import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
 from ._h5check import check_dataset
-from ._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
+from ._common import (MemberWindow, crc32_of, decode_str, layer_name, snake_case,
+                      str_list_attr)
 from ._container import ModelFile, check_model_path, open_hdf5, open_member, open_zip
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
@@ -91,14 +92,6 @@ def suffix_of(path):
         if p.endswith(suffix):
             return suffix
     return os.path.splitext(p)[1]
-
-
-def _layer_name(entry):
-    cfg = entry.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-        return cfg["name"]
-    name = entry.get("name")
-    return name if isinstance(name, str) else None
 
 
 def _layers_of(model):
@@ -274,7 +267,7 @@ class WeightsFile(ModelFile):
     def _config_of(self, name):
         """The config entry of the top-level layer `name` (None without a config)."""
         for entry in (_layers_of(self.config) if self.config is not None else None) or []:
-            if isinstance(entry, dict) and _layer_name(entry) == name:
+            if isinstance(entry, dict) and layer_name(entry) == name:
                 return entry
         return None
 
@@ -369,7 +362,7 @@ class WeightsFile(ModelFile):
             base = snake_case(str(entry.get("class_name")))
             used[base] = used.get(base, -1) + 1
             gname = base if used[base] == 0 else f"{base}_{used[base]}"
-            name = _layer_name(entry) or gname
+            name = layer_name(entry) or gname
             sub = group.get(gname)
             if sub is None:
                 continue
@@ -479,7 +472,7 @@ class WeightsFile(ModelFile):
                 sub_cls = cls
                 if nested is not None:
                     inner = [e for e in nested if isinstance(e, dict) and rel
-                             and _layer_name(e) == rel[0]]
+                             and layer_name(e) == rel[0]]
                     sub_cls = inner[0].get("class_name") if inner else None
                     if inner:
                         self._refuse_quantized(inner[0], f"{lname}/{rel[0]}", f"{where}/{lname}")

@@ -19,6 +19,8 @@ removal instead of being missed.
 
 from typing import NamedTuple
 
+from .._io._common import layer_name
+
 __all__ = ["Layer", "Graph", "build_graph", "layer_list", "layer_name", "is_model",
            "find_nested"]
 
@@ -71,15 +73,6 @@ class Graph(NamedTuple):
     outputs: frozenset
     inputs: frozenset
     in_rank: dict
-
-
-def layer_name(entry):
-    """The name of a layer dict (``config.name``, or the Keras 2.0 top-level ``name``)."""
-    cfg = entry.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-        return cfg["name"]
-    name = entry.get("name")
-    return name if isinstance(name, str) else None
 
 
 def is_model(entry):
