@@ -47,21 +47,23 @@ def _conv(rank):
     return call
 
 
+def _depthwise_step(cfg, kernel, x, rank):
+    """The depthwise convolution of DepthwiseConv and SeparableConv layers."""
+    return _nn.depthwise_conv(x, kernel, _tuple(cfg.get("strides", 1), rank),
+                              _tuple(cfg.get("dilation_rate", 1), rank),
+                              cfg.get("padding", "valid"))
+
+
 def _depthwise(rank):
     def call(cfg, w, x, kw, keras2):
-        y = _nn.depthwise_conv(x[0], w[0], _tuple(cfg.get("strides", 1), rank),
-                               _tuple(cfg.get("dilation_rate", 1), rank),
-                               cfg.get("padding", "valid"))
+        y = _depthwise_step(cfg, w[0], x[0], rank)
         return _act(cfg, keras2)(y + _bias(cfg, w, 1))
     return call
 
 
 def _separable(rank):
     def call(cfg, w, x, kw, keras2):
-        y = _nn.depthwise_conv(x[0], w[0], _tuple(cfg.get("strides", 1), rank),
-                               _tuple(cfg.get("dilation_rate", 1), rank),
-                               cfg.get("padding", "valid"))
-        y = y @ w[1].reshape(w[1].shape[-2:])
+        y = _depthwise_step(cfg, w[0], x[0], rank) @ w[1].reshape(w[1].shape[-2:])
         return _act(cfg, keras2)(y + _bias(cfg, w, 2))
     return call
 
