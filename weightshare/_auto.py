@@ -22,7 +22,7 @@ optimum is measured in ``benchmarks/bench_cluster.py``.
 
 import numpy as np
 
-from ._lloyd import lloyd, run_bounds, runs_sse
+from ._lloyd import lloyd, runs_sse
 from ._optimal import Prefix, optimal_partition, partition_centroids
 
 __all__ = ["auto_centroids", "EXACT_LIMIT"]

@@ -11,6 +11,7 @@ dataset=None)``, which raises.
 """
 
 import io
+import json
 import os
 import zipfile
 
@@ -21,7 +22,12 @@ from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
 from ._h5check import check_global_heaps
 
-__all__ = ["ModelFile", "check_model_path", "open_zip", "open_member", "open_hdf5"]
+__all__ = ["CONFIG_MEMBER", "WEIGHTS_MEMBER", "ModelFile", "check_model_path", "open_zip",
+           "keras_config", "open_member", "open_hdf5"]
+
+#: the members of a Keras 3 ``.keras`` zip that hold the model
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "model.weights.h5"
 
 
 class ModelFile:
@@ -85,6 +91,21 @@ def open_zip(raw, fail):
     if bad:
         fail(bad)
     return zf, infos
+
+
+def keras_config(zf, names, fail):
+    """The model config (a dict) of a ``.keras`` zip holding `names`, whose weights are HDF5."""
+    if WEIGHTS_MEMBER not in names:
+        if "model.weights.npz" in names:
+            fail("stores its weights as model.weights.npz, which is not supported")
+        fail("is a .keras zip without model.weights.h5")
+    try:
+        config = json.loads(zf.read(CONFIG_MEMBER).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
+    if not isinstance(config, dict):
+        fail("config.json does not hold a model", CONFIG_MEMBER)
+    return config
 
 
 def open_member(zf, raw, path, member, fail):

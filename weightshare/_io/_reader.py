@@ -27,14 +27,13 @@ from ._bf16 import bf16_to_float32
 from ._h5check import check_dataset
 from ._common import (MemberWindow, crc32_of, decode_str, layer_name, snake_case,
                       str_list_attr)
-from ._container import ModelFile, check_model_path, open_hdf5, open_member, open_zip
+from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
+                         open_hdf5, open_member, open_zip)
 from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
            "WEIGHTS_MEMBER", "suffix_of"]
 
-CONFIG_MEMBER = "config.json"
-WEIGHTS_MEMBER = "model.weights.h5"
 FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 #: root groups of a weights store that hold training state, not layers (left untouched)
@@ -204,17 +203,8 @@ class WeightsFile(ModelFile):
                                            dtype.name, key))
 
     def _open_keras_zip(self, names):
-        if WEIGHTS_MEMBER not in names:
-            if "model.weights.npz" in names:
-                self.fail("stores its weights as model.weights.npz, which is not supported")
-            self.fail("is a .keras zip without model.weights.h5")
+        self.config = keras_config(self._zip, names, self.fail)
         self.fmt = "keras_zip"
-        try:
-            self.config = json.loads(self._zip.read(CONFIG_MEMBER).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
-        if not isinstance(self.config, dict):
-            self.fail("config.json does not hold a model", CONFIG_MEMBER)
         if "metadata.json" in names:
             try:
                 meta = json.loads(self._zip.read("metadata.json").decode("utf-8"))

@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 
 from .._io._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
-from .._io._container import (ModelFile, check_model_path, open_hdf5, open_member,
-                             open_zip)
+from .._io._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path,
+                             keras_config, open_hdf5, open_member, open_zip)
 from .._io._h5check import check_dataset
 from ..errors import FileFormatError
 from ._graph import is_model, layer_list, layer_name
@@ -35,8 +35,6 @@ from ._graph import is_model, layer_list, layer_name
 __all__ = ["VarRef", "KerasFile", "open_model", "decode_str", "str_list_attr", "snake_case",
            "WEIGHTS_MEMBER", "CONFIG_MEMBER"]
 
-WEIGHTS_MEMBER = "model.weights.h5"
-CONFIG_MEMBER = "config.json"
 _WEIGHTS_ONLY = ("holds weights only (no model config); removal needs the architecture: give "
                  "the full model file (.keras, or a legacy .h5 written by model.save)")
 
@@ -99,15 +97,8 @@ class KerasFile(ModelFile):
         names = {i.filename for i in self.zip_infos}
         if CONFIG_MEMBER not in names:
             self.fail("is a zip without config.json, not a .keras model")
-        if WEIGHTS_MEMBER not in names:
-            if "model.weights.npz" in names:
-                self.fail("stores its weights as model.weights.npz, which removal does not support")
-            self.fail("is a .keras zip without model.weights.h5")
+        self.config = keras_config(self._zip, names, self.fail)
         self.fmt = "keras_zip"
-        try:
-            self.config = json.loads(self._zip.read(CONFIG_MEMBER).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
         fileobj, info = open_member(self._zip, self._raw, self.path, WEIGHTS_MEMBER, self.fail)
         if isinstance(fileobj, MemberWindow) and crc32_of(fileobj, info.file_size) != info.CRC:
             self.fail("fails its CRC-32 check: the file is damaged", WEIGHTS_MEMBER)  # in place
