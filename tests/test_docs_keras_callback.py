@@ -17,27 +17,16 @@ import subprocess
 
 import pytest
 
+from keras_env import keras_python
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "keras_mask_callback.py"
 
 
-def keras_python(var):
-    """The interpreter in env var `var`; skip (or fail under WEIGHTSHARE_REQUIRE_KERAS=1) if unset."""
-    path = os.environ.get(var)
-    if not path:
-        if os.environ.get("WEIGHTSHARE_REQUIRE_KERAS") == "1":
-            pytest.fail(f"{var} is not set but WEIGHTSHARE_REQUIRE_KERAS=1")
-        pytest.skip(f"{var} is not set (a Keras interpreter; see tests/keras/setup_venvs.sh)")
-    if not os.path.exists(path):
-        pytest.fail(f"{var}={path} does not exist")
-    return path
-
-
 @pytest.mark.keras
-@pytest.mark.parametrize("var, backend", [("WEIGHTSHARE_KERAS3_PYTHON", "jax"),
-                                          ("WEIGHTSHARE_TF_PYTHON", "tensorflow")])
-def test_callback_keeps_exactly_200_nonzeros_while_training(var, backend, tmp_path):
-    python = keras_python(var)
+@pytest.mark.parametrize("producer, backend", [("k3", "jax"), ("k3tf", "tensorflow")])
+def test_callback_keeps_exactly_200_nonzeros_while_training(producer, backend, tmp_path):
+    python = keras_python(producer)
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
                CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu", TF_USE_LEGACY_KERAS="0")
     proc = subprocess.run([python, str(EXAMPLE), "--steps", "30", "--keep", "200"], cwd=tmp_path,

@@ -25,7 +25,6 @@ Interpreters: ``WEIGHTSHARE_KERAS3_PYTHON`` (k3), ``WEIGHTSHARE_TF_PYTHON`` (k3t
 import collections
 import hashlib
 import json
-import os
 import pathlib
 import subprocess
 import zipfile
@@ -34,6 +33,7 @@ import numpy as np
 import pytest
 
 import weightshare
+from keras_env import ENV, keras_python
 from weightshare.errors import FileFormatError
 from weightshare._io._bf16 import float32_to_bf16_bits
 
@@ -42,9 +42,6 @@ FIX = ROOT / "tests" / "fixtures" / "keras"
 PROBE = ROOT / "tests" / "keras" / "probe.py"
 MAKE_QUANTIZED = ROOT / "tests" / "keras" / "make_quantized.py"
 MANIFEST = json.loads((FIX / "manifest.json").read_text())
-ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
-       "k3tf": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
-       "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON")}
 #: Keras cannot load these even untouched (fixtures README: Keras-3 legacy h5 with bfloat16)
 KERAS_CANNOT = {"k3_bf16.h5", "k3tf_bf16.h5"}
 #: files whose optimizer state Keras restores with compile=True (fixtures README)
@@ -53,16 +50,6 @@ OPTIMIZER_RESTORED = {"k3_trained.keras", "k3tf_trained.keras", "k3_digits.keras
 DENSE_STACKS = ("mlp", "pruned", "digits", "trained", "rm_dense_dense")
 TOLERANCE = {"float32": 1e-5, "float16": 3e-3, "bfloat16": 2e-2}
 K = 4
-
-
-def _python(producer):
-    for var in ENV[producer]:
-        if os.environ.get(var):
-            return os.environ[var]
-    names = " or ".join(ENV[producer])
-    if os.environ.get("WEIGHTSHARE_REQUIRE_KERAS") == "1":
-        pytest.fail(f"{names} is not set but WEIGHTSHARE_REQUIRE_KERAS=1")
-    pytest.skip(f"{names} is not set (a Keras interpreter; see tests/keras/setup_venvs.sh)")
 
 
 def _digest(a, dtype):
@@ -129,7 +116,7 @@ def _run_probe(python, producer, jobs, folder):
 @pytest.mark.keras
 @pytest.mark.parametrize("producer", list(ENV))
 def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, tmp_path):
-    python = _python(producer)
+    python = keras_python(producer)
     names = sorted(n for n, e in MANIFEST["files"].items()
                    if e["producer"] == producer and n not in KERAS_CANNOT)
     jobs, written = [], {}
@@ -190,7 +177,7 @@ def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, tmp_path
 
 @pytest.mark.keras
 def test_quantized_keras_layers_are_refused_in_every_format(tmp_path):
-    python = _python("k3")
+    python = keras_python("k3")
     run = subprocess.run([python, str(MAKE_QUANTIZED), str(tmp_path)], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -20,7 +20,6 @@ import collections
 import hashlib
 import json
 import math
-import os
 import pathlib
 import subprocess
 
@@ -28,27 +27,15 @@ import numpy as np
 import pytest
 
 import weightshare
+from keras_env import ENV, keras_python
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 PROBE = ROOT / "tests" / "keras" / "probe.py"
 MANIFEST = json.loads((FIX / "manifest.json").read_text())
-ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
-       "k3tf": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
-       "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON")}
 #: Keras cannot load these even untouched (fixtures README: Keras-3 legacy h5 with bfloat16)
 KERAS_CANNOT = {"k3_bf16.h5", "k3tf_bf16.h5"}
 SPARSITY, K = 0.8, 4
-
-
-def keras_python(producer):
-    for var in ENV[producer]:
-        if os.environ.get(var):
-            return os.environ[var]
-    names = " or ".join(ENV[producer])
-    if os.environ.get("WEIGHTSHARE_REQUIRE_KERAS") == "1":
-        pytest.fail(f"{names} is not set but WEIGHTSHARE_REQUIRE_KERAS=1")
-    pytest.skip(f"{names} is not set (a Keras interpreter; see tests/keras/setup_venvs.sh)")
 
 
 def bf16_bits(a):

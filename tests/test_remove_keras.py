@@ -29,16 +29,13 @@ import numpy as np
 import pytest
 
 import weightshare
+from keras_env import PRODUCERS, find_python, keras_python
 from weightshare.remove import _write_zeroed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 PROBE = ROOT / "tests" / "keras" / "probe.py"
 MAKE_FUNCTIONAL = ROOT / "tests" / "keras" / "make_functional_removal.py"
-ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
-       "k3tf": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
-       "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON")}
-PRODUCERS = tuple(ENV)
 FORMATS = (".keras", ".h5")
 TOL = 1e-5
 HALF_TOL = {"float16": 2e-2, "bfloat16": 1e-1}   # Keras computes these models in half precision
@@ -67,25 +64,6 @@ OPTIMIZER = [("trained", ".keras"), ("trained", ".h5"), ("mixed", ".keras"), ("m
              ("digits", ".keras"), ("digits", ".h5")]
 OPT_UNITS = (0, 5, 6)
 HALF = [("f16", ".keras"), ("f16", ".h5"), ("bf16", ".keras")]
-
-
-def _python(producer):
-    for var in ENV[producer]:
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
-
-
-def _require(producer):
-    path = _python(producer)
-    if not path:
-        names = " or ".join(ENV[producer])
-        if os.environ.get("WEIGHTSHARE_REQUIRE_KERAS") == "1":
-            pytest.fail(f"{names} is not set but WEIGHTSHARE_REQUIRE_KERAS=1")
-        pytest.skip(f"{names} is not set (a Keras interpreter; see tests/keras/setup_venvs.sh)")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} (for {producer}) does not exist")
-    return path
 
 
 def _exists(producer, model, ext):
@@ -167,7 +145,7 @@ def probed(tmp_path_factory):
     work = tmp_path_factory.mktemp("remove_keras")
     fixtures_before = sorted(os.listdir(FIX))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
-    pythons = {p: _python(p) for p in PRODUCERS if _python(p) and os.path.exists(_python(p))}
+    pythons = {p: find_python(p) for p in PRODUCERS if find_python(p)}
     made = work / "functional"
     makers = {p: subprocess.Popen([py, str(MAKE_FUNCTIONAL), "--producer", p, "--out", str(made)],
                                   cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
@@ -218,7 +196,7 @@ def _max_diff(a, b):
 
 
 def _run(probed, producer):
-    _require(producer)
+    keras_python(producer)
     return probed[producer]
 
 
