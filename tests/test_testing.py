@@ -173,10 +173,18 @@ def test_nothing_else_imports_hypothesis():
 def test_the_docs_example_runs(tmp_path):
     text = (ROOT / "docs" / "testing.md").read_text()
     block = re.search(r"```python\n(# test_my_kmeans.py\n.*?)```", text, re.S).group(1)
+    # and an input Hypothesis once found against the example's first version (prefix sums of
+    # x and x**2 merged a cluster of tiny values): checked on every run, not by chance
+    block += """
+
+def test_tiny_values_next_to_large_ones():
+    w = np.array([1e-14, 0.0] + [0.0693147181] * 6)
+    wst.assert_sse_within(w, my_kmeans(w, 3), k=3, rel=1e-9, keep_zeros=False)
+"""
     (tmp_path / "test_my_kmeans.py").write_text(block)
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           str(tmp_path / "test_my_kmeans.py")], capture_output=True, text=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                                             "HYPOTHESIS_PROFILE": "default"})
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 passed" in out.stdout
+    assert "2 passed" in out.stdout
