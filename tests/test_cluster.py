@@ -419,11 +419,27 @@ def test_assign_bad_centroids():
 # --------------------------------------------------------------------------- larger inputs
 
 @pytest.mark.parametrize("keep_zeros", [True, False])
-@pytest.mark.parametrize("k", [3, 16, 40])
+@pytest.mark.parametrize("k", [3, 16, 40, 128, 256])
 def test_auto_is_near_optimal_on_a_large_heavy_tailed_tensor(k, keep_zeros):
     rng = np.random.default_rng(k)
     w = rng.standard_t(2.5, 30_000).astype(np.float32) * 0.05
     w[rng.random(w.size) < 0.3] = 0
+    auto = cluster(w, k, keep_zeros=keep_zeros)
+    opt = cluster(w, k, method="optimal", keep_zeros=keep_zeros)
+    assert opt.sse <= auto.sse <= opt.sse * (1 + 1e-4)
+    wst.assert_clustered(w, auto.values, k, keep_zeros=keep_zeros)
+
+
+@pytest.mark.parametrize("keep_zeros", [True, False])
+@pytest.mark.parametrize("k", [16, 256])
+def test_auto_with_its_settings_for_large_inputs_is_near_optimal(k, keep_zeros, monkeypatch):
+    # above _SMALL distinct values auto uses coarser atoms and narrower shift
+    # windows; run those settings on an input small enough for the exact solver
+    import weightshare._auto as auto_solver
+    monkeypatch.setattr(auto_solver, "_SMALL", 1000)
+    rng = np.random.default_rng(k + 1)
+    w = rng.laplace(0, 0.05, 60_000).astype(np.float32)
+    w[rng.random(w.size) < 0.4] = 0
     auto = cluster(w, k, keep_zeros=keep_zeros)
     opt = cluster(w, k, method="optimal", keep_zeros=keep_zeros)
     assert opt.sse <= auto.sse <= opt.sse * (1 + 1e-4)

@@ -7,23 +7,33 @@
    atoms, each collapsed to its weighted mean (the within-atom variance is a
    constant, so the optimum over whole atoms is unchanged). This puts every
    cluster in the right basin, which Lloyd from a fixed init does not on
-   heavy-tailed weights.
+   heavy-tailed weights. For k >= 64 the atoms are cut into segments of about
+   32 clusters each, solved together, with the clusters allocated exactly
+   across segments (:mod:`weightshare._segmented`): a few dozen DP rows instead
+   of k.
 3. Lloyd's algorithm moves the boundaries to a fixed point at full resolution.
 4. A windowed sweep re-solves the problem exactly over a neighbourhood in which
-   every boundary may move anywhere between its two neighbours (sampled at
-   ``_GRID`` positions plus every position within ``_NEAR`` of where it is), a
-   chain DP of k small dense steps; Lloyd again; repeat while the SSE drops.
+   every boundary may move anywhere between its two neighbours (sampled at a
+   grid of positions plus every position near where it is), a chain DP of k
+   small dense steps; Lloyd again; repeat while the SSE drops by more than
+   ``_SWEEP_TOL``. Once it settles, one *shift* sweep lets every boundary move
+   up to its second neighbours, with fine positions around its neighbours:
+   a whole run of boundaries can then move over by one cluster, which moves a
+   cluster from one region of the data to another (what segment seams and
+   coarse atoms get wrong). If that helps, the sweeps go on.
    Every step only ever lowers the SSE.
 
-Cost: O(m) to build atoms, O(k B log B) for the DP over B atoms, O(k log m)
-per Lloyd iteration and O(k (G + 2N)^2) per sweep. The gap to the exact
-optimum is measured in ``benchmarks/bench_cluster.py``.
+Cost: O(m) to build atoms, O(R B log B) for the DP over B atoms (R = k - 1
+rows, or about 40 with segments), O(k log m) per Lloyd iteration and
+O(k W^2) per sweep with W window positions. The gap to the exact optimum and
+the time against ``np.sort`` are measured in ``benchmarks/bench_cluster.py``.
 """
 
 import numpy as np
 
 from ._lloyd import lloyd, runs_sse
 from ._optimal import Prefix, optimal_partition, partition_centroids
+from ._segmented import CLUSTERS_PER_SEGMENT, segmented_partition
 
 __all__ = ["auto_centroids", "EXACT_LIMIT"]
 
@@ -31,7 +41,17 @@ __all__ = ["auto_centroids", "EXACT_LIMIT"]
 EXACT_LIMIT = 4096
 _GRID = 64      # window positions spread between a boundary's neighbours
 _NEAR = 32      # window positions on either side of a boundary
-_SWEEPS = 6
+_SWEEPS = 8
+#: Up to this many distinct values, finer atoms and wider shift windows: they
+#: are cheap there and sampling noise makes the problem harder.
+_SMALL = 1 << 18
+_ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
+# (grid, near, shift) windows of the first sweep, the next ones, and the one
+# tried once the sweeps have settled
+_FIRST = (64, 32, False)
+_LATER = (32, 16, False)
+_SHIFT = ((32, 32, True), (32, 16, True))      # small, large inputs
+_SWEEP_TOL = 1e-5   # stop once a sweep gains less than this fraction of the SSE
 
 
 def _atom_edges(x, n_atoms):
@@ -44,31 +64,53 @@ def _atom_edges(x, n_atoms):
     return np.unique(np.concatenate((by_count, by_width, zero, [0, m])))
 
 
-def _sweep(P, bounds):
+def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
     """Exact best partition with each interior boundary in a window; returns bounds.
 
-    The current bounds lie in the windows, so the result is never worse.
+    The current bounds lie in the windows, so the result is never worse. With
+    `shift`, a boundary may move anywhere between its second neighbours, with
+    fine positions around its neighbours too: a whole run of boundaries can
+    then move over by one cluster (what moves one cluster from one region of
+    the data to another).
     """
     M = P.m
     b = bounds
-    lo = b[:-2] + 1
-    hi = b[2:] - 1
-    grid = lo[:, None] + ((hi - lo)[:, None] * np.linspace(0.0, 1.0, _GRID)[None, :]).round()
-    near = b[1:-1, None] + np.arange(-_NEAR, _NEAR + 1)[None, :]
-    win = np.concatenate((grid.astype(np.int64), near), axis=1)
+    reach = 2 if shift else 1
+    pad = np.concatenate((np.zeros(reach - 1, b.dtype), b, np.full(reach - 1, M, b.dtype)))
+    lo = pad[:-2 * reach] + 1
+    hi = pad[2 * reach:] - 1
+    grid = lo[:, None] + ((hi - lo)[:, None] * np.linspace(0.0, 1.0, n_grid)[None, :]).round()
+    steps = np.arange(-n_near, n_near + 1)[None, :]
+    near = [b[1:-1, None] + steps]
+    if shift:
+        near += [b[:-2, None] + steps, b[2:, None] + steps]
+    win = np.concatenate([grid.astype(np.int64)] + near, axis=1)
+    small = hi - lo < win.shape[1]      # every position fits: take them all
+    if small.any():
+        win[small] = lo[small, None] + np.arange(win.shape[1])[None, :]
     win = np.clip(win, lo[:, None], hi[:, None])
     win.sort(axis=1)
-    zeros = np.zeros(win.shape[1], dtype=np.int64)
-    D = P.cost(zeros, win[0])
+    Wv, Sv, Qv = P.W[win], P.S[win], P.Q[win]
+    D = P.cost(np.zeros(win.shape[1], dtype=np.int64), win[0])
     back = []
-    for j in range(1, win.shape[0]):
-        a, c = win[j - 1][:, None], win[j][None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = D[:, None] + P.cost(a, c)
-        step[~(a < c) | np.isnan(step)] = np.inf
-        arg = np.argmin(step, axis=0)
-        D = step[arg, np.arange(win.shape[1])]
-        back.append(arg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j in range(1, win.shape[0]):
+            if win[j - 1, 0] <= P.z < win[j, -1]:   # a run may hold the pinned zero
+                a, c = win[j - 1][:, None], win[j][None, :]
+                step = D[:, None] + P.cost(a, c)
+                step[~(a < c) | np.isnan(step)] = np.inf
+            else:                                   # the plain cost, inlined
+                dw = Wv[j] - Wv[j - 1][:, None]
+                ds = Sv[j] - Sv[j - 1][:, None]
+                ds *= ds
+                ds /= dw
+                step = Qv[j] - Qv[j - 1][:, None]
+                step -= ds
+                step += D[:, None]
+                step[dw <= 0] = np.inf              # empty or reversed runs
+            arg = np.argmin(step, axis=0)
+            D = step[arg, np.arange(win.shape[1])]
+            back.append(arg)
     last = D + P.cost(win[-1], np.full(win.shape[1], M))
     i = int(np.argmin(last))
     new = np.empty_like(b)
@@ -86,10 +128,16 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter):
     if x.size <= EXACT_LIMIT:
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
-    edges = _atom_edges(x, int(min(x.size, max(4096, 16 * k))))
+    large = int(x.size > _SMALL)
+    edges = _atom_edges(x, int(min(x.size, max(_ATOMS[large], 16 * k))))
     a_w = np.add.reduceat(w, edges[:-1])
     a_x = np.add.reduceat(w * x, edges[:-1]) / a_w
-    bounds, za, ax, aw = optimal_partition(a_x, a_w, k, fixed_zero)
+    if k >= 2 * CLUSTERS_PER_SEGMENT:
+        za = int(np.searchsorted(a_x, 0.0)) if fixed_zero else -1
+        ax, aw = (np.insert(a_x, za, 0.0), np.insert(a_w, za, 0.0)) if fixed_zero else (a_x, a_w)
+        bounds = segmented_partition(Prefix(ax, aw, za), ax, aw, k, k // CLUSTERS_PER_SEGMENT)
+    else:
+        bounds, za, ax, aw = optimal_partition(a_x, a_w, k, fixed_zero)
     c = partition_centroids(ax, aw, bounds, za)
     # From here on: Lloyd on the points themselves; sweeps on the points with
     # the virtual zero inserted at index z (so a run may be pinned to 0).
@@ -103,17 +151,18 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter):
         return c, n_iter
     if fixed_zero:
         xe, we = np.insert(x, z, 0.0), np.insert(w, z, 0.0)
-        Pe = Prefix(xe, we, z)
+        Pe = P.with_virtual_zero(z)
     else:
         xe, we, Pe = x, w, P
     sse = runs_sse(P, bounds, c, fixed)
+    windows = _FIRST
     for _ in range(_SWEEPS):
         eb = bounds.copy()
         if fixed_zero:          # the pinned run [b_i, b_i+1) owns the virtual point
             eb[int(np.flatnonzero(fixed)[0]) + 1:] += 1
         if np.any(np.diff(eb) < 1):
             break               # an empty run: nothing to sweep
-        nb = _sweep(Pe, eb)
+        nb = _sweep(Pe, eb, *windows)
         cn = partition_centroids(xe, we, nb, z)
         fn = np.zeros(k, dtype=bool)
         if fixed_zero:
@@ -121,7 +170,13 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter):
         cn, nb, it = lloyd(P, x, cn, fn, max_iter)
         n_iter += it
         new_sse = runs_sse(P, nb, cn, fn)
-        if not new_sse < sse * (1.0 - 1e-13):
-            break
-        c, bounds, sse, fixed = cn, nb, new_sse, fn
+        settled = not new_sse < sse * (1.0 - _SWEEP_TOL)
+        if new_sse < sse * (1.0 - 1e-13):
+            c, bounds, sse, fixed = cn, nb, new_sse, fn
+        if not settled:
+            windows = _LATER
+        elif windows is _SHIFT[large]:
+            break               # settled, and shifting found nothing more either
+        else:
+            windows = _SHIFT[large]     # settled: move whole runs of boundaries over
     return c, n_iter

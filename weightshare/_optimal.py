@@ -55,6 +55,13 @@ class Prefix:
         wx *= xc
         np.cumsum(wx, out=self.Q[1:])
 
+    def with_virtual_zero(self, z):
+        """The same sums with a weight-0 point at 0.0 inserted at index `z`."""
+        new = object.__new__(Prefix)
+        new.m, new.z, new.mu = self.m + 1, z, self.mu
+        new.W, new.S, new.Q = (np.insert(v, z + 1, v[z]) for v in (self.W, self.S, self.Q))
+        return new
+
     def cost(self, a, b):
         """Cost of the run of points ``a .. b-1`` (prefix indices, arrays)."""
         dw = self.W[b] - self.W[a]
@@ -65,6 +72,8 @@ class Prefix:
         with np.errstate(divide="ignore", invalid="ignore"):  # the lone virtual point
             free = dq - ds * ds / dw
         pinned = (a <= self.z) & (b > self.z)
+        if not pinned.any():
+            return free
         mu = self.mu
         return np.where(pinned, dq + 2.0 * mu * ds + mu * mu * dw, free)
 
@@ -78,16 +87,21 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     given b, so candidates are compared on ``G[a] + extra(a, b)`` with
     ``G = F - Q`` and ``Q[b]`` is added once per b.
 
-    Returns (values, argmins) of length q_hi - q_lo + 1.
+    `q_lo`, `q_hi`, `p_lo` may also be equal-length integer arrays: several
+    independent sub-problems over disjoint, ascending ranges of b, solved
+    together (one NumPy step per level for all of them).
+
+    Returns (values, argmins) for b in [min(q_lo), max(q_hi)]; entries of b
+    outside every range hold inf and 0.
     """
-    nq = q_hi - q_lo + 1
-    opt = np.empty(nq, dtype=np.int64)
-    val = np.empty(nq)
-    ilo = np.array([q_lo])
-    ihi = np.array([q_hi])
-    alo = np.array([p_lo])
-    ahi = np.array([q_hi - 1])
-    ramp = np.arange(2 * (q_hi + 2))
+    ilo = np.atleast_1d(np.asarray(q_lo, dtype=np.int64))
+    ihi = np.atleast_1d(np.asarray(q_hi, dtype=np.int64))
+    alo = np.atleast_1d(np.asarray(p_lo, dtype=np.int64))
+    ahi = ihi - 1
+    first, last = int(ilo[0]), int(ihi[-1])
+    opt = np.zeros(last - first + 1, dtype=np.int64)
+    val = np.full(last - first + 1, np.inf)
+    ramp = np.arange(2 * (last + 2))
     W, S, Q, z, mu = P.W, P.S, P.Q, P.z, P.mu
     G = F - Q
     while ilo.size:
@@ -120,8 +134,8 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
         best = np.empty(mid.size, dtype=np.int64)
         # any minimiser will do; with ties the last written one wins
         best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
-        opt[mid - q_lo] = best
-        val[mid - q_lo] = segmin + Q[mid]
+        opt[mid - first] = best
+        val[mid - first] = segmin + Q[mid]
         left = ilo < mid
         right = mid < ihi
         ilo, ihi, alo, ahi = (np.concatenate((ilo[left], mid[right] + 1)),
