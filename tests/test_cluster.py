@@ -265,6 +265,40 @@ def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data):
     assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
 
 
+@given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
+       data=st.data())
+def test_optimal_with_every_bracket_searched_by_slices_matches_brute_force(w, k, keep_zeros,
+                                                                           weighted, data):
+    # the solver searches long brackets one slice at a time; force that everywhere
+    from unittest import mock
+
+    import weightshare._optimal as solver
+    assume(np.unique(w).size <= 7)
+    assume(not (keep_zeros and k == 1 and np.any(w == 0) and np.any(w != 0)))
+    sw = None
+    if weighted:
+        sw = data.draw(st.lists(st.integers(1, 5), min_size=w.size, max_size=w.size))
+        sw = np.asarray(sw, dtype=np.float64).reshape(w.shape)
+    with mock.patch.object(solver, "_SLICE_MIN", 0):
+        res = cluster(w, k, method="optimal", keep_zeros=keep_zeros, sample_weight=sw)
+    best = brute_force_sse(w, k, keep_zeros=keep_zeros, sample_weight=sw)
+    assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_slices_and_index_arrays_give_the_same_optimum(seed, monkeypatch):
+    import weightshare._optimal as solver
+    rng = np.random.default_rng(seed)
+    w = rng.laplace(0, 0.05, 20_000).astype(np.float32)
+    w[rng.random(w.size) < 0.3 * (seed % 2)] = 0
+    monkeypatch.setattr(solver, "_SLICE_MIN", 0)
+    sliced = cluster(w, 12, method="optimal")
+    monkeypatch.setattr(solver, "_SLICE_MIN", np.inf)
+    ragged = cluster(w, 12, method="optimal")
+    assert sliced.sse == pytest.approx(ragged.sse, rel=1e-12)
+    np.testing.assert_array_equal(sliced.values, ragged.values)
+
+
 @given(w=small, k=wst.k_values(2, 4), keep_zeros=st.booleans())
 def test_optimal_sse_oracle_matches_brute_force(w, k, keep_zeros):
     assume(np.unique(w).size <= 7)

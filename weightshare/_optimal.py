@@ -15,9 +15,10 @@ quadrangle (Monge) inequality, so the minimising ``a`` is non-decreasing in
 k-medians and Bregman divergence clustering in 1D", arXiv:1701.07204, 2017).
 
 Here every level of that recursion is evaluated at once with NumPy (ragged
-index arrays over all sub-problems of the level), so a row costs O(m log m)
-work in O(log m) vectorised steps, and the solver O(k m log m) time for m
-distinct values. Backtracking stores one int32 row of arg-minima per cluster
+index arrays over all sub-problems of the level; while the brackets are few
+and long, one contiguous slice each), so a row costs O(m log m) work in
+O(log m) vectorised steps, and the solver O(k m log m) time for m distinct
+values. Backtracking stores one int32 row of arg-minima per cluster
 (4 k m bytes).
 
 The sparsity-preserving variant fixes one centroid at exactly 0.0: a virtual
@@ -102,38 +103,18 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     opt = np.zeros(last - first + 1, dtype=np.int64)
     val = np.full(last - first + 1, np.inf)
     ramp = np.arange(2 * (last + 2))
-    W, S, Q, z, mu = P.W, P.S, P.Q, P.z, P.mu
+    Q = P.Q
     G = F - Q
     while ilo.size:
         mid = (ilo + ihi) >> 1
         hi = np.minimum(ahi, mid - 1)
         lens = hi - alo + 1
         ends = np.cumsum(lens)
-        starts = ends - lens
         total = int(ends[-1])
-        cand = np.repeat(alo - starts, lens)
-        cand += ramp[:total]
-        ds = np.repeat(S[mid], lens)
-        ds -= S[cand]
-        dw = np.repeat(W[mid], lens)
-        dw -= W[cand]
-        if z < 0:
-            ds *= ds
-            ds /= dw
-            v = G[cand]
-            v -= ds
+        if total >= _SLICE_MIN * mid.size:      # few long brackets: one slice each
+            best, segmin = _bracket_minima(G, P, alo, hi, mid)
         else:
-            pin = np.repeat(mid > z, lens)
-            pin &= cand <= z
-            with np.errstate(divide="ignore", invalid="ignore"):
-                extra = np.where(pin, (2.0 * mu) * ds + (mu * mu) * dw, -(ds * ds) / dw)
-            v = G[cand]
-            v += extra
-        segmin = np.minimum.reduceat(v, starts)
-        hit = np.flatnonzero(v == np.repeat(segmin, lens))
-        best = np.empty(mid.size, dtype=np.int64)
-        # any minimiser will do; with ties the last written one wins
-        best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
+            best, segmin = _ragged_minima(G, P, alo, lens, ends, mid, ramp)
         opt[mid - first] = best
         val[mid - first] = segmin + Q[mid]
         left = ilo < mid
@@ -143,6 +124,65 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
                               np.concatenate((alo[left], best[right])),
                               np.concatenate((best[left], ahi[right])))
     return val, opt
+
+
+#: Brackets at least this long on average are searched one slice at a time
+#: (no index arrays; a Python step per bracket), shorter ones all at once.
+_SLICE_MIN = 1024
+
+
+def _bracket_minima(G, P, alo, hi, mid):
+    """Last minimiser and minimum of G[a] + extra(a, b) for a in [alo, hi], b = mid."""
+    W, S, z, mu = P.W, P.S, P.z, P.mu
+    best = np.empty(mid.size, dtype=np.int64)
+    segmin = np.empty(mid.size)
+    for i, (lo, h, b) in enumerate(zip(alo.tolist(), hi.tolist(), mid.tolist())):
+        ds = S[b] - S[lo:h + 1]
+        dw = W[b] - W[lo:h + 1]
+        if lo <= z < b:                         # runs from a <= z hold the pinned zero
+            with np.errstate(divide="ignore", invalid="ignore"):
+                extra = np.where(np.arange(lo, h + 1) <= z, (2.0 * mu) * ds + (mu * mu) * dw,
+                                 -(ds * ds) / dw)
+            v = G[lo:h + 1] + extra
+        else:
+            ds *= ds
+            ds /= dw
+            v = G[lo:h + 1] - ds
+        a = v.size - 1 - int(np.argmin(v[::-1]))  # the last minimiser, as below
+        best[i] = lo + a
+        segmin[i] = v[a]
+    return best, segmin
+
+
+def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
+    """The same for many short brackets at once, over ragged index arrays."""
+    W, S, z, mu = P.W, P.S, P.z, P.mu
+    starts = ends - lens
+    total = int(ends[-1])
+    cand = np.repeat(alo - starts, lens)
+    cand += ramp[:total]
+    ds = np.repeat(S[mid], lens)
+    ds -= S[cand]
+    dw = np.repeat(W[mid], lens)
+    dw -= W[cand]
+    if z < 0:
+        ds *= ds
+        ds /= dw
+        v = G[cand]
+        v -= ds
+    else:
+        pin = np.repeat(mid > z, lens)
+        pin &= cand <= z
+        with np.errstate(divide="ignore", invalid="ignore"):
+            extra = np.where(pin, (2.0 * mu) * ds + (mu * mu) * dw, -(ds * ds) / dw)
+        v = G[cand]
+        v += extra
+    segmin = np.minimum.reduceat(v, starts)
+    hit = np.flatnonzero(v == np.repeat(segmin, lens))
+    best = np.empty(mid.size, dtype=np.int64)
+    # any minimiser will do; with ties the last written one wins
+    best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
+    return best, segmin
 
 
 #: Above this many stored arg-minima (k * m), backtracking recomputes rows
