@@ -42,8 +42,9 @@ EXACT_LIMIT = 4096
 _GRID = 64      # window positions spread between a boundary's neighbours
 _NEAR = 32      # window positions on either side of a boundary
 _SWEEPS = 8
-#: Up to this many distinct values, finer atoms and wider shift windows: they
-#: are cheap there and sampling noise makes the problem harder.
+#: Up to this many tensor entries, finer atoms and wider shift windows: they
+#: are cheap there, and with few samples the distribution is rough and the
+#: problem harder.
 _SMALL = 1 << 18
 _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 # (grid, near, shift) windows of the first sweep, the next ones, and the one
@@ -122,13 +123,17 @@ def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
     return new
 
 
-def auto_centroids(x, w, k_free, fixed_zero, max_iter):
-    """Centroids (float64, sorted; including 0.0 if fixed_zero) and Lloyd iterations."""
+def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
+    """Centroids (float64, sorted; including 0.0 if fixed_zero) and Lloyd iterations.
+
+    `n_entries` is the number of tensor entries behind the distinct values `x`
+    (default: x.size); it picks the settings for small or large inputs.
+    """
     k = k_free + int(fixed_zero)
     if x.size <= EXACT_LIMIT:
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
-    large = int(x.size > _SMALL)
+    large = int((x.size if n_entries is None else n_entries) > _SMALL)
     edges = _atom_edges(x, int(min(x.size, max(_ATOMS[large], 16 * k))))
     a_w = np.add.reduceat(w, edges[:-1])
     a_x = np.add.reduceat(w * x, edges[:-1]) / a_w

@@ -113,7 +113,7 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
         bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero)
         return _Fit(partition_centroids(xe, we, bounds, z), has_zero, 0)
     if method == "auto":
-        c, n_iter = auto_centroids(xs, ws, k_free, has_zero, max_iter)
+        c, n_iter = auto_centroids(xs, ws, k_free, has_zero, max_iter, x.size)
         return _Fit(c, has_zero, n_iter)
     # Lloyd from an initialisation
     if isinstance(init, str):
@@ -210,8 +210,9 @@ def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=N
         'lloyd' iterates from `init` to a fixed point; 'optimal' returns the
         global minimum of the SSE (exact dynamic program, O(k m log m) for m
         distinct values); 'auto' (default) solves the exact problem over
-        coarse atoms and finishes with Lloyd at full resolution: within 0.01 %
-        of the optimum on the benchmark grid, at a few times the cost of a sort.
+        coarse atoms (by segments for k >= 64) and finishes with Lloyd and
+        exact windowed sweeps at full resolution: within 0.01 % of the
+        optimum on the benchmark grid, at a few times the cost of a sort.
     keep_zeros : bool, default True
         Sparsity-preserving: every exact zero stays exactly 0.0 and 0.0 is
         one of the k values whenever the tensor holds a zero; the other
