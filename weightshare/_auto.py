@@ -123,6 +123,15 @@ def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
     return new
 
 
+def _run_means(P, bounds):
+    """Weighted mean of each run from the prefix sums (0.0 for the pinned run)."""
+    a, b = bounds[:-1], bounds[1:]
+    c = P.mu + (P.S[b] - P.S[a]) / (P.W[b] - P.W[a])
+    if P.z >= 0:
+        c[int(np.searchsorted(bounds, P.z, side="right")) - 1] = 0.0
+    return c
+
+
 def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     """Centroids (float64, sorted; including 0.0 if fixed_zero) and Lloyd iterations.
 
@@ -155,10 +164,9 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     if k < 3:
         return c, n_iter
     if fixed_zero:
-        xe, we = np.insert(x, z, 0.0), np.insert(w, z, 0.0)
         Pe = P.with_virtual_zero(z)
     else:
-        xe, we, Pe = x, w, P
+        Pe = P
     sse = runs_sse(P, bounds, c, fixed)
     windows = _FIRST
     for _ in range(_SWEEPS):
@@ -168,7 +176,7 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
         if np.any(np.diff(eb) < 1):
             break               # an empty run: nothing to sweep
         nb = _sweep(Pe, eb, *windows)
-        cn = partition_centroids(xe, we, nb, z)
+        cn = _run_means(Pe, nb)
         fn = np.zeros(k, dtype=bool)
         if fixed_zero:
             fn[int(np.searchsorted(nb, z, side="right")) - 1] = True
