@@ -51,7 +51,7 @@ _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 # tried once the sweeps have settled
 _FIRST = (64, 32, False)
 _LATER = (32, 16, False)
-_SHIFT = ((32, 32, True), (16, 8, True))      # small, large inputs
+_SHIFT = ((32, 32, True), (32, 16, True))      # small, large inputs
 _SWEEP_TOL = 1e-5   # stop once a sweep gains less than this fraction of the SSE
 
 
