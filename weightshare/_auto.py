@@ -11,7 +11,10 @@
    32 clusters each, solved together, with the clusters allocated exactly
    across segments (:mod:`weightshare._segmented`): a few dozen DP rows instead
    of k.
-3. Lloyd's algorithm moves the boundaries to a fixed point at full resolution.
+3. Lloyd's algorithm moves the boundaries towards a fixed point at full
+   resolution (for k >= 64 at most ``_START_ITER`` iterations here: from the
+   segmented start it crawls for hundreds of them, and the sweeps with the
+   Lloyd runs after them finish the job in less time).
 4. A windowed sweep re-solves the problem exactly over a neighbourhood in which
    every boundary may move anywhere between its two neighbours (sampled at a
    grid of positions plus every position near where it is), a chain DP of k
@@ -52,6 +55,7 @@ _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 _FIRST = (64, 32, False)
 _LATER = (32, 16, False)
 _SHIFT = ((32, 32, True), (32, 16, True))      # small, large inputs
+_START_ITER = 20   # Lloyd iterations before the first sweep, k >= 64
 _SWEEP_TOL = 1e-5   # stop once a sweep gains less than this fraction of the SSE
 
 
@@ -160,7 +164,7 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     if fixed_zero:
         fixed[int(np.searchsorted(c, 0.0))] = True
     P = Prefix(x, w)
-    c, bounds, n_iter = lloyd(P, x, c, fixed, max_iter)
+    c, bounds, n_iter = lloyd(P, x, c, fixed, min(max_iter, _START_ITER) if k >= 64 else max_iter)
     if k < 3:
         return c, n_iter
     if fixed_zero:

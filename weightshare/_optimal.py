@@ -50,11 +50,13 @@ class Prefix:
         self.W[0] = self.S[0] = self.Q[0] = 0.0
         np.cumsum(w, out=self.W[1:])
         self.mu = float(np.dot(w, x) / self.W[-1])
-        xc = x - self.mu
-        wx = w * xc
-        np.cumsum(wx, out=self.S[1:])
-        wx *= xc
-        np.cumsum(wx, out=self.Q[1:])
+        # terms built in place in the output buffers (no temporaries of size m)
+        S, Q = self.S[1:], self.Q[1:]
+        np.subtract(x, self.mu, out=Q)          # x - mu
+        np.multiply(w, Q, out=S)                # w (x - mu)
+        Q *= S                                  # w (x - mu)**2
+        np.cumsum(S, out=S)
+        np.cumsum(Q, out=Q)
 
     def with_virtual_zero(self, z):
         """The same sums with a weight-0 point at 0.0 inserted at index `z`."""
