@@ -450,6 +450,16 @@ def test_assign_bad_centroids():
         assign(np.ones(2), [[1.0]])
 
 
+@pytest.mark.parametrize("shape", [(300, 400), (20, 50, 80)])
+def test_assign_large_nd_tensor_matches_brute_force(shape):
+    # from 65,536 entries on assign takes the lookup-table path (it once failed on n-d input)
+    rng = np.random.default_rng(len(shape))
+    w = rng.normal(size=shape).astype(np.float32)
+    c = rng.normal(size=50)
+    expected = np.argmin(np.abs(w[..., None].astype(np.float64) - c), axis=-1)
+    np.testing.assert_array_equal(assign(w, c), expected)
+
+
 # --------------------------------------------------------------------------- larger inputs
 
 @pytest.mark.parametrize("keep_zeros", [True, False])
@@ -518,15 +528,36 @@ def test_repeated_values_compacted_or_not_give_the_same_result(method, monkeypat
 
 @pytest.mark.parametrize("dtype", wst.DTYPES)
 @pytest.mark.parametrize("k", [3, 16, 300])
-def test_lookup_table_assignment_matches_binary_search(dtype, k):
+@pytest.mark.parametrize("offset,scale", [(0.0, 0.05), (1000.0, 1e-3), (-3.0, 1e-5)])
+def test_lookup_table_assignment_matches_binary_search(dtype, k, offset, scale):
+    # far from zero relative to the spread, rounding in the bucket index is worth
+    # many buckets: labels must still be exact (an earlier table overshot there)
     from weightshare.cluster import _nearest
     rng = np.random.default_rng(k)
-    c = np.unique(rng.laplace(0, 0.05, k).astype(dtype)).astype(np.float64)
+    c = np.unique((offset + rng.laplace(0, scale, k)).astype(dtype))
+    if c.size < 3:      # few values of the dtype there: take neighbours
+        inf = np.dtype(dtype).type(np.inf)
+        c = np.unique(np.concatenate((np.nextafter(c[:1], -inf), c, np.nextafter(c[-1:], inf))))
+    c = c.astype(np.float64)
     mids = 0.5 * (c[:-1] + c[1:])
-    x = np.concatenate([rng.laplace(0, 0.05, 200_000), mids, c, [-1e4, 1e4, c[0] - 1, c[-1] + 1],
+    x = np.concatenate([offset + rng.laplace(0, scale, 200_000), mids, c,
+                        [-1e4, 1e4, c[0] - 1, c[-1] + 1],
                         np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)]).astype(dtype)
     expected = np.searchsorted(mids, x.astype(np.float64), side="left")
     np.testing.assert_array_equal(_nearest(x, c), expected)
+
+
+@pytest.mark.parametrize("offset,scale,k", [(1000.0, 0.01, 64), (1.0, 1e-5, 16)])
+def test_large_tensor_far_from_zero_maps_to_nearest_centroids(offset, scale, k):
+    # 100,000 float32 entries near 1000.0 (or a BatchNorm gamma near 1.0): the float32
+    # spacing there is wider than a lookup bucket; an earlier table mislabelled entries
+    w = (offset + np.random.default_rng(0).laplace(0, scale, 100_000)).astype(np.float32)
+    for method in ("auto", "lloyd"):
+        res = cluster(w, k, method=method, keep_zeros=False)
+        c = res.centroids.astype(np.float64)
+        np.testing.assert_array_equal(
+            res.labels, np.searchsorted(0.5 * (c[:-1] + c[1:]), w.astype(np.float64)))
+        wst.assert_clustered(w, res.values, k)
 
 
 def test_float16_with_few_distinct_values_regression():

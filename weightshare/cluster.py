@@ -130,6 +130,18 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
 
 
 _LUT_BUCKETS = 1 << 16
+#: Large tensors are labelled and measured in chunks of this many entries, so
+#: that every temporary stays in cache (and no tensor-sized one is allocated).
+_CHUNK = 1 << 16
+
+
+def _round_down(v, dtype):
+    """Largest values of `dtype` <= float64 `v`: for x of that dtype,
+    ``x > v`` exactly when ``x > _round_down(v, dtype)``."""
+    r = v.astype(dtype)
+    over = r.astype(np.float64) > v
+    r[over] = np.nextafter(r[over], dtype(-np.inf))
+    return r
 
 
 def _nearest(flat, c):
@@ -137,53 +149,88 @@ def _nearest(flat, c):
 
     The label of x is the number of midpoints strictly below x. Large inputs
     use a lookup table over 65,536 equal-width buckets between the first and
-    last midpoint: the table gives a lower bound of the label (built one
-    bucket to the left, so rounding in the bucket index cannot overshoot), and
-    the few entries with a midpoint between the bucket's edge and themselves
-    are stepped up, comparing exactly in float64. O(n) instead of the
-    O(n log k) of a binary search.
+    last midpoint: the table gives the label of the bucket's left edge, and
+    the few entries with a midpoint between that edge and themselves are
+    stepped to their label, comparing exactly (against the midpoints rounded
+    down to the input's precision, which decides ``x > mid`` exactly for such
+    x). Steps go both ways: when the data sit far from zero relative to their
+    spread (say all within 1e-3 of 1000.0), rounding in the bucket index is
+    worth many buckets. O(n) instead of the O(n log k) of a binary search,
+    chunk by chunk.
     """
     if c.size == 1:
         return np.zeros(flat.shape, dtype=np.int32)
     mids = 0.5 * (c[:-1] + c[1:])
     if c.size == 2:
         return (flat > mids[0]).astype(np.int32)
-    if flat.size < _LUT_BUCKETS:
-        return np.searchsorted(mids, flat, side="left").astype(np.int32, copy=False)
     lo, hi = float(mids[0]), float(mids[-1])
-    scale = _LUT_BUCKETS / (hi - lo)
-    t = flat.astype(np.float32) if flat.dtype == np.float16 else flat.copy()
-    t -= t.dtype.type(lo)
-    t *= t.dtype.type(scale)
-    np.clip(t, 0, _LUT_BUCKETS - 1, out=t)
+    scale = _LUT_BUCKETS / (hi - lo) if hi > lo else np.inf
+    if flat.size < _LUT_BUCKETS or not np.isfinite(scale):
+        return np.searchsorted(mids, flat, side="left").astype(np.int32, copy=False)
+    shape, flat = flat.shape, flat.ravel()
     edges = lo + (np.arange(_LUT_BUCKETS) - 1.0) / scale
     lut = np.searchsorted(mids, edges, side="left").astype(np.int32)
-    labels = lut[t.astype(np.int32)]
-    del t
-    upper = np.append(mids, np.inf)
-    step = np.flatnonzero(flat > upper[labels])
-    while step.size:
-        labels[step] += 1
-        step = step[flat[step] > upper[labels[step]]]
-    return labels
+    work = np.float64 if flat.dtype == np.float64 else np.float32   # float16 is exact in float32
+    bnd = np.concatenate(([-np.inf], _round_down(mids, work), [np.inf])).astype(work)
+    upper = bnd[1:]     # label L is right when bnd[L] < x <= bnd[L + 1]
+    lo_w, scale_w = work(lo), work(scale)
+    labels = np.empty(flat.size, dtype=np.int32)
+    t = np.empty(min(_CHUNK, flat.size), dtype=work)
+    for s in range(0, flat.size, _CHUNK):
+        f = flat[s:s + _CHUNK]
+        tt, out = t[:f.size], labels[s:s + _CHUNK]
+        np.subtract(f, lo_w, out=tt)
+        tt *= scale_w
+        np.clip(tt, 0, _LUT_BUCKETS - 1, out=tt)
+        np.take(lut, tt.astype(np.int32), out=out)
+        step = np.flatnonzero(f > upper[out])
+        while step.size:
+            out[step] += 1
+            step = step[f[step] > upper[out[step]]]
+        step = np.flatnonzero(f <= bnd[out])
+        while step.size:
+            out[step] -= 1
+            step = step[f[step] <= bnd[out[step]]]
+    return labels.reshape(shape)
+
+
+def _sse(flat, sw, c64, labels):
+    """Sum of (sw-weighted) squared errors of `flat` against ``c64[labels]``, in float64."""
+    total = 0.0
+    d = np.empty(min(_CHUNK, flat.size))
+    for s in range(0, flat.size, _CHUNK):
+        dd = d[:flat[s:s + _CHUNK].size]
+        np.take(c64, labels[s:s + _CHUNK], out=dd)
+        np.subtract(flat[s:s + _CHUNK], dd, out=dd)
+        if sw is None:
+            total += float(np.dot(dd, dd))
+        else:
+            dd *= dd
+            total += float(np.dot(dd, sw[s:s + _CHUNK]))
+    return total
 
 
 def _apply(x, sw, fit, keep_zeros):
-    """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse)."""
+    """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse).
+
+    With keep_zeros, 0.0 is one of the centroids whenever the tensor holds a
+    zero, and every zero gets its label (also when a midpoint rounds to 0,
+    which happens next to a subnormal centroid).
+    """
     c64 = np.unique(fit.centroids.astype(x.dtype).astype(np.float64))   # sorted in float64:
-    c = c64.astype(x.dtype)                                   # NumPy's float16 sort is unreliable
-    flat = x.ravel()
+    flat = x.ravel()                                          # NumPy's float16 sort is unreliable
     labels = _nearest(flat, c64)
     if keep_zeros and fit.has_zero:
-        labels[flat == 0] = int(np.searchsorted(c64, 0.0))
-    used = np.bincount(labels, minlength=c.size) > 0
+        z = int(np.searchsorted(c64, 0.0))
+        if _nearest(np.zeros(1), c64)[0] != z:      # all zeros got this label
+            labels[flat == 0] = z
+    used = np.bincount(labels, minlength=c64.size) > 0
     if not used.all():
-        remap = np.cumsum(used) - 1
-        c, labels = c[used], remap[labels].astype(np.int32)
+        remap = (np.cumsum(used) - 1).astype(np.int32)
+        c64, labels = c64[used], remap[labels]
+    c = c64.astype(x.dtype)
     values = c[labels]
-    d = flat.astype(np.float64)
-    d -= c.astype(np.float64)[labels]
-    sse = float(np.dot(d * d, sw.ravel())) if sw is not None else float(np.dot(d, d))
+    sse = _sse(flat, None if sw is None else sw.ravel(), c64, labels)
     return values.reshape(x.shape), labels.reshape(x.shape), c, sse
 
 
