@@ -149,8 +149,8 @@ def _nearest(flat, c):
 
     The label of x is the number of midpoints strictly below x. Large inputs
     use a lookup table over 65,536 equal-width buckets between the first and
-    last midpoint: the table gives the label of the bucket's left edge, and
-    the few entries with a midpoint between that edge and themselves are
+    last midpoint: the table gives the label one bucket left of each bucket,
+    and the few entries with a midpoint between there and themselves are
     stepped to their label, comparing exactly (against the midpoints rounded
     down to the input's precision, which decides ``x > mid`` exactly for such
     x). Steps go both ways: when the data sit far from zero relative to their
@@ -199,7 +199,7 @@ def _sse(flat, sw, c64, labels):
     total = 0.0
     d = np.empty(min(_CHUNK, flat.size))
     for s in range(0, flat.size, _CHUNK):
-        dd = d[:flat[s:s + _CHUNK].size]
+        dd = d[:min(_CHUNK, flat.size - s)]
         np.take(c64, labels[s:s + _CHUNK], out=dd)
         np.subtract(flat[s:s + _CHUNK], dd, out=dd)
         if sw is None:
@@ -217,12 +217,13 @@ def _apply(x, sw, fit, keep_zeros):
     zero, and every zero gets its label (also when a midpoint rounds to 0,
     which happens next to a subnormal centroid).
     """
-    c64 = np.unique(fit.centroids.astype(x.dtype).astype(np.float64))   # sorted in float64:
-    flat = x.ravel()                                          # NumPy's float16 sort is unreliable
+    # rounded to x's dtype, sorted in float64 (NumPy's float16 sort is unreliable)
+    c64 = np.unique(fit.centroids.astype(x.dtype).astype(np.float64))
+    flat = x.ravel()
     labels = _nearest(flat, c64)
     if keep_zeros and fit.has_zero:
         z = int(np.searchsorted(c64, 0.0))
-        if _nearest(np.zeros(1), c64)[0] != z:      # all zeros got this label
+        if _nearest(np.zeros(1), c64)[0] != z:      # every zero got the label of 0.0
             labels[flat == 0] = z
     used = np.bincount(labels, minlength=c64.size) > 0
     if not used.all():
