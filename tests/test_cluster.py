@@ -251,25 +251,11 @@ def test_lloyd_never_increases_the_sse(w, k, keep_zeros, init, seed):
         previous = sse
 
 
+@pytest.mark.parametrize("slices_everywhere", [False, True])
 @given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
        data=st.data())
-def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data):
-    assume(np.unique(w).size <= 7)
-    assume(not (keep_zeros and k == 1 and np.any(w == 0) and np.any(w != 0)))
-    sw = None
-    if weighted:
-        sw = data.draw(st.lists(st.integers(1, 5), min_size=w.size, max_size=w.size))
-        sw = np.asarray(sw, dtype=np.float64).reshape(w.shape)
-    res = cluster(w, k, method="optimal", keep_zeros=keep_zeros, sample_weight=sw)
-    best = brute_force_sse(w, k, keep_zeros=keep_zeros, sample_weight=sw)
-    assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
-
-
-@given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
-       data=st.data())
-def test_optimal_with_every_bracket_searched_by_slices_matches_brute_force(w, k, keep_zeros,
-                                                                           weighted, data):
-    # the solver searches long brackets one slice at a time; force that everywhere
+def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data, slices_everywhere):
+    # the solver searches long brackets one slice at a time; slices_everywhere forces that
     from unittest import mock
 
     import weightshare._optimal as solver
@@ -279,7 +265,8 @@ def test_optimal_with_every_bracket_searched_by_slices_matches_brute_force(w, k,
     if weighted:
         sw = data.draw(st.lists(st.integers(1, 5), min_size=w.size, max_size=w.size))
         sw = np.asarray(sw, dtype=np.float64).reshape(w.shape)
-    with mock.patch.object(solver, "_SLICE_MIN", 0):
+    slice_min = 0 if slices_everywhere else solver._SLICE_MIN
+    with mock.patch.object(solver, "_SLICE_MIN", slice_min):
         res = cluster(w, k, method="optimal", keep_zeros=keep_zeros, sample_weight=sw)
     best = brute_force_sse(w, k, keep_zeros=keep_zeros, sample_weight=sw)
     assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
