@@ -104,3 +104,19 @@ def test_row_minima_of_several_ranges_equals_one_call_per_range(pw, parts, pinne
         got_cost = F[opt[a + 2 - first:b + 1 - first]] + P.cost(opt[a + 2 - first:b + 1 - first],
                                                                np.arange(a + 2, b + 1))
         np.testing.assert_allclose(got_cost, v1, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("df", [1.5, 3.0, np.inf])
+def test_atoms_cover_the_points_never_straddle_zero_and_are_narrow_in_companded_mass(df):
+    from weightshare._auto import _WIDE, _atom_edges
+    rng = np.random.default_rng(7)
+    x = np.unique(rng.standard_t(df, 20_000) if np.isfinite(df) else rng.normal(size=20_000))
+    w = rng.integers(1, 4, x.size).astype(np.float64)
+    n_atoms = 1024
+    e = _atom_edges(x, w, n_atoms)
+    assert e[0] == 0 and e[-1] == x.size and np.all(np.diff(e) > 0)
+    assert np.searchsorted(x, 0.0) in e          # no atom holds points on both sides of 0
+    mass = np.concatenate(([0.0], np.cumsum(np.cbrt(w * np.gradient(x) ** 2))))
+    cell = mass[-1] / n_atoms
+    # the points of an atom but its last carry at most _WIDE cells of companded mass
+    assert np.all(mass[e[1:] - 1] - mass[e[:-1]] <= _WIDE * cell * (1 + 1e-9))
