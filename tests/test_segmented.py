@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from weightshare import _segmented as seg
@@ -106,17 +106,31 @@ def test_row_minima_of_several_ranges_equals_one_call_per_range(pw, parts, pinne
         np.testing.assert_allclose(got_cost, v1, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("df", [1.5, 3.0, np.inf])
-def test_atoms_cover_the_points_never_straddle_zero_and_are_narrow_in_companded_mass(df):
+@settings(deadline=None)
+@given(st.integers(3, 400).flatmap(lambda m: st.tuples(
+    st.lists(st.floats(-25, 25, allow_nan=False), min_size=m, max_size=m, unique=True),
+    st.lists(st.integers(1, 5), min_size=m, max_size=m))), st.integers(1, 64))
+def test_atoms_cover_the_points_never_straddle_zero_and_are_narrow_in_companded_mass(uw, n_atoms):
     from weightshare._auto import _WIDE, _atom_edges
-    rng = np.random.default_rng(7)
-    x = np.unique(rng.standard_t(df, 20_000) if np.isfinite(df) else rng.normal(size=20_000))
-    w = rng.integers(1, 4, x.size).astype(np.float64)
-    n_atoms = 1024
+    u = np.asarray(uw[0])
+    x = np.unique(np.sign(u) * np.expm1(np.abs(u)))  # tails as heavy as e**25
+    assume(x.size >= 3)
+    w = np.asarray(uw[1], dtype=np.float64)[:x.size]
     e = _atom_edges(x, w, n_atoms)
     assert e[0] == 0 and e[-1] == x.size and np.all(np.diff(e) > 0)
     assert np.searchsorted(x, 0.0) in e          # no atom holds points on both sides of 0
     mass = np.concatenate(([0.0], np.cumsum(np.cbrt(w * np.gradient(x) ** 2))))
-    cell = mass[-1] / n_atoms
     # the points of an atom but its last carry at most _WIDE cells of companded mass
-    assert np.all(mass[e[1:] - 1] - mass[e[:-1]] <= _WIDE * cell * (1 + 1e-9))
+    bound = _WIDE * mass[-1] / n_atoms
+    assert np.all(mass[e[1:] - 1] - mass[e[:-1]] <= bound + 1e-12 * mass[-1])
+
+
+def test_atoms_of_a_very_heavy_tailed_sample_are_cut_where_equal_count_cells_are_wide():
+    # t(1.5): before the cut, tail atoms carried up to 11 cells of companded mass
+    from weightshare._auto import _WIDE, _atom_edges
+    rng = np.random.default_rng(7)
+    x = np.unique(rng.standard_t(1.5, 20_000))
+    w = rng.integers(1, 4, x.size).astype(np.float64)
+    e = _atom_edges(x, w, 1024)
+    mass = np.concatenate(([0.0], np.cumsum(np.cbrt(w * np.gradient(x) ** 2))))
+    assert np.max(mass[e[1:] - 1] - mass[e[:-1]]) <= _WIDE * mass[-1] / 1024 * (1 + 1e-9)

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._lloyd import lloyd, runs_sse
 from ._optimal import Prefix, optimal_partition, partition_centroids
-from ._segmented import CLUSTERS_PER_SEGMENT, segmented_partition
+from ._segmented import CLUSTERS_PER_SEGMENT, companded_mass, segmented_partition
 
 __all__ = ["auto_centroids", "EXACT_LIMIT"]
 
@@ -64,7 +64,7 @@ _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 _FIRST = (64, 32, False)
 _LATER = (32, 16, False)
 _SHIFT = ((32, 32, True), (32, 16, True))      # small, large inputs
-_START_ITER = 20   # Lloyd iterations before the first sweep, k >= 64
+_START_ITER = 20   # Lloyd iterations before the first sweep, segmented start
 #: An atom wider than this many companded cells is cut into such cells.
 _WIDE = 4
 _SWEEP_TOL = 1e-5   # stop once a sweep gains less than this fraction of the SSE
@@ -75,11 +75,10 @@ def _atom_edges(x, w, n_atoms):
 
     The union of equal-count and equal-width cells; then every atom that spans
     more than ``_WIDE`` cells of equal *companded mass* is cut at those cells.
-    The companded mass is the sum of ``(w * spacing**2) ** (1/3)``, the
-    integral of ``p(x) ** (1/3)``, to which the optimal cluster widths are
-    proportional (see :mod:`weightshare._segmented`): on very heavy tails
-    (Student t with 1.5 degrees of freedom) an equal-count cell can span
-    several clusters of the optimum, and the start lands in a poor basin.
+    The companded mass (:func:`weightshare._segmented.companded_mass`) is the
+    measure in which the optimal clusters have about equal width: on very
+    heavy tails (Student t with 1.5 degrees of freedom) an equal-count cell can
+    span several clusters of the optimum, and the start lands in a poor basin.
     """
     m = x.size
     half = max(n_atoms // 2, 1)
@@ -87,16 +86,7 @@ def _atom_edges(x, w, n_atoms):
     by_width = np.searchsorted(x, np.linspace(x[0], x[-1], half + 1)[1:-1], side="right")
     zero = np.searchsorted(x, [0.0])  # atoms never straddle zero
     edges = np.unique(np.concatenate((by_count, by_width, zero, [0, m])))
-    mass = np.empty(m + 1)
-    mass[0] = 0.0
-    d = mass[1:]
-    np.subtract(x[2:], x[:-2], out=d[1:-1])
-    d[1:-1] *= 0.5                     # the spacing around each point
-    d[0], d[-1] = x[1] - x[0], x[-1] - x[-2]
-    d *= d
-    d *= w
-    np.cbrt(d, out=d)
-    np.cumsum(d, out=d)
+    mass = companded_mass(x, w)
     step = mass[-1] / n_atoms
     wide = np.flatnonzero(np.diff(mass[edges]) > _WIDE * step)
     if not wide.size:
@@ -189,7 +179,8 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     edges = _atom_edges(x, w, int(min(x.size, max(_ATOMS[large], 16 * k))))
     a_w = np.add.reduceat(w, edges[:-1])
     a_x = np.add.reduceat(w * x, edges[:-1]) / a_w
-    if k >= 2 * CLUSTERS_PER_SEGMENT:
+    segmented = k >= 2 * CLUSTERS_PER_SEGMENT
+    if segmented:
         za = int(np.searchsorted(a_x, 0.0)) if fixed_zero else -1
         ax, aw = (np.insert(a_x, za, 0.0), np.insert(a_w, za, 0.0)) if fixed_zero else (a_x, a_w)
         bounds = segmented_partition(Prefix(ax, aw, za), ax, aw, k, k // CLUSTERS_PER_SEGMENT)
@@ -203,7 +194,7 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     if fixed_zero:
         fixed[int(np.searchsorted(c, 0.0))] = True
     P = Prefix(x, w)
-    c, bounds, n_iter = lloyd(P, x, c, fixed, min(max_iter, _START_ITER) if k >= 64 else max_iter)
+    c, bounds, n_iter = lloyd(P, x, c, fixed, min(max_iter, _START_ITER) if segmented else max_iter)
     if k < 3:
         return c, n_iter
     if fixed_zero:

@@ -22,19 +22,37 @@ import numpy as np
 
 from ._optimal import row_minima
 
-__all__ = ["segmented_partition", "CLUSTERS_PER_SEGMENT"]
+__all__ = ["segmented_partition", "companded_mass", "CLUSTERS_PER_SEGMENT"]
 
 #: Clusters a segment should hold; rows computed: 1.25 times this at first.
 CLUSTERS_PER_SEGMENT = 32
 
 
-def _seams(x, w, n_seg):
-    """Edges of n_seg segments of about equal sum of w**(1/3) * spacing**(2/3)."""
+def companded_mass(x, w):
+    """Running sum, from 0.0 (length m + 1), of ``(w * spacing**2) ** (1/3)``.
+
+    The spacing of a sorted distinct point is half the gap between its
+    neighbours (the gap to its one neighbour at either end), so each term is
+    the integral of ``p(x) ** (1/3)`` over the point's share of the line: the
+    measure in which the clusters of the optimum have about equal width.
+    """
     d = np.empty_like(x)
     d[1:-1] = 0.5 * (x[2:] - x[:-2])
     d[0] = x[1] - x[0]
     d[-1] = x[-1] - x[-2]
-    mass = np.concatenate(([0.0], np.cumsum(np.cbrt(w * d * d))))
+    mass = np.empty(x.size + 1)
+    mass[0] = 0.0
+    t = mass[1:]
+    np.multiply(w, d, out=t)
+    t *= d
+    np.cbrt(t, out=t)
+    np.cumsum(t, out=t)
+    return mass
+
+
+def _seams(x, w, n_seg):
+    """Edges of n_seg segments of about equal companded mass."""
+    mass = companded_mass(x, w)
     cuts = np.searchsorted(mass, np.linspace(0.0, mass[-1], n_seg + 1)[1:-1])
     return np.unique(np.concatenate(([0], cuts, [x.size])))
 
