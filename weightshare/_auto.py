@@ -63,7 +63,8 @@ _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 # tried once the sweeps have settled
 _FIRST = (64, 32, False)
 _LATER = (32, 16, False)
-_SHIFT = ((32, 32, True), (32, 16, True))      # small, large inputs
+_SHIFT = ((32, 32, True), (32, 8, True))       # small, large inputs
+_PER_K = 16
 _START_ITER = 20   # Lloyd iterations before the first sweep, segmented start
 #: An atom wider than this many companded cells is cut into such cells.
 _WIDE = 4
@@ -124,26 +125,19 @@ def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
         win[small] = lo[small, None] + np.arange(win.shape[1])[None, :]
     win = np.clip(win, lo[:, None], hi[:, None])
     win.sort(axis=1)
-    Wv, Sv, Qv = P.W[win], P.S[win], P.Q[win]
     D = P.cost(np.zeros(win.shape[1], dtype=np.int64), win[0])
+    cols = np.arange(win.shape[1])
+    Q = P.Q[win]
     back = []
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for j in range(1, win.shape[0]):
-            if win[j - 1, 0] <= P.z < win[j, -1]:   # a run may hold the pinned zero
-                a, c = win[j - 1][:, None], win[j][None, :]
-                step = D[:, None] + P.cost(a, c)
-                step[~(a < c) | np.isnan(step)] = np.inf
-            else:                                   # the plain cost, inlined
-                dw = Wv[j] - Wv[j - 1][:, None]
-                ds = Sv[j] - Sv[j - 1][:, None]
-                ds *= ds
-                ds /= dw
-                step = Qv[j] - Qv[j - 1][:, None]
-                step -= ds
-                step += D[:, None]
-                step[dw <= 0] = np.inf              # empty or reversed runs
-            arg = np.argmin(step, axis=0)
-            D = step[arg, np.arange(win.shape[1])]
+    block = max(1, _BLOCK // win.shape[1] ** 2)
+    for j0 in range(1, win.shape[0], block):
+        j1 = min(j0 + block, win.shape[0])
+        for j, step in zip(range(j0, j1), _step_gains(P, win, j0, j1)):
+            # cost(a, c) = Q[c] - Q[a] - gain(a, c): minimise over a without Q[c]
+            np.subtract(D - Q[j - 1], step, out=step)
+            arg = np.argmin(step, axis=1)
+            D = step[cols, arg]
+            D += Q[j]
             back.append(arg)
     last = D + P.cost(win[-1], np.full(win.shape[1], M))
     i = int(np.argmin(last))
@@ -154,6 +148,49 @@ def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
         if j:
             i = back[j - 1][i]
     return new
+
+
+#: Sweep steps are set up in blocks of about this many matrix entries (they
+#: stay in cache); memory O(_BLOCK) whatever k and the window.
+_BLOCK = 1 << 18
+
+
+def _outer_diff(a, b):
+    """``a[:, :, None] - b[:, None, :]`` for (J, W) arrays, as a batched matrix product.
+
+    ``[a, 1] @ [1, -b]`` rounds once, exactly like the subtraction, and runs
+    as one BLAS call per matrix instead of a broadcast loop over W rows.
+    """
+    one = np.ones_like(a)
+    return np.matmul(np.stack((a, one), axis=2), np.stack((one, -b), axis=1))
+
+
+def _step_gains(P, win, j0, j1):
+    """What the runs between window positions save over Q, for steps j0 <= j < j1.
+
+    ``E[j - j0, c, i] = Q[c] - Q[a] - cost(a, c)`` for the run from
+    ``a = win[j-1][i]`` to ``c = win[j][c]`` (``(S[c] - S[a])**2 / (W[c] - W[a])``
+    for a run without the pinned zero); -inf where that run is empty or
+    reversed, so the step never picks it.
+    """
+    a, c = win[j0 - 1:j1 - 1], win[j0:j1]
+    dw = _outer_diff(P.W[c], P.W[a])
+    E = _outer_diff(P.S[c], P.S[a])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        E *= E
+        E /= dw
+    # reversed or empty runs pair a high a with a low c: only that corner
+    rows = int(np.count_nonzero(c <= a[:, -1:], axis=1).max())
+    first = int(np.count_nonzero(a < c[:, :1], axis=1).min())
+    corner = E[:, :rows, first:]
+    np.copyto(corner, -np.inf, where=dw[:, :rows, first:] <= 0)
+    for t in np.flatnonzero((a[:, 0] <= P.z) & (P.z < c[:, -1])):
+        # a run may hold the pinned zero: its cost is not the variance
+        A, C = a[t][None, :], c[t][:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            E[t] = P.Q[C] - P.Q[A] - P.cost(A, C)
+        E[t][~(A < C) | np.isnan(E[t])] = -np.inf
+    return E
 
 
 def _run_means(P, bounds):
@@ -176,7 +213,7 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
     large = int((x.size if n_entries is None else n_entries) > _SMALL)
-    edges = _atom_edges(x, w, int(min(x.size, max(_ATOMS[large], 16 * k))))
+    edges = _atom_edges(x, w, int(min(x.size, max(_ATOMS[large], _PER_K * k))))
     a_w = np.add.reduceat(w, edges[:-1])
     a_x = np.add.reduceat(w * x, edges[:-1]) / a_w
     segmented = k >= 2 * CLUSTERS_PER_SEGMENT

@@ -70,14 +70,16 @@ def lloyd(P, x, centroids, fixed, max_iter, tol=0.0, history=None):
         ds = P.S[b] - P.S[a]
         move = (dw > 0) & ~fixed
         c[move] = P.mu + ds[move] / dw[move]
-        sse = runs_sse(P, bounds, c, fixed)
-        if history is not None:
-            history.append(sse)
+        if history is not None or tol > 0:      # the SSE is only needed here
+            sse = runs_sse(P, bounds, c, fixed)
+            if history is not None:
+                history.append(sse)
         new_bounds = run_bounds(x, c)
         if np.array_equal(new_bounds, bounds):
             break
         bounds = new_bounds
-        if tol > 0 and prev_sse - sse <= tol * sse:
-            break
-        prev_sse = sse
+        if tol > 0:
+            if prev_sse - sse <= tol * sse:
+                break
+            prev_sse = sse
     return c, bounds, n_iter

@@ -62,7 +62,7 @@ class Prefix:
         """The same sums with a weight-0 point at 0.0 inserted at index `z`."""
         new = object.__new__(Prefix)
         new.m, new.z, new.mu = self.m + 1, z, self.mu
-        new.W, new.S, new.Q = (np.insert(v, z + 1, v[z]) for v in (self.W, self.S, self.Q))
+        new.W, new.S, new.Q = (_repeat_at(v, z) for v in (self.W, self.S, self.Q))
         return new
 
     def cost(self, a, b):
@@ -80,6 +80,13 @@ class Prefix:
         mu = self.mu
         return np.where(pinned, dq + 2.0 * mu * ds + mu * mu * dw, free)
 
+
+def _repeat_at(v, i):
+    """`v` with ``v[i]`` repeated (what ``np.insert(v, i + 1, v[i])`` gives, faster)."""
+    out = np.empty(v.size + 1, dtype=v.dtype)
+    out[:i + 1] = v[:i + 1]
+    out[i + 1:] = v[i:]
+    return out
 
 def row_minima(F, P, q_lo, q_hi, p_lo):
     """Minimise ``F[a] + cost(a, b)`` over ``a in [p_lo, b-1]`` for each b in [q_lo, q_hi].

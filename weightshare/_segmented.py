@@ -24,7 +24,8 @@ from ._optimal import row_minima
 
 __all__ = ["segmented_partition", "companded_mass", "CLUSTERS_PER_SEGMENT"]
 
-#: Clusters a segment should hold; rows computed: 1.25 times this at first.
+#: Clusters a segment should hold; rows computed: 1.125 times this at first
+#: (more only when a segment wants them).
 CLUSTERS_PER_SEGMENT = 32
 
 
@@ -103,7 +104,7 @@ def segmented_partition(P, x, w, k, n_seg):
     edges = _seams(x, w, n_seg)
     s0, s1 = edges[:-1], edges[1:]
     lens = s1 - s0
-    cap = int(min(lens.max(), k, -(-5 * k // (4 * s0.size))))
+    cap = int(min(lens.max(), k, -(-9 * k // (8 * s0.size))))
     # row 1: one run from the start of each segment
     b = np.arange(1, M + 1)
     seg_of = np.repeat(np.arange(s0.size), lens)
