@@ -22,6 +22,22 @@ def test_outer_diff_is_the_broadcast_subtraction_bit_for_bit(a, b):
     assert np.array_equal(_auto._outer_diff(a, b), a[:, :, None] - b[:, None, :])
 
 
+@given(hnp.arrays(np.float64, st.integers(1, 30), elements=finite, unique=True),
+       st.integers(0, 2**32 - 1))
+def test_prefix_with_an_inserted_zero_repeats_the_sums_at_zero(x, seed):
+    # the virtual point (0.0, weight 0) adds nothing: the sums just repeat there
+    x = np.sort(x[x != 0])
+    if not x.size:
+        return
+    w = np.random.default_rng(seed).integers(1, 5, x.size).astype(float)
+    z = int(np.searchsorted(x, 0.0))
+    got, plain = Prefix(x, w, z, insert=True), Prefix(x, w)
+    assert (got.m, got.z, got.mu) == (x.size + 1, z, plain.mu)
+    for name in "WSQ":
+        v = getattr(plain, name)
+        assert np.array_equal(getattr(got, name), np.insert(v, z + 1, v[z]))
+
+
 def _costs(P, bounds):
     c = P.cost(bounds[:-1], bounds[1:])
     return np.inf if np.isnan(c).any() or np.any(np.diff(bounds) < 1) else float(c.sum())
@@ -49,9 +65,7 @@ def test_sweep_returns_the_best_bounds_within_its_windows(seed, m, k, pinned, sh
     rng = np.random.default_rng(seed)
     x = np.unique(rng.laplace(size=m))
     w = rng.integers(1, 4, x.size).astype(float)
-    P = Prefix(x, w)
-    if pinned:
-        P = P.with_virtual_zero(int(np.searchsorted(x, 0.0)))
+    P = Prefix(x, w, int(np.searchsorted(x, 0.0)), insert=True) if pinned else Prefix(x, w)
     bounds = np.concatenate(([0], np.sort(rng.choice(np.arange(1, P.m), k - 1, replace=False)),
                              [P.m]))
     old = _costs(P, bounds)

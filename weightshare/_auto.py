@@ -213,9 +213,15 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
     large = int((x.size if n_entries is None else n_entries) > _SMALL)
+    # Prefix sums of the points, with the virtual zero inserted at index z
+    # (so a run may be pinned to 0); Lloyd and the sweeps share them.
+    z = int(np.searchsorted(x, 0.0)) if fixed_zero else -1
+    P = Prefix(x, w, z, insert=fixed_zero)
     edges = _atom_edges(x, w, int(min(x.size, max(_ATOMS[large], _PER_K * k))))
-    a_w = np.add.reduceat(w, edges[:-1])
-    a_x = np.add.reduceat(w * x, edges[:-1]) / a_w
+    if fixed_zero:              # atoms never straddle zero; in P's index space
+        edges[edges > z] += 1   # the virtual point opens the first positive atom
+    a_w = np.diff(P.W[edges])
+    a_x = P.mu + np.diff(P.S[edges]) / a_w
     segmented = k >= 2 * CLUSTERS_PER_SEGMENT
     if segmented:
         za = int(np.searchsorted(a_x, 0.0)) if fixed_zero else -1
@@ -224,34 +230,24 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     else:
         bounds, za, ax, aw = optimal_partition(a_x, a_w, k, fixed_zero)
     c = partition_centroids(ax, aw, bounds, za)
-    # From here on: Lloyd on the points themselves; sweeps on the points with
-    # the virtual zero inserted at index z (so a run may be pinned to 0).
-    z = int(np.searchsorted(x, 0.0)) if fixed_zero else -1
     fixed = np.zeros(k, dtype=bool)
     if fixed_zero:
         fixed[int(np.searchsorted(c, 0.0))] = True
-    P = Prefix(x, w)
-    c, bounds, n_iter = lloyd(P, x, c, fixed, min(max_iter, _START_ITER) if segmented else max_iter)
+    c, bounds, n_iter = lloyd(P, x, c, fixed, min(max_iter, _START_ITER) if segmented else max_iter,
+                              virtual_zero=fixed_zero)
     if k < 3:
         return c, n_iter
-    if fixed_zero:
-        Pe = P.with_virtual_zero(z)
-    else:
-        Pe = P
     sse = runs_sse(P, bounds, c, fixed)
     windows = _FIRST
     for _ in range(_SWEEPS):
-        eb = bounds.copy()
-        if fixed_zero:          # the pinned run [b_i, b_i+1) owns the virtual point
-            eb[int(np.flatnonzero(fixed)[0]) + 1:] += 1
-        if np.any(np.diff(eb) < 1):
+        if np.any(np.diff(bounds) < 1):
             break               # an empty run: nothing to sweep
-        nb = _sweep(Pe, eb, *windows)
-        cn = _run_means(Pe, nb)
+        nb = _sweep(P, bounds, *windows)
+        cn = _run_means(P, nb)
         fn = np.zeros(k, dtype=bool)
-        if fixed_zero:
+        if fixed_zero:          # the run that holds the virtual point
             fn[int(np.searchsorted(nb, z, side="right")) - 1] = True
-        cn, nb, it = lloyd(P, x, cn, fn, max_iter)
+        cn, nb, it = lloyd(P, x, cn, fn, max_iter, virtual_zero=fixed_zero)
         n_iter += it
         new_sse = runs_sse(P, nb, cn, fn)
         settled = not new_sse < sse * (1.0 - _SWEEP_TOL)

@@ -13,16 +13,20 @@ import numpy as np
 __all__ = ["lloyd", "run_bounds", "runs_sse"]
 
 
-def run_bounds(x, centroids):
+def run_bounds(x, centroids, virtual_zero=False):
     """Index bounds of the nearest-centroid runs of sorted `x`.
 
-    A point exactly on a midpoint goes to the lower centroid.
+    A point exactly on a midpoint goes to the lower centroid. With
+    `virtual_zero`, the bounds index `x` with a point 0.0 inserted in order
+    (``Prefix(..., insert=True)``); `x` itself holds no zero.
     """
     mids = 0.5 * (centroids[:-1] + centroids[1:])
     b = np.empty(centroids.size + 1, dtype=np.int64)
     b[0] = 0
-    b[-1] = x.size
+    b[-1] = x.size + int(virtual_zero)
     b[1:-1] = np.searchsorted(x, mids, side="right")
+    if virtual_zero:
+        b[1:-1] += mids >= 0
     return b
 
 
@@ -42,12 +46,13 @@ def runs_sse(P, bounds, centroids, fixed):
     return float(np.sum(np.where(fixed, pinned, free)))
 
 
-def lloyd(P, x, centroids, fixed, max_iter, tol=0.0, history=None):
+def lloyd(P, x, centroids, fixed, max_iter, tol=0.0, history=None, virtual_zero=False):
     """Run Lloyd iterations from `centroids` until a fixed point.
 
     Parameters
     ----------
-    P : Prefix of the points (see ``_optimal.Prefix``), without virtual zero.
+    P : Prefix of the points (see ``_optimal.Prefix``); with a virtual zero only
+        when `virtual_zero` is set.
     x : ndarray of float64, sorted distinct points.
     centroids : ndarray of float64, sorted; entries flagged in `fixed` never move.
     fixed : ndarray of bool, same length.
@@ -55,13 +60,15 @@ def lloyd(P, x, centroids, fixed, max_iter, tol=0.0, history=None):
     tol : float, stop when an iteration lowers the SSE by <= tol * SSE
         (0.0 runs to the exact fixed point: the assignment no longer changes).
     history : list, optional; the SSE after each iteration is appended.
+    virtual_zero : bool, P holds a virtual point 0.0 that `x` does not (see
+        ``run_bounds``); the bounds returned index P's points.
 
     Returns
     -------
     centroids, bounds, n_iter
     """
     c = centroids.astype(np.float64, copy=True)
-    bounds = run_bounds(x, c)
+    bounds = run_bounds(x, c, virtual_zero)
     prev_sse = np.inf
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -74,7 +81,7 @@ def lloyd(P, x, centroids, fixed, max_iter, tol=0.0, history=None):
             sse = runs_sse(P, bounds, c, fixed)
             if history is not None:
                 history.append(sse)
-        new_bounds = run_bounds(x, c)
+        new_bounds = run_bounds(x, c, virtual_zero)
         if np.array_equal(new_bounds, bounds):
             break
         bounds = new_bounds

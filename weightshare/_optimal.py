@@ -41,29 +41,36 @@ class Prefix:
     the virtual zero point (weight 0, centroid pinned to 0) or -1.
     """
 
-    def __init__(self, x, w, z=-1):
-        m = self.m = x.size
+    def __init__(self, x, w, z=-1, insert=False):
+        """Sums of points `x` (sorted) with weights `w`.
+
+        With `insert`, a virtual point 0.0 of weight 0 is placed at index `z`
+        (before ``x[z]``) without copying `x`: the sums then have length
+        m + 2 and ``self.m`` counts the virtual point.
+        """
+        m = self.m = x.size + int(insert)
         self.z = z
         self.W = np.empty(m + 1)
         self.S = np.empty(m + 1)
         self.Q = np.empty(m + 1)
         self.W[0] = self.S[0] = self.Q[0] = 0.0
-        np.cumsum(w, out=self.W[1:])
-        self.mu = float(np.dot(w, x) / self.W[-1])
         # terms built in place in the output buffers (no temporaries of size m)
-        S, Q = self.S[1:], self.Q[1:]
-        np.subtract(x, self.mu, out=Q)          # x - mu
-        np.multiply(w, Q, out=S)                # w (x - mu)
+        W, S, Q = self.W[1:], self.S[1:], self.Q[1:]
+        if insert:      # the virtual point: w = 0, x = 0
+            S[:z], S[z], S[z + 1:] = w[:z], 0.0, w[z:]
+            Q[:z], Q[z], Q[z + 1:] = x[:z], 0.0, x[z:]
+            np.cumsum(S, out=W)
+            self.mu = float(np.dot(w, x) / W[-1])
+            Q -= self.mu                        # x - mu
+            S *= Q                              # w (x - mu)
+        else:
+            np.cumsum(w, out=W)
+            self.mu = float(np.dot(w, x) / W[-1])
+            np.subtract(x, self.mu, out=Q)      # x - mu
+            np.multiply(w, Q, out=S)            # w (x - mu)
         Q *= S                                  # w (x - mu)**2
         np.cumsum(S, out=S)
         np.cumsum(Q, out=Q)
-
-    def with_virtual_zero(self, z):
-        """The same sums with a weight-0 point at 0.0 inserted at index `z`."""
-        new = object.__new__(Prefix)
-        new.m, new.z, new.mu = self.m + 1, z, self.mu
-        new.W, new.S, new.Q = (_repeat_at(v, z) for v in (self.W, self.S, self.Q))
-        return new
 
     def cost(self, a, b):
         """Cost of the run of points ``a .. b-1`` (prefix indices, arrays)."""
@@ -80,13 +87,6 @@ class Prefix:
         mu = self.mu
         return np.where(pinned, dq + 2.0 * mu * ds + mu * mu * dw, free)
 
-
-def _repeat_at(v, i):
-    """`v` with ``v[i]`` repeated (what ``np.insert(v, i + 1, v[i])`` gives, faster)."""
-    out = np.empty(v.size + 1, dtype=v.dtype)
-    out[:i + 1] = v[:i + 1]
-    out[i + 1:] = v[i:]
-    return out
 
 def row_minima(F, P, q_lo, q_hi, p_lo):
     """Minimise ``F[a] + cost(a, b)`` over ``a in [p_lo, b-1]`` for each b in [q_lo, q_hi].

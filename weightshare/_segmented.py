@@ -37,17 +37,17 @@ def companded_mass(x, w):
     the integral of ``p(x) ** (1/3)`` over the point's share of the line: the
     measure in which the clusters of the optimum have about equal width.
     """
-    d = np.empty_like(x)
-    d[1:-1] = 0.5 * (x[2:] - x[:-2])
-    d[0] = x[1] - x[0]
-    d[-1] = x[-1] - x[-2]
     mass = np.empty(x.size + 1)
     mass[0] = 0.0
-    t = mass[1:]
-    np.multiply(w, d, out=t)
-    t *= d
-    np.cbrt(t, out=t)
-    np.cumsum(t, out=t)
+    d = mass[1:]                # the terms, built in place
+    np.subtract(x[2:], x[:-2], out=d[1:-1])
+    d[1:-1] *= 0.5
+    d[0] = x[1] - x[0]
+    d[-1] = x[-1] - x[-2]
+    d *= d
+    d *= w
+    np.cbrt(d, out=d)
+    np.cumsum(d, out=d)
     return mass
 
 
