@@ -36,9 +36,11 @@ coin toss at the atoms' resolution; off the benchmark grid gaps up to about
 0.03 % were measured (mid-size inputs, k = 64..256).
 
 Cost: O(m) to build atoms, O(R B log B) for the DP over B atoms (R = k - 1
-rows, or about 40 with segments), O(k log m) per Lloyd iteration and
-O(k W^2) per sweep with W window positions. The gap to the exact optimum and
-the time against ``np.sort`` are measured in ``benchmarks/bench_cluster.py``.
+rows, or about 36 with segments), O(k log m) per Lloyd iteration and
+O(k W^2) per sweep with W window positions (the step costs are set up in
+blocks of ``_BLOCK`` entries, so the extra memory stays fixed whatever k).
+The gap to the exact optimum and the time against ``np.sort`` are measured
+in ``benchmarks/bench_cluster.py``.
 """
 
 import numpy as np
@@ -64,7 +66,7 @@ _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 _FIRST = (64, 32, False)
 _LATER = (32, 16, False)
 _SHIFT = ((32, 32, True), (32, 8, True))       # small, large inputs
-_PER_K = 16
+_PER_K = 16        # and at least this many atoms per cluster
 _START_ITER = 20   # Lloyd iterations before the first sweep, segmented start
 #: An atom wider than this many companded cells is cut into such cells.
 _WIDE = 4
