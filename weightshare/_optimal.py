@@ -111,7 +111,9 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     first, last = int(ilo[0]), int(ihi[-1])
     opt = np.zeros(last - first + 1, dtype=np.int64)
     val = np.full(last - first + 1, np.inf)
-    ramp = np.arange(2 * (last + 2))
+    ramp = P.__dict__.get("_ramp")
+    if ramp is None or ramp.size < 2 * (last + 2):     # 0, 1, 2, ...: kept between rows
+        ramp = P._ramp = np.arange(2 * (last + 2))
     Q = P.Q
     G = F - Q
     while ilo.size:
@@ -163,34 +165,55 @@ def _bracket_minima(G, P, alo, hi, mid):
     return best, segmin
 
 
+def _buffer(P, name, size, dtype=np.float64):
+    """A work array of `size` entries kept on `P` between calls.
+
+    The ragged steps touch arrays of m entries at every level of every row;
+    fresh ones each time cost page faults that took about a third of the run.
+    """
+    work = P.__dict__.setdefault("_work", {})
+    buf = work.get(name)
+    if buf is None or buf.size < size:
+        buf = work[name] = np.empty(size + (size >> 2), dtype=dtype)
+    return buf[:size]
+
+
 def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
     """The same for many short brackets at once, over ragged index arrays."""
     W, S, z, mu = P.W, P.S, P.z, P.mu
     starts = ends - lens
     total = int(ends[-1])
-    cand = np.repeat(alo - starts, lens)
+    # bracket of each candidate: 0, 0, 1, 1, 1, 2, ... (every bracket is non-empty)
+    sid = _buffer(P, "sid", total, np.int64)
+    sid.fill(0)
+    sid[starts[1:]] = 1
+    np.cumsum(sid, out=sid)
+    cand = _buffer(P, "cand", total, np.int64)
+    np.take(alo - starts, sid, out=cand)
     cand += ramp[:total]
-    ds = np.repeat(S[mid], lens)
-    ds -= S[cand]
-    dw = np.repeat(W[mid], lens)
-    dw -= W[cand]
-    if z < 0:
+    tmp = _buffer(P, "tmp", total)
+    ds = _buffer(P, "ds", total)
+    np.take(S[mid], sid, out=ds)
+    ds -= np.take(S, cand, out=tmp)
+    dw = _buffer(P, "dw", total)
+    np.take(W[mid], sid, out=dw)
+    dw -= np.take(W, cand, out=tmp)
+    pin = None
+    if z >= 0:      # runs from cand <= z to mid > z hold the pinned zero
+        pin = np.flatnonzero((cand <= z) & np.take(mid > z, sid))
+        pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+    v = np.take(G, cand, out=tmp)
+    with np.errstate(divide="ignore", invalid="ignore"):    # the lone virtual point
         ds *= ds
         ds /= dw
-        v = G[cand]
-        v -= ds
-    else:
-        pin = np.repeat(mid > z, lens)
-        pin &= cand <= z
-        with np.errstate(divide="ignore", invalid="ignore"):
-            extra = np.where(pin, (2.0 * mu) * ds + (mu * mu) * dw, -(ds * ds) / dw)
-        v = G[cand]
-        v += extra
+    v -= ds
+    if pin is not None:
+        v[pin] = G[cand[pin]] + pinned
     segmin = np.minimum.reduceat(v, starts)
-    hit = np.flatnonzero(v == np.repeat(segmin, lens))
+    hit = np.flatnonzero(v == np.take(segmin, sid, out=dw))
     best = np.empty(mid.size, dtype=np.int64)
     # any minimiser will do; with ties the last written one wins
-    best[np.searchsorted(starts, hit, side="right") - 1] = cand[hit]
+    best[sid[hit]] = cand[hit]
     return best, segmin
 
 
