@@ -50,6 +50,7 @@ class Prefix:
         """
         m = self.m = x.size + int(insert)
         self.z = z
+        self._work = {}         # work arrays of the DP steps, kept between rows (_buffer)
         self.W = np.empty(m + 1)
         self.S = np.empty(m + 1)
         self.Q = np.empty(m + 1)
@@ -111,9 +112,7 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     first, last = int(ilo[0]), int(ihi[-1])
     opt = np.zeros(last - first + 1, dtype=np.int64)
     val = np.full(last - first + 1, np.inf)
-    ramp = P.__dict__.get("_ramp")
-    if ramp is None or ramp.size < 2 * (last + 2):     # 0, 1, 2, ...: kept between rows
-        ramp = P._ramp = np.arange(2 * (last + 2))
+    ramp = _buffer(P, "ramp", 2 * (last + 2), np.int64, np.arange)    # 0, 1, 2, ...
     Q = P.Q
     G = F - Q
     while ilo.size:
@@ -165,16 +164,15 @@ def _bracket_minima(G, P, alo, hi, mid):
     return best, segmin
 
 
-def _buffer(P, name, size, dtype=np.float64):
-    """A work array of `size` entries kept on `P` between calls.
+def _buffer(P, name, size, dtype=np.float64, make=np.empty):
+    """A work array of `size` entries kept on `P` between calls (``make(n, dtype=)``).
 
     The ragged steps touch arrays of m entries at every level of every row;
     fresh ones each time cost page faults that took about a third of the run.
     """
-    work = P.__dict__.setdefault("_work", {})
-    buf = work.get(name)
+    buf = P._work.get(name)
     if buf is None or buf.size < size:
-        buf = work[name] = np.empty(size + (size >> 2), dtype=dtype)
+        buf = P._work[name] = make(size + (size >> 2), dtype=dtype)
     return buf[:size]
 
 
