@@ -254,39 +254,47 @@ def test_lloyd_never_increases_the_sse(w, k, keep_zeros, init, seed):
         previous = sse
 
 
-@pytest.mark.parametrize("slices_everywhere", [False, True])
-@given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
-       data=st.data())
-def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data, slices_everywhere):
-    # the solver searches long brackets one slice at a time; slices_everywhere forces that
+# (_SLICE_MIN, _SPAN_MIN) of the exact solver: its default, or one search path everywhere
+SEARCH_PATHS = {"default": None, "slices": (0, 0), "span": (np.inf, 0), "ragged": (np.inf, np.inf)}
+
+
+def _search_path(path):
     from unittest import mock
 
     import weightshare._optimal as solver
+    slice_min, span_min = SEARCH_PATHS[path] or (solver._SLICE_MIN, solver._SPAN_MIN)
+    return mock.patch.multiple(solver, _SLICE_MIN=slice_min, _SPAN_MIN=span_min)
+
+
+@pytest.mark.parametrize("path", sorted(SEARCH_PATHS))
+@given(w=small, k=wst.k_values(1, 4), keep_zeros=st.booleans(), weighted=st.booleans(),
+       data=st.data())
+def test_optimal_matches_brute_force(w, k, keep_zeros, weighted, data, path):
+    # the solver searches each level's brackets one of three ways; each one alone must be exact
     assume(np.unique(w).size <= 7)
     assume(not (keep_zeros and k == 1 and np.any(w == 0) and np.any(w != 0)))
     sw = None
     if weighted:
         sw = data.draw(st.lists(st.integers(1, 5), min_size=w.size, max_size=w.size))
         sw = np.asarray(sw, dtype=np.float64).reshape(w.shape)
-    slice_min = 0 if slices_everywhere else solver._SLICE_MIN
-    with mock.patch.object(solver, "_SLICE_MIN", slice_min):
+    with _search_path(path):
         res = cluster(w, k, method="optimal", keep_zeros=keep_zeros, sample_weight=sw)
     best = brute_force_sse(w, k, keep_zeros=keep_zeros, sample_weight=sw)
     assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_slices_and_index_arrays_give_the_same_optimum(seed, monkeypatch):
-    import weightshare._optimal as solver
+def test_every_search_path_gives_the_same_optimum(seed):
     rng = np.random.default_rng(seed)
     w = rng.laplace(0, 0.05, 20_000).astype(np.float32)
     w[rng.random(w.size) < 0.3 * (seed % 2)] = 0
-    monkeypatch.setattr(solver, "_SLICE_MIN", 0)
-    sliced = cluster(w, 12, method="optimal")
-    monkeypatch.setattr(solver, "_SLICE_MIN", np.inf)
-    ragged = cluster(w, 12, method="optimal")
-    assert sliced.sse == pytest.approx(ragged.sse, rel=1e-12)
-    np.testing.assert_array_equal(sliced.values, ragged.values)
+    results = {}
+    for path in SEARCH_PATHS:
+        with _search_path(path):
+            results[path] = cluster(w, 12, method="optimal")
+    for path, res in results.items():
+        assert res.sse == pytest.approx(results["ragged"].sse, rel=1e-12), path
+        np.testing.assert_array_equal(res.values, results["ragged"].values)
 
 
 @given(w=small, k=wst.k_values(2, 4), keep_zeros=st.booleans())

@@ -123,16 +123,21 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
         total = int(ends[-1])
         if total >= _SLICE_MIN * mid.size:      # few long brackets: one slice each
             best, segmin = _bracket_minima(G, P, alo, hi, mid)
+        elif total >= _SPAN_MIN * mid.size and int(hi[-1] - alo[0]) < 2 * total:
+            best, segmin = _span_minima(G, P, alo, hi, mid)
         else:
             best, segmin = _ragged_minima(G, P, alo, lens, ends, mid, ramp)
         opt[mid - first] = best
         val[mid - first] = segmin + Q[mid]
-        left = ilo < mid
-        right = mid < ihi
-        ilo, ihi, alo, ahi = (np.concatenate((ilo[left], mid[right] + 1)),
-                              np.concatenate((mid[left] - 1, ihi[right])),
-                              np.concatenate((alo[left], best[right])),
-                              np.concatenate((best[left], ahi[right])))
+        # the children in order of b (left child, then right child of each)
+        live = np.empty((mid.size, 2), dtype=bool)
+        np.less(ilo, mid, out=live[:, 0])
+        np.less(mid, ihi, out=live[:, 1])
+        live = live.ravel()
+        ilo = np.column_stack((ilo, mid + 1)).ravel()[live]
+        ihi = np.column_stack((mid - 1, ihi)).ravel()[live]
+        alo = np.column_stack((alo, best)).ravel()[live]
+        ahi = np.column_stack((best, ahi)).ravel()[live]
     return val, opt
 
 
@@ -164,6 +169,79 @@ def _bracket_minima(G, P, alo, hi, mid):
     return best, segmin
 
 
+#: Brackets at least this long on average (and in order, tiling a span of
+#: points) are searched together over that span: no index arrays.
+_SPAN_MIN = 8
+
+
+def _span_minima(G, P, alo, hi, mid):
+    """The same for brackets in order of b that tile a span of points.
+
+    Brackets ``[alo_i, hi_i]`` of sub-problems in order of b share at most an
+    endpoint (``hi_i <= alo_{i+1}``), so one pass over the span evaluates
+    every point for the bracket it starts in, from contiguous prefix sums;
+    a shared endpoint is evaluated once more for the bracket it ends.
+    """
+    W, S, z, mu = P.W, P.S, P.z, P.mu
+    n = mid.size
+    a0, a1 = int(alo[0]), int(hi[-1]) + 1     # the span: points a0 .. a1-1
+    span = a1 - a0
+    nxt = np.append(alo[1:], a1)
+    end = np.minimum(hi + 1, nxt)             # bracket i owns points alo_i .. end_i - 1
+    own = _buffer(P, "own", span, np.int64)   # the bracket each point starts in
+    own.fill(0)
+    np.add.at(own, alo[1:] - a0, 1)
+    np.cumsum(own, out=own)
+    ds = _buffer(P, "ds", span + 1)
+    dw = _buffer(P, "dw", span + 1)
+    v = _buffer(P, "v", span + 1)
+    np.take(S[mid], own, out=ds[:span], mode="clip")
+    ds[:span] -= S[a0:a1]
+    np.take(W[mid], own, out=dw[:span], mode="clip")
+    dw[:span] -= W[a0:a1]
+    pin = None
+    if z >= 0 and mid[-1] > z:  # runs from a <= z to mid > z hold the pinned zero
+        p0 = int(alo[np.searchsorted(mid, z, side="right")])
+        if p0 <= min(z, a1 - 1):
+            pin = slice(p0 - a0, min(z, a1 - 1) - a0 + 1)
+            pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+    v[:span] = G[a0:a1]
+    v[span] = np.inf
+    # points past a bracket's end (before the next one starts) get garbage
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ds *= ds
+        ds /= dw
+        v -= ds
+    if pin is not None:
+        v[pin] = G[a0 + pin.start:a0 + pin.stop] + pinned
+    cuts = np.empty(2 * n, dtype=np.int64)
+    cuts[0::2] = alo - a0
+    cuts[1::2] = end - a0
+    segmin = np.minimum.reduceat(v, cuts)[0::2]
+    segmin[end <= alo] = np.inf                # owns no point
+    # arg-minima: points equal to their bracket's minimum (any one will do)
+    np.take(segmin, own, out=dw[:span], mode="clip")
+    hit = np.flatnonzero(v[:span] == dw[:span])
+    i = own[hit]
+    hit = hit[hit < end[i] - a0]
+    best = np.empty(n, dtype=np.int64)
+    best[own[hit]] = hit + a0
+    # the endpoint a bracket shares with the next one
+    sh = np.flatnonzero(end <= hi)
+    if sh.size:
+        a, b = hi[sh], mid[sh]
+        dse, dwe = S[b] - S[a], W[b] - W[a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ve = G[a] - dse * dse / dwe
+        if z >= 0:
+            pe = (a <= z) & (b > z)
+            ve[pe] = G[a[pe]] + ((2.0 * mu) * dse[pe] + (mu * mu) * dwe[pe])
+        better = ve < segmin[sh]
+        segmin[sh[better]] = ve[better]
+        best[sh[better]] = a[better]
+    return best, segmin
+
+
 def _buffer(P, name, size, dtype=np.float64, make=np.empty):
     """A work array of `size` entries kept on `P` between calls (``make(n, dtype=)``).
 
@@ -187,20 +265,20 @@ def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
     sid[starts[1:]] = 1
     np.cumsum(sid, out=sid)
     cand = _buffer(P, "cand", total, np.int64)
-    np.take(alo - starts, sid, out=cand)
+    np.take(alo - starts, sid, out=cand, mode="clip")
     cand += ramp[:total]
     tmp = _buffer(P, "tmp", total)
     ds = _buffer(P, "ds", total)
-    np.take(S[mid], sid, out=ds)
-    ds -= np.take(S, cand, out=tmp)
+    np.take(S[mid], sid, out=ds, mode="clip")
+    ds -= np.take(S, cand, out=tmp, mode="clip")
     dw = _buffer(P, "dw", total)
-    np.take(W[mid], sid, out=dw)
-    dw -= np.take(W, cand, out=tmp)
+    np.take(W[mid], sid, out=dw, mode="clip")
+    dw -= np.take(W, cand, out=tmp, mode="clip")
     pin = None
     if z >= 0:      # runs from cand <= z to mid > z hold the pinned zero
         pin = np.flatnonzero((cand <= z) & np.take(mid > z, sid))
         pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
-    v = np.take(G, cand, out=tmp)
+    v = np.take(G, cand, out=tmp, mode="clip")
     with np.errstate(divide="ignore", invalid="ignore"):    # the lone virtual point
         ds *= ds
         ds /= dw
@@ -208,7 +286,7 @@ def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
     if pin is not None:
         v[pin] = G[cand[pin]] + pinned
     segmin = np.minimum.reduceat(v, starts)
-    hit = np.flatnonzero(v == np.take(segmin, sid, out=dw))
+    hit = np.flatnonzero(v == np.take(segmin, sid, out=dw, mode="clip"))
     best = np.empty(mid.size, dtype=np.int64)
     # any minimiser will do; with ties the last written one wins
     best[sid[hit]] = cand[hit]

@@ -182,7 +182,7 @@ def _nearest(flat, c):
         np.subtract(f, lo_w, out=tt)
         tt *= scale_w
         np.clip(tt, 0, _LUT_BUCKETS - 1, out=tt)
-        np.take(lut, tt.astype(np.int32), out=out)
+        np.take(lut, tt.astype(np.int32), out=out, mode="clip")
         step = np.flatnonzero(f > upper[out])
         while step.size:
             out[step] += 1
@@ -200,7 +200,7 @@ def _sse(flat, sw, c64, labels):
     d = np.empty(min(_CHUNK, flat.size))
     for s in range(0, flat.size, _CHUNK):
         dd = d[:min(_CHUNK, flat.size - s)]
-        np.take(c64, labels[s:s + _CHUNK], out=dd)
+        np.take(c64, labels[s:s + _CHUNK], out=dd, mode="clip")
         np.subtract(flat[s:s + _CHUNK], dd, out=dd)
         if sw is None:
             total += float(np.dot(dd, dd))
