@@ -107,37 +107,45 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     """
     ilo = np.atleast_1d(np.asarray(q_lo, dtype=np.int64))
     ihi = np.atleast_1d(np.asarray(q_hi, dtype=np.int64))
-    alo = np.atleast_1d(np.asarray(p_lo, dtype=np.int64))
-    ahi = ihi - 1
     first, last = int(ilo[0]), int(ihi[-1])
+    # the sub-problems in order of b, one column each: b in [ilo, ihi], a in [alo, ahi]
+    sub = np.empty((4, ilo.size), dtype=np.int64)
+    sub[0], sub[1], sub[2], sub[3] = ilo, ihi, p_lo, ihi - 1
     opt = np.zeros(last - first + 1, dtype=np.int64)
     val = np.full(last - first + 1, np.inf)
     ramp = _buffer(P, "ramp", 2 * (last + 2), np.int64, np.arange)    # 0, 1, 2, ...
     Q = P.Q
     G = F - Q
-    while ilo.size:
-        mid = (ilo + ihi) >> 1
-        hi = np.minimum(ahi, mid - 1)
-        lens = hi - alo + 1
-        ends = np.cumsum(lens)
-        total = int(ends[-1])
-        if total >= _SLICE_MIN * mid.size:      # few long brackets: one slice each
-            best, segmin = _bracket_minima(G, P, alo, hi, mid)
-        elif total >= _SPAN_MIN * mid.size and int(hi[-1] - alo[0]) < 2 * total:
-            best, segmin = _span_minima(G, P, alo, hi, mid)
-        else:
-            best, segmin = _ragged_minima(G, P, alo, lens, ends, mid, ramp)
-        opt[mid - first] = best
-        val[mid - first] = segmin + Q[mid]
-        # the children in order of b (left child, then right child of each)
-        live = np.empty((mid.size, 2), dtype=bool)
-        np.less(ilo, mid, out=live[:, 0])
-        np.less(mid, ihi, out=live[:, 1])
-        live = live.ravel()
-        ilo = np.column_stack((ilo, mid + 1)).ravel()[live]
-        ihi = np.column_stack((mid - 1, ihi)).ravel()[live]
-        alo = np.column_stack((alo, best)).ravel()[live]
-        ahi = np.column_stack((best, ahi)).ravel()[live]
+    # the lone virtual point (0/0) and points between brackets give garbage
+    # that is never selected
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        while sub.shape[1]:
+            ilo, ihi, alo, ahi = sub
+            mid = ilo + ihi
+            mid >>= 1
+            hi = np.minimum(ahi, mid - 1)
+            lens = hi - alo
+            lens += 1
+            total = int(lens.sum())
+            if total >= _SLICE_MIN * mid.size:      # few long brackets: one slice each
+                best, segmin = _bracket_minima(G, P, alo, hi, mid)
+            elif total >= _SPAN_MIN * mid.size and int(hi[-1] - alo[0]) < 2 * total:
+                best, segmin = _span_minima(G, P, alo, hi, mid)
+            else:
+                best, segmin = _ragged_minima(G, P, alo, lens, mid, ramp)
+            opt[mid - first] = best
+            segmin += Q[mid]
+            val[mid - first] = segmin
+            # the children, in order of b: left (ilo, mid-1, alo, best), right
+            # (mid+1, ihi, best, ahi); a child with no b left is dropped
+            ch = np.empty((4, mid.size, 2), dtype=np.int64)
+            ch[:, :, 0] = sub
+            ch[:, :, 1] = sub
+            np.subtract(mid, 1, out=ch[1, :, 0])
+            ch[3, :, 0] = best
+            np.add(mid, 1, out=ch[0, :, 1])
+            ch[2, :, 1] = best
+            sub = ch.reshape(4, -1)[:, (ch[0] <= ch[1]).ravel()]
     return val, opt
 
 
@@ -155,9 +163,8 @@ def _bracket_minima(G, P, alo, hi, mid):
         ds = S[b] - S[lo:h + 1]
         dw = W[b] - W[lo:h + 1]
         if lo <= z < b:                         # runs from a <= z hold the pinned zero
-            with np.errstate(divide="ignore", invalid="ignore"):
-                extra = np.where(np.arange(lo, h + 1) <= z, (2.0 * mu) * ds + (mu * mu) * dw,
-                                 -(ds * ds) / dw)
+            extra = np.where(np.arange(lo, h + 1) <= z, (2.0 * mu) * ds + (mu * mu) * dw,
+                             -(ds * ds) / dw)
             v = G[lo:h + 1] + extra
         else:
             ds *= ds
@@ -207,11 +214,9 @@ def _span_minima(G, P, alo, hi, mid):
             pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
     v[:span] = G[a0:a1]
     v[span] = np.inf
-    # points past a bracket's end (before the next one starts) get garbage
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ds *= ds
-        ds /= dw
-        v -= ds
+    ds *= ds        # points past a bracket's end (before the next one starts): garbage
+    ds /= dw
+    v -= ds
     if pin is not None:
         v[pin] = G[a0 + pin.start:a0 + pin.stop] + pinned
     cuts = np.empty(2 * n, dtype=np.int64)
@@ -231,8 +236,7 @@ def _span_minima(G, P, alo, hi, mid):
     if sh.size:
         a, b = hi[sh], mid[sh]
         dse, dwe = S[b] - S[a], W[b] - W[a]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ve = G[a] - dse * dse / dwe
+        ve = G[a] - dse * dse / dwe
         if z >= 0:
             pe = (a <= z) & (b > z)
             ve[pe] = G[a[pe]] + ((2.0 * mu) * dse[pe] + (mu * mu) * dwe[pe])
@@ -254,11 +258,12 @@ def _buffer(P, name, size, dtype=np.float64, make=np.empty):
     return buf[:size]
 
 
-def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
+def _ragged_minima(G, P, alo, lens, mid, ramp):
     """The same for many short brackets at once, over ragged index arrays."""
     W, S, z, mu = P.W, P.S, P.z, P.mu
-    starts = ends - lens
-    total = int(ends[-1])
+    starts = np.cumsum(lens)
+    total = int(starts[-1])
+    starts -= lens
     # bracket of each candidate: 0, 0, 1, 1, 1, 2, ... (every bracket is non-empty)
     sid = _buffer(P, "sid", total, np.int64)
     sid.fill(0)
@@ -275,13 +280,17 @@ def _ragged_minima(G, P, alo, lens, ends, mid, ramp):
     np.take(W[mid], sid, out=dw, mode="clip")
     dw -= np.take(W, cand, out=tmp, mode="clip")
     pin = None
-    if z >= 0:      # runs from cand <= z to mid > z hold the pinned zero
-        pin = np.flatnonzero((cand <= z) & np.take(mid > z, sid))
-        pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+    if z >= 0 and mid[-1] > z:
+        # runs from a <= z to mid > z hold the pinned zero: the brackets are in
+        # order, so (cand is non-decreasing) these candidates are one slice
+        p0 = int(starts[np.searchsorted(mid, z, side="right")])
+        p1 = p0 + int(np.searchsorted(cand[p0:], z, side="right"))
+        if p0 < p1:
+            pin = slice(p0, p1)
+            pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
     v = np.take(G, cand, out=tmp, mode="clip")
-    with np.errstate(divide="ignore", invalid="ignore"):    # the lone virtual point
-        ds *= ds
-        ds /= dw
+    ds *= ds
+    ds /= dw
     v -= ds
     if pin is not None:
         v[pin] = G[cand[pin]] + pinned
