@@ -61,3 +61,40 @@ def test_row_minima_is_the_brute_force_minimum(case, path):
         got = opt[b - q_lo]
         assert p_lo <= got < b
         assert costs[got - p_lo] == pytest.approx(best, rel=1e-9, abs=1e-9)
+
+
+def _brute_row(F, P, p_lo, q_lo, M):
+    """Row minima by brute force: values and the last minimiser for each b."""
+    val, arg = [], []
+    for b in range(q_lo, M + 1):
+        a = np.arange(p_lo, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            costs = F[a] + P.cost(a, np.full(a.size, b))
+        costs[np.isnan(costs)] = np.inf
+        val.append(costs.min())
+        arg.append(p_lo + costs.size - 1 - int(np.argmin(costs[::-1])))
+    return np.array(val), np.array(arg)
+
+
+@pytest.mark.parametrize("path", ["band", "bracket"])
+@given(case=rows)
+def test_the_previous_rows_minimisers_bound_the_next_row(case, path):
+    # the band [lower[b], b-1] (or brackets raised to it) still holds a minimiser
+    values, weights, _, pinned, _ = case
+    P = _setup(values, weights, pinned)
+    M = P.m
+    if M < 3:
+        return
+    F1 = np.full(M + 1, np.inf)
+    F1[1:] = P.cost(np.zeros(M, dtype=np.int64), np.arange(1, M + 1))
+    v2, a2 = _brute_row(F1, P, 1, 2, M)
+    F2 = np.full(M + 1, np.inf)
+    F2[2:] = v2
+    v3, _ = _brute_row(F2, P, 2, 3, M)
+    lower = a2[1:]          # row 2's minimisers for b = 3 .. M
+    with mock.patch.object(solver, "_BAND", np.inf if path == "band" else 0.0):
+        val, opt = row_minima(F2, P, 3, M, 2, lower)
+    np.testing.assert_allclose(val, v3, rtol=1e-9, atol=1e-9)
+    assert np.all(opt >= 2) and np.all(opt < np.arange(3, M + 1))
+    got = F2[opt] + P.cost(opt, np.arange(3, M + 1))
+    np.testing.assert_allclose(got, v3, rtol=1e-9, atol=1e-9)

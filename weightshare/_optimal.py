@@ -89,7 +89,7 @@ class Prefix:
         return np.where(pinned, dq + 2.0 * mu * ds + mu * mu * dw, free)
 
 
-def row_minima(F, P, q_lo, q_hi, p_lo):
+def row_minima(F, P, q_lo, q_hi, p_lo, lower=None):
     """Minimise ``F[a] + cost(a, b)`` over ``a in [p_lo, b-1]`` for each b in [q_lo, q_hi].
 
     Divide and conquer over b, one NumPy step per recursion level. Any
@@ -101,6 +101,13 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     `q_lo`, `q_hi`, `p_lo` may also be equal-length integer arrays: several
     independent sub-problems over disjoint, ascending ranges of b, solved
     together (one NumPy step per level for all of them).
+
+    `lower` (optional, ``lower[b - min(q_lo)]``): a lower bound on a minimiser for each b,
+    such as the arg-minima of the previous DP row (the last run of an
+    optimal partition into j runs starts no earlier than that of one into
+    j - 1 runs, for any choice of minimisers; Wang & Song 2011). When the
+    bands ``[lower[b], b-1]`` hold few candidates, every b is searched in one
+    step over its band instead of by divide and conquer.
 
     Returns (values, argmins) for b in [min(q_lo), max(q_hi)]; entries of b
     outside every range hold inf and 0.
@@ -116,6 +123,18 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
     ramp = _buffer(P, "ramp", 2 * (last + 2), np.int64, np.arange)    # 0, 1, 2, ...
     Q = P.Q
     G = F - Q
+    if lower is not None:
+        n_b = ihi - ilo + 1
+        ends = np.cumsum(n_b)
+        b = ramp[:int(ends[-1])] + np.repeat(ilo - (ends - n_b), n_b)
+        lo = np.maximum(np.repeat(sub[2], n_b), lower[b - first])
+        lens = b - lo
+        if int(lens.sum()) <= _BAND * b.size * np.log2(b.size + 1):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                best, segmin = _ragged_minima(G, P, lo, lens, b, ramp, ordered=False)
+            opt[b - first] = best
+            val[b - first] = segmin + Q[b]
+            return val, opt
     # the lone virtual point (0/0) and points between brackets give garbage
     # that is never selected
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -124,6 +143,9 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
             mid = ilo + ihi
             mid >>= 1
             hi = np.minimum(ahi, mid - 1)
+            if lower is not None:       # narrows this b's bracket (not its children's)
+                # (past hi, hi itself is a minimiser: see the Monge argument)
+                alo = np.minimum(np.maximum(alo, lower[mid - first]), hi)
             lens = hi - alo
             lens += 1
             total = int(lens.sum())
@@ -147,6 +169,12 @@ def row_minima(F, P, q_lo, q_hi, p_lo):
             ch[2, :, 1] = best
             sub = ch.reshape(4, -1)[:, (ch[0] <= ch[1]).ravel()]
     return val, opt
+
+
+#: Rows with a lower bound are searched band by band when the bands hold at
+#: most this many times b log2(b) candidates (about what divide and conquer
+#: evaluates, in one step instead of one per level).
+_BAND = 2.0
 
 
 #: Brackets at least this long on average are searched one slice at a time
@@ -258,8 +286,12 @@ def _buffer(P, name, size, dtype=np.float64, make=np.empty):
     return buf[:size]
 
 
-def _ragged_minima(G, P, alo, lens, mid, ramp):
-    """The same for many short brackets at once, over ragged index arrays."""
+def _ragged_minima(G, P, alo, lens, mid, ramp, ordered=True):
+    """The same for many short brackets at once, over ragged index arrays.
+
+    `ordered`: the brackets are in order of b and overlap at most at an
+    endpoint (the candidates are then non-decreasing).
+    """
     W, S, z, mu = P.W, P.S, P.z, P.mu
     starts = np.cumsum(lens)
     total = int(starts[-1])
@@ -271,6 +303,8 @@ def _ragged_minima(G, P, alo, lens, mid, ramp):
     np.cumsum(sid, out=sid)
     cand = _buffer(P, "cand", total, np.int64)
     np.take(alo - starts, sid, out=cand, mode="clip")
+    if ramp.size < total:       # (a banded row searches more than a row's worth)
+        ramp = _buffer(P, "ramp", total, np.int64, np.arange)
     cand += ramp[:total]
     tmp = _buffer(P, "tmp", total)
     ds = _buffer(P, "ds", total)
@@ -280,9 +314,11 @@ def _ragged_minima(G, P, alo, lens, mid, ramp):
     np.take(W[mid], sid, out=dw, mode="clip")
     dw -= np.take(W, cand, out=tmp, mode="clip")
     pin = None
-    if z >= 0 and mid[-1] > z:
-        # runs from a <= z to mid > z hold the pinned zero: the brackets are in
-        # order, so (cand is non-decreasing) these candidates are one slice
+    if z >= 0 and not ordered:      # runs from a <= z to mid > z hold the pinned zero
+        pin = np.flatnonzero((cand <= z) & np.take(mid > z, sid))
+        pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+    elif z >= 0 and mid[-1] > z:
+        # the same runs; in order, cand is non-decreasing: these candidates are one slice
         p0 = int(starts[np.searchsorted(mid, z, side="right")])
         p1 = p0 + int(np.searchsorted(cand[p0:], z, side="right"))
         if p0 < p1:
@@ -307,11 +343,21 @@ def _ragged_minima(G, P, alo, lens, mid, ramp):
 STORE_LIMIT = 1 << 26
 
 
-def _next_row(D, P, j, k, M, q_hi_cap=None):
-    """Row j of the DP from row j-1 (`D`): values (full length) and arg-minima."""
+def _next_row(D, P, j, k, M, q_hi_cap=None, prev=None):
+    """Row j of the DP from row j-1 (`D`): values (full length) and arg-minima.
+
+    `prev`: (q_lo, arg-minima) of row j-1, which bound those of row j from below.
+    """
     q_lo = j if j < k else M
     q_hi = M - (k - j) if q_hi_cap is None else min(M - (k - j), q_hi_cap)
-    val, opt = row_minima(D, P, q_lo, q_hi, j - 1)
+    lower = None
+    if prev is not None:
+        lower = np.full(q_hi - q_lo + 1, j - 1, dtype=np.int64)
+        p_lo, p_opt = prev
+        b0, b1 = max(q_lo, p_lo), min(q_hi, p_lo + p_opt.size - 1)
+        if b0 <= b1:
+            lower[b0 - q_lo:b1 - q_lo + 1] = p_opt[b0 - p_lo:b1 - p_lo + 1]
+    val, opt = row_minima(D, P, q_lo, q_hi, j - 1, lower)
     out = np.full(M + 1, np.inf)
     out[q_lo:q_hi + 1] = val
     return out, q_lo, opt.astype(np.int32)
@@ -360,7 +406,7 @@ def optimal_partition(x, w, k, fixed_zero=False):
     if k * M <= STORE_LIMIT:
         opts = {}
         for j in range(2, k + 1):
-            D, q_lo, opt = _next_row(D, P, j, k, M)
+            D, q_lo, opt = _next_row(D, P, j, k, M, prev=opts.get(j - 1))
             opts[j] = (q_lo, opt)
         b = M
         for j in range(k, 1, -1):
@@ -370,8 +416,10 @@ def optimal_partition(x, w, k, fixed_zero=False):
         return bounds, z, x, w
     step = int(np.ceil(np.sqrt(k)))
     checkpoints = {1: D}
+    prev = None
     for j in range(2, k + 1):
-        D, _, _ = _next_row(D, P, j, k, M)
+        D, q_lo, opt = _next_row(D, P, j, k, M, prev=prev)
+        prev = (q_lo, opt)
         if (j - 1) % step == 0 and j < k:
             checkpoints[j] = D
     b = M
@@ -382,7 +430,7 @@ def optimal_partition(x, w, k, fixed_zero=False):
         D = checkpoints.pop(j0)
         opts = {}
         for j in range(j0 + 1, j1 + 1):
-            D, q_lo, opt = _next_row(D, P, j, k, M, q_hi_cap=b)
+            D, q_lo, opt = _next_row(D, P, j, k, M, q_hi_cap=b, prev=opts.get(j - 1))
             opts[j] = (q_lo, opt)
         for j in range(j1, j0, -1):
             q_lo, opt = opts[j]

@@ -116,8 +116,12 @@ def segmented_partition(P, x, w, k, n_seg):
     while True:
         for j in range(rows + 1, cap + 1):
             ok = lens >= j
-            val, opt = row_minima(D, P, s0[ok] + j, s1[ok], s0[ok] + j - 1)
             first = int(s0[ok][0]) + j
+            lower = None
+            if j > 2:   # row j-1's arg-minima bound row j's from below
+                p_first, p_opt = opts[j - 1]
+                lower = p_opt[first - p_first:].astype(np.int64)
+            val, opt = row_minima(D, P, s0[ok] + j, s1[ok], s0[ok] + j - 1, lower)
             D = np.full(M + 1, np.inf)
             D[first:first + val.size] = val
             C.append(np.where(ok, D[s1], np.inf))
