@@ -63,8 +63,8 @@ _SMALL = 1 << 18
 _ATOMS = (16384, 4096)           # minimum number of atoms: small, large inputs
 # (grid, near, shift) windows of the first sweep, the next ones, and the one
 # tried once the sweeps have settled
-_FIRST = (64, 32, False)
-_LATER = (32, 16, False)
+_FIRST = (64, 16, False)
+_LATER = (8, 24, False)
 _SHIFT = ((32, 32, True), (32, 8, True))       # small, large inputs
 _PER_K = 16        # and at least this many atoms per cluster
 _START_ITER = 20   # Lloyd iterations before the first sweep, segmented start
@@ -127,21 +127,19 @@ def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
         win[small] = lo[small, None] + np.arange(win.shape[1])[None, :]
     win = np.clip(win, lo[:, None], hi[:, None])
     win.sort(axis=1)
-    D = P.cost(np.zeros(win.shape[1], dtype=np.int64), win[0])
+    # cost(a, c) = Q[c] - Q[a] - gain(a, c), so with D~ = D - Q (the best cost
+    # up to each window position, less Q there) a step is D~[c] = min_a D~[a] - gain(a, c)
+    D = P.cost(np.zeros(win.shape[1], dtype=np.int64), win[0]) - P.Q[win[0]]
     cols = np.arange(win.shape[1])
-    Q = P.Q[win]
     back = []
     block = max(1, _BLOCK // win.shape[1] ** 2)
     for j0 in range(1, win.shape[0], block):
-        j1 = min(j0 + block, win.shape[0])
-        for j, step in zip(range(j0, j1), _step_gains(P, win, j0, j1)):
-            # cost(a, c) = Q[c] - Q[a] - gain(a, c): minimise over a without Q[c]
-            np.subtract(D - Q[j - 1], step, out=step)
+        for step in _step_gains(P, win, j0, min(j0 + block, win.shape[0])):
+            np.subtract(D, step, out=step)
             arg = np.argmin(step, axis=1)
             D = step[cols, arg]
-            D += Q[j]
             back.append(arg)
-    last = D + P.cost(win[-1], np.full(win.shape[1], M))
+    last = D + P.Q[win[-1]] + P.cost(win[-1], np.full(win.shape[1], M))
     i = int(np.argmin(last))
     new = np.empty_like(b)
     new[0], new[-1] = 0, M

@@ -27,13 +27,18 @@ class Points(NamedTuple):
     """
 
     values: np.ndarray   # float64, non-decreasing
-    weights: np.ndarray  # float64, > 0
+    weights: np.ndarray  # float64, > 0 (read-only; possibly a broadcast view)
     has_zero: bool       # keep_zeros is on and the tensor holds an exact zero
     n_distinct: int      # number of distinct values
 
 
 #: Compact repeated values into counts only when at least this fraction repeats.
 COMPACT_BELOW = 0.25
+
+
+def _ones(n):
+    """n unit weights, read-only, without n floats of memory."""
+    return np.broadcast_to(np.float64(1.0), (n,))
 
 
 def _from_sorted(s, sw=None):
@@ -46,7 +51,8 @@ def _from_sorted(s, sw=None):
     n_distinct = int(np.count_nonzero(new))
     if n_distinct == s.size or (sw is None and n_distinct > (1 - COMPACT_BELOW) * s.size):
         values = s.astype(np.float64)
-        weights = np.ones(s.size) if sw is None else np.asarray(sw, dtype=np.float64)
+        # unit weights as a read-only view of one 1.0: no memory to fill
+        weights = _ones(s.size) if sw is None else np.asarray(sw, dtype=np.float64)
     else:
         starts = np.flatnonzero(new)
         values = s[starts].astype(np.float64)
