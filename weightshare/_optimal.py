@@ -14,11 +14,15 @@ quadrangle (Monge) inequality, so the minimising ``a`` is non-decreasing in
 (Grønlund, Larsen, Mathiasen, Nielsen, Schneider & Song, "Fast exact k-means,
 k-medians and Bregman divergence clustering in 1D", arXiv:1701.07204, 2017).
 
-Here every level of that recursion is evaluated at once with NumPy (ragged
-index arrays over all sub-problems of the level; while the brackets are few
-and long, one contiguous slice each), so a row costs O(m log m) work in
-O(log m) vectorised steps, and the solver O(k m log m) time for m distinct
-values. Backtracking stores one int32 row of arg-minima per cluster
+Here every level of that recursion is evaluated at once with NumPy, its
+sub-problems kept in order of b so that their brackets tile the points: one
+contiguous slice per bracket while they are few and long, one pass over the
+span they tile while they average a few candidates, ragged index arrays
+below that. A row costs O(m log m) work in O(log m) vectorised steps, and the
+solver O(k m log m) time for m distinct values. The previous row's
+arg-minima bound each row's from below (Wang & Song 2011): they narrow the
+brackets, and a row whose bands ``[lower[b], b-1]`` are small is searched in
+one step. Backtracking stores one int32 row of arg-minima per cluster
 (4 k m bytes).
 
 The sparsity-preserving variant fixes one centroid at exactly 0.0: a virtual
