@@ -133,7 +133,9 @@ def row_minima(F, P, q_lo, q_hi, p_lo, lower=None):
         b = ramp[:int(ends[-1])] + np.repeat(ilo - (ends - n_b), n_b)
         lo = np.maximum(np.repeat(sub[2], n_b), lower[b - first])
         lens = b - lo
-        if int(lens.sum()) <= _BAND * b.size * np.log2(b.size + 1):
+        cells = int(lens.sum())
+        # (and no more memory than a level of divide and conquer takes)
+        if cells <= min(_BAND * b.size * np.log2(b.size + 1), 2 * b.size + (1 << 17)):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 best, segmin = _ragged_minima(G, P, lo, lens, b, ramp, ordered=False)
             opt[b - first] = best
