@@ -53,8 +53,6 @@ __all__ = ["auto_centroids", "EXACT_LIMIT"]
 
 #: Below this many distinct values the exact solver is fast enough to use as is.
 EXACT_LIMIT = 4096
-_GRID = 64      # window positions spread between a boundary's neighbours
-_NEAR = 32      # window positions on either side of a boundary
 _SWEEPS = 8
 #: Up to this many tensor entries, finer atoms and wider shift windows: they
 #: are cheap there, and with few samples the distribution is rough and the
@@ -101,10 +99,11 @@ def _atom_edges(x, w, n_atoms):
     return np.unique(np.concatenate((edges, cuts)))
 
 
-def _sweep(P, bounds, n_grid=_GRID, n_near=_NEAR, shift=False):
+def _sweep(P, bounds, n_grid, n_near, shift=False):
     """Exact best partition with each interior boundary in a window; returns bounds.
 
-    The current bounds lie in the windows, so the result is never worse. With
+    A window holds `n_grid` positions spread between the boundary's
+    neighbours and every position within `n_near` of it. The current bounds lie in the windows, so the result is never worse. With
     `shift`, a boundary may move anywhere between its second neighbours, with
     fine positions around its neighbours too: a whole run of boundaries can
     then move over by one cluster (what moves one cluster from one region of
