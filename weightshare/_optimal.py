@@ -183,6 +183,15 @@ def row_minima(F, P, q_lo, q_hi, p_lo, lower=None):
 _BAND = 2.0
 
 
+def _pinned(mu, ds, dw):
+    """``extra(a, b)`` of runs that hold the pinned zero, from ``S[b] - S[a]`` and ``W[b] - W[a]``.
+
+    Such a run costs ``sum(w x**2)``; in the centred sums that is
+    ``Q[b] - Q[a] + 2 mu ds + mu**2 dw``.
+    """
+    return (2.0 * mu) * ds + (mu * mu) * dw
+
+
 #: Brackets at least this long on average are searched one slice at a time
 #: (no index arrays; a Python step per bracket), shorter ones all at once.
 _SLICE_MIN = 1024
@@ -197,8 +206,7 @@ def _bracket_minima(G, P, alo, hi, mid):
         ds = S[b] - S[lo:h + 1]
         dw = W[b] - W[lo:h + 1]
         if lo <= z < b:                         # runs from a <= z hold the pinned zero
-            extra = np.where(np.arange(lo, h + 1) <= z, (2.0 * mu) * ds + (mu * mu) * dw,
-                             -(ds * ds) / dw)
+            extra = np.where(np.arange(lo, h + 1) <= z, _pinned(mu, ds, dw), -(ds * ds) / dw)
             v = G[lo:h + 1] + extra
         else:
             ds *= ds
@@ -245,7 +253,7 @@ def _span_minima(G, P, alo, hi, mid):
         p0 = int(alo[np.searchsorted(mid, z, side="right")])
         if p0 <= min(z, a1 - 1):
             pin = slice(p0 - a0, min(z, a1 - 1) - a0 + 1)
-            pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+            pinned = _pinned(mu, ds[pin], dw[pin])
     v[:span] = G[a0:a1]
     v[span] = np.inf
     ds *= ds        # points past a bracket's end (before the next one starts): garbage
@@ -273,7 +281,7 @@ def _span_minima(G, P, alo, hi, mid):
         ve = G[a] - dse * dse / dwe
         if z >= 0:
             pe = (a <= z) & (b > z)
-            ve[pe] = G[a[pe]] + ((2.0 * mu) * dse[pe] + (mu * mu) * dwe[pe])
+            ve[pe] = G[a[pe]] + _pinned(mu, dse[pe], dwe[pe])
         better = ve < segmin[sh]
         segmin[sh[better]] = ve[better]
         best[sh[better]] = a[better]
@@ -322,14 +330,14 @@ def _ragged_minima(G, P, alo, lens, mid, ramp, ordered=True):
     pin = None
     if z >= 0 and not ordered:      # runs from a <= z to mid > z hold the pinned zero
         pin = np.flatnonzero((cand <= z) & np.take(mid > z, sid))
-        pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
     elif z >= 0 and mid[-1] > z:
         # the same runs; in order, cand is non-decreasing: these candidates are one slice
         p0 = int(starts[np.searchsorted(mid, z, side="right")])
         p1 = p0 + int(np.searchsorted(cand[p0:], z, side="right"))
         if p0 < p1:
             pin = slice(p0, p1)
-            pinned = (2.0 * mu) * ds[pin] + (mu * mu) * dw[pin]
+    if pin is not None:
+        pinned = _pinned(mu, ds[pin], dw[pin])
     v = np.take(G, cand, out=tmp, mode="clip")
     ds *= ds
     ds /= dw
