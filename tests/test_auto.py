@@ -1,4 +1,4 @@
-"""Tests of the pieces of the default solver (weightshare._auto)."""
+"""Tests of the pieces of the default solver (weightshare._kmeans._auto)."""
 
 import itertools
 
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from weightshare import _auto
-from weightshare._optimal import Prefix
+from weightshare._kmeans import _auto
+from weightshare._kmeans._optimal import Prefix
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64)
 

@@ -261,7 +261,7 @@ SEARCH_PATHS = {"default": None, "slices": (0, 0), "span": (np.inf, 0), "ragged"
 def _search_path(path):
     from unittest import mock
 
-    import weightshare._optimal as solver
+    import weightshare._kmeans._optimal as solver
     slice_min, span_min = SEARCH_PATHS[path] or (solver._SLICE_MIN, solver._SPAN_MIN)
     return mock.patch.multiple(solver, _SLICE_MIN=slice_min, _SPAN_MIN=span_min)
 
@@ -477,7 +477,7 @@ def test_auto_is_near_optimal_on_a_large_heavy_tailed_tensor(k, keep_zeros):
 def test_auto_with_its_settings_for_large_inputs_is_near_optimal(k, keep_zeros, monkeypatch):
     # above _SMALL distinct values auto uses coarser atoms and narrower shift
     # windows; run those settings on an input small enough for the exact solver
-    import weightshare._auto as auto_solver
+    import weightshare._kmeans._auto as auto_solver
     monkeypatch.setattr(auto_solver, "_SMALL", 1000)
     rng = np.random.default_rng(k + 1)
     w = rng.laplace(0, 0.05, 60_000).astype(np.float32)
@@ -492,7 +492,7 @@ def test_auto_with_its_settings_for_large_inputs_is_near_optimal_on_very_heavy_t
     # Student t with 1.5 degrees of freedom: equal-count atoms in the tails span
     # several clusters of the optimum (the start once landed 39 % above it and
     # auto ended 0.1-11 % above); atoms wider than a few companded cells are cut
-    import weightshare._auto as auto_solver
+    import weightshare._kmeans._auto as auto_solver
     monkeypatch.setattr(auto_solver, "_SMALL", 1000)
     rng = np.random.default_rng(5)
     w = (rng.standard_t(1.5, 90_000) * 0.03).astype(np.float32)
@@ -513,7 +513,7 @@ def test_float16_fast_path_matches_the_sorted_path():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_checkpointed_backtracking_matches_stored(seed, monkeypatch):
-    import weightshare._optimal as solver
+    import weightshare._kmeans._optimal as solver
     rng = np.random.default_rng(seed)
     w = np.round(rng.laplace(0, 1, int(rng.integers(20, 500))), 2)
     w[rng.random(w.size) < 0.3] = 0
@@ -527,7 +527,7 @@ def test_checkpointed_backtracking_matches_stored(seed, monkeypatch):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_repeated_values_compacted_or_not_give_the_same_result(method, monkeypatch):
-    import weightshare._points as points
+    import weightshare._kmeans._points as points
     rng = np.random.default_rng(7)
     w = rng.laplace(0, 0.05, 5000).astype(np.float32)
     w[:500] = w[500:1000]                      # 10 % repeats: below the compaction threshold
@@ -589,7 +589,7 @@ def test_float16_with_few_distinct_values_regression():
 
 
 def test_points_are_sorted_for_float16():
-    from weightshare._points import reduce_points
+    from weightshare._kmeans._points import reduce_points
     rng = np.random.default_rng(1)
     values = np.array([-1.5, -0.25, -0.000375, 0.25, 1.0], np.float16)
     for _ in range(60):

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import weightshare
-from weightshare import _huffman
-from weightshare._bytes import Reader, uleb128, uleb128_size
+from weightshare._codec import _huffman
+from weightshare._codec._bytes import Reader, uleb128, uleb128_size
 
 SCHEMES = ("raw", "packed", "sparse", "huffman", "sparse_huffman")
 FLOATS = (np.float16, np.float32, np.float64)

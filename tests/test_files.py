@@ -21,7 +21,7 @@ import pytest
 
 import weightshare
 from weightshare.errors import FileFormatError
-from weightshare._io._bf16 import bf16_to_float32, float32_to_bf16_bits
+from weightshare._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
 
 FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
 MANIFEST = json.loads((FIX / "manifest.json").read_text())

@@ -35,7 +35,7 @@ import pytest
 import weightshare
 from keras_env import ENV, keras_python
 from weightshare.errors import FileFormatError
-from weightshare._io._bf16 import float32_to_bf16_bits
+from weightshare._codec._bf16 import float32_to_bf16_bits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "keras"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weightshare import _nn
+from weightshare._forward import _nn
 from weightshare.compare import read_model
 from weightshare.forward import SUPPORTED, forward, layer_weight_counts, unsupported_layers
 

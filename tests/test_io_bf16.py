@@ -1,4 +1,4 @@
-"""bfloat16 by bits (weightshare._io._bf16) against independent references.
+"""bfloat16 by bits (weightshare._codec._bf16) against independent references.
 
 The references below never shift bits to round: they decode patterns with
 float64 arithmetic (sign, exponent, mantissa) and round by comparing
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from weightshare._io._bf16 import bf16_to_float32, float32_to_bf16_bits, round_to_bf16
+from weightshare._codec._bf16 import bf16_to_float32, float32_to_bf16_bits, round_to_bf16
 
 ALL_BF16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from weightshare._io._common import (MemberWindow, decode_str, member_data_offset, snake_case,
-                                     str_list_attr)
+from weightshare._io._common import MemberWindow, decode_str, member_data_offset, str_list_attr
+from weightshare._keras._names import snake_case
 
 NAMES = ["dense", "batch_normalization_1", "ünïcode"]
 

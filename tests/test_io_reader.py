@@ -1,5 +1,5 @@
 """Format detection and the dataset -> (layer, class, role) mapping (weightshare._io._reader,
-weightshare._io._roles), on variants of real fixtures that Keras itself does not write.
+weightshare._keras._roles), on variants of real fixtures that Keras itself does not write.
 
 The fixtures cover what Keras 3 and tf-keras write (tests/test_files.py checks
 every one against the manifest); these variants cover what older Keras, other
@@ -20,7 +20,8 @@ import pytest
 
 import weightshare
 from weightshare.errors import FileFormatError
-from weightshare._io._roles import class_from_group, kind_of, output_axis, quantization_of, store_roles
+from weightshare._keras._roles import (class_from_group, kind_of, output_axis, quantization_of,
+                                       store_roles)
 
 FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
 

@@ -1,56 +1,242 @@
-"""Layering: the core never imports a framework or h5py; adapters depend on the core only.
+"""Layering, proven by walking the package: which module may import what.
 
-Two proofs: the imports of every core module are parsed with ``ast``, and a
-fresh interpreter that imports weightshare and clusters an array is checked
-for what ended up in ``sys.modules``.
+Every ``.py`` file under ``weightshare/`` is parsed with ``ast`` (nothing is
+listed by hand: a module that is added or renamed is checked as it is) and
+placed in a layer by its folder (:data:`LAYERS`, lowest first). The rules:
+
+- arrows point down: a module imports only modules of its own layer or below;
+- third-party imports: NumPy everywhere, h5py only under ``_io/``, matplotlib
+  only in ``plot.py``, Hypothesis only in ``testing/``, no framework anywhere;
+  the standard library's ``zipfile`` is a file format too, so only ``_io/``;
+- the CLI imports only public names of the package (and its own helpers);
+- no import circles (imports inside functions and the lazy table of
+  ``weightshare/__init__.py`` count as arrows), and at most :data:`MAX_DEPTH`
+  levels (arrows) from ``weightshare.__main__`` to a leaf, counted between
+  the units of the architecture: each folder (``_io``, ``cli``, ...) is one
+  unit, each top-level module another;
+- the top level of ``weightshare/`` holds public modules only.
+
+A fresh interpreter that imports weightshare and clusters an array is also
+checked for what ended up in ``sys.modules``.
 """
 
 import ast
+import functools
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
-PKG = pathlib.Path(__file__).resolve().parents[1] / "weightshare"
-FORBIDDEN = ("h5py", "tensorflow", "keras", "tf_keras", "torch", "jax", "hypothesis", "sklearn",
-             "matplotlib")
-# the core: algorithms on arrays (the adapters live in weightshare/_io and weightshare/files.py)
-CORE = ["__init__.py", "cluster.py", "_auto.py", "_optimal.py", "_lloyd.py", "_init.py",
-        "_points.py", "_validation.py", "errors.py"]
-OPTIONAL_CORE = ["prune.py", "encode.py", "_bitpack.py", "_huffman.py"]
-ALLOWED_TOP = {"numpy", "scipy", "weightshare"} | set(sys.stdlib_module_names)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / "weightshare"
+FRAMEWORKS = {"tensorflow", "keras", "tf_keras", "torch", "jax", "flax"}
+STDLIB = set(sys.stdlib_module_names)
+
+#: layers, lowest first: (name, module-name prefixes, third-party modules it may import)
+LAYERS = (
+    ("base", ("weightshare.errors", "weightshare._base"), {"numpy"}),
+    ("core", ("weightshare._kmeans", "weightshare._codec", "weightshare.cluster",
+              "weightshare.prune", "weightshare.encode"), {"numpy"}),
+    ("keras vocabulary", ("weightshare._keras",), {"numpy"}),
+    ("forward kernels", ("weightshare._forward", "weightshare.forward"), {"numpy"}),
+    ("file adapters", ("weightshare._io",), {"numpy", "h5py"}),
+    ("jobs", ("weightshare.files", "weightshare._jobs", "weightshare._remove",
+              "weightshare.remove"), {"numpy"}),
+    ("measurement", ("weightshare.report", "weightshare.compare", "weightshare.plot"),
+     {"numpy", "matplotlib"}),
+    ("faces", ("weightshare.testing", "weightshare.cli", "weightshare.__main__",
+               "weightshare.__init__"), {"numpy", "hypothesis"}),
+)
+ONLY_IN = {"h5py": ("weightshare._io",), "zipfile": ("weightshare._io",),
+           "matplotlib": ("weightshare.plot",), "hypothesis": ("weightshare.testing",)}
+MAX_DEPTH = 7
+#: where an optional package may be imported at the top of a module
+TOP_LEVEL_OPTIONAL = ("weightshare._io", "weightshare.testing")
 
 
-def _top_level_imports(path):
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names = set()
-    for node in ast.walk(tree):
+def _name(path):
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _under(module, prefix):
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def layer_of(module):
+    key = "weightshare.__init__" if module == "weightshare" else module
+    for i, (_, prefixes, _) in enumerate(LAYERS):
+        if any(_under(key, p) for p in prefixes):
+            return i
+    raise AssertionError(f"{module} is in no layer: add its folder to LAYERS")
+
+
+@functools.lru_cache(maxsize=None)
+def imports_of(module):
+    """(package modules imported, top-level third-party/stdlib names, public-only flag list)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    inner, outer, names = set(), set(), []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            for alias in node.names:
+                if alias.name.split(".")[0] == "weightshare":
+                    inner.add(_existing(alias.name))
+                else:
+                    outer.add(alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == "weightshare":
+                target = node.module
+            else:
+                outer.add((node.module or "").split(".")[0])
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                inner.add(sub if sub in MODULES else _existing(target))
+                names.append((target, alias.name))
+    if module == "weightshare":          # the lazy table is a set of arrows too
+        import weightshare
+        inner.update(f"weightshare.{m}" for m in weightshare._LAZY.values())
+    inner.discard(module)
+    return frozenset(inner), frozenset(outer), tuple(names)
 
 
-@pytest.mark.parametrize("name", CORE + [n for n in OPTIONAL_CORE if (PKG / n).exists()])
-def test_core_module_imports_only_numpy_scipy_stdlib(name):
-    imported = _top_level_imports(PKG / name)
-    assert imported <= ALLOWED_TOP, f"{name} imports {sorted(imported - ALLOWED_TOP)}"
+def _existing(name):
+    while name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
 
 
-def test_no_module_in_the_package_imports_a_framework():
-    for path in PKG.rglob("*.py"):
-        imported = _top_level_imports(path)
-        bad = imported & {"tensorflow", "keras", "tf_keras", "torch", "jax"}
-        assert not bad, f"{path.relative_to(PKG.parent)} imports {sorted(bad)}"
+def test_the_walk_sees_every_folder_of_the_package():
+    folders = {p.parent.name for p in MODULES.values()}
+    assert {"weightshare", "_kmeans", "_codec", "_io", "_keras", "cli", "testing"} <= folders
+    assert len(MODULES) > 40
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_arrows_point_down(module):
+    inner, _, _ = imports_of(module)
+    up = sorted(m for m in inner if layer_of(m) > layer_of(module))
+    assert not up, f"{module} ({LAYERS[layer_of(module)][0]}) imports from higher layers: {up}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_third_party_imports_stay_in_their_layer(module):
+    _, outer, _ = imports_of(module)
+    allowed = LAYERS[layer_of(module)][2] | STDLIB
+    assert not outer & FRAMEWORKS, f"{module} imports a framework: {sorted(outer & FRAMEWORKS)}"
+    assert outer <= allowed, f"{module} imports {sorted(outer - allowed)}"
+    for name, homes in ONLY_IN.items():
+        if name in outer:
+            assert any(_under(module, h) for h in homes), f"{module} imports {name}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES
+                                          if not any(_under(m, h) for h in TOP_LEVEL_OPTIONAL)))
+def test_optional_packages_are_imported_inside_functions(module):
+    """Outside the adapters and the testing kit, a module's body imports NumPy and the
+    standard library only: h5py and matplotlib load when a function needs them."""
+    tree = ast.parse(MODULES[module].read_text())
+    top = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            top.add(node.module.split(".")[0])
+    allowed = {"numpy", "weightshare"} | STDLIB
+    assert top <= allowed, f"{module} imports {sorted(top - allowed)} at top level"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, "weightshare.cli")))
+def test_the_cli_uses_only_public_names(module):
+    _, _, names = imports_of(module)
+    for target, name in names:
+        if _under(target, "weightshare.cli"):
+            continue
+        private = [p for p in target.split(".")[1:] + [name]
+                   if p.startswith("_") and not p.endswith("__")]
+        assert not private, f"{module} imports {name!r} from {target}"
+
+
+def _graph():
+    return {m: imports_of(m)[0] for m in MODULES}
+
+
+def test_no_import_circles():
+    graph, state, stack = _graph(), {}, []
+
+    def visit(m):                       # iterative DFS colouring; a grey hit is a circle
+        todo = [(m, iter(sorted(graph[m])))]
+        state[m] = "grey"
+        stack.append(m)
+        while todo:
+            node, children = todo[-1]
+            for child in children:
+                if state.get(child) == "grey":
+                    circle = stack[stack.index(child):] + [child]
+                    raise AssertionError("import circle: " + " -> ".join(circle))
+                if child not in state:
+                    state[child] = "grey"
+                    stack.append(child)
+                    todo.append((child, iter(sorted(graph[child]))))
+                    break
+            else:
+                todo.pop()
+                state[stack.pop()] = "black"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
+def unit_of(module):
+    """The unit of the architecture a module belongs to: its folder under weightshare/, or itself."""
+    parts = module.split(".")
+    if len(parts) > 2 and (MODULES[module].parent != PKG):
+        return ".".join(parts[:2])
+    return module
+
+
+def longest_chain(start="weightshare.__main__"):
+    """The longest chain of arrows between units (folders, top-level modules) from `start`."""
+    graph = {}
+    for m, targets in _graph().items():
+        graph.setdefault(unit_of(m), set()).update(unit_of(t) for t in targets)
+    for unit, targets in graph.items():
+        targets.discard(unit)
+
+    @functools.lru_cache(maxsize=None)
+    def chain(unit):
+        return (unit,) + max((chain(t) for t in graph[unit]), key=len, default=())
+
+    return chain(start)
+
+
+def test_at_most_seven_levels_from_main_to_a_leaf():
+    chain = longest_chain()
+    assert len(chain) - 1 <= MAX_DEPTH, " -> ".join(chain)
+
+
+def test_the_top_level_holds_public_modules_only():
+    top = [p.name for p in PKG.glob("*.py")]
+    private = [n for n in top if n.startswith("_") and n not in ("__init__.py", "__main__.py")]
+    assert not private, f"private modules at the top level: {private} (move them into a folder)"
 
 
 def test_importing_and_clustering_loads_no_framework_and_no_h5py():
+    forbidden = sorted(FRAMEWORKS | {"h5py", "hypothesis", "sklearn", "matplotlib"})
     code = ("import sys, numpy as np, weightshare\n"
             "weightshare.cluster(np.linspace(-1, 1, 100), 4)\n"
             "weightshare.init_centroids(np.linspace(-1, 1, 100), 4)\n"
-            f"bad = [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
+            f"bad = [m for m in {forbidden!r} if m in sys.modules]\n"
             "print(','.join(bad))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing the core loaded: {out.stdout.strip()}"

@@ -1,4 +1,4 @@
-"""Tests of the DP row step of the exact solver (weightshare._optimal.row_minima).
+"""Tests of the DP row step of the exact solver (weightshare._kmeans._optimal.row_minima).
 
 Each recursion level searches its brackets one of three ways (one slice per
 bracket, one pass over the span the brackets tile, or ragged index arrays);
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import weightshare._optimal as solver
-from weightshare._optimal import Prefix, row_minima
+import weightshare._kmeans._optimal as solver
+from weightshare._kmeans._optimal import Prefix, row_minima
 
 # (_SLICE_MIN, _SPAN_MIN) that send every level down one path
 PATHS = {"slices": (0, 0), "span": (np.inf, 0), "ragged": (np.inf, np.inf)}

@@ -290,7 +290,8 @@ def test_functional_keras_tensor_shapes_are_updated(tmp_path):
     """A Keras 3 Functional config records the shape of each input tensor; those change too."""
     cfg = read_config(os.path.join(FIX, "k3_rm_block_add.keras"))
     assert cfg["class_name"] == "Functional"
-    from weightshare._remove import _graph, _rules
+    from weightshare._keras import _graph
+    from weightshare._remove import _rules
     layers = cfg["config"]["layers"]
     # fc_a -> head directly (drop fc_b and add): a Functional chain
     head = layers[4]
@@ -547,7 +548,7 @@ def test_in_place_replaces_the_file_atomically(fname, tmp_path):
 
 
 def test_a_failed_write_leaves_nothing_and_keeps_an_existing_output(out_dir, monkeypatch):
-    from weightshare._remove import _rebuild
+    from weightshare._io import _rebuild
     dst = out_dir / "o.keras"
     dst.write_bytes(b"previous")
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weightshare._remove import _graph, _optimizer, _rules
+from weightshare._keras import _graph
+from weightshare._remove import _optimizer, _rules
 
 # =========================================================================== forward pass
 EPS = 1e-3

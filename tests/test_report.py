@@ -120,25 +120,6 @@ def test_input_is_not_modified():
     assert np.array_equal(w, TOY)
 
 
-def test_measurement_modules_import_only_numpy_and_the_stdlib_at_top_level():
-    """encode, report, forward, compare and their helpers are core: matplotlib and h5py
-    (through weightshare.files) are imported inside the functions that need them."""
-    import ast
-    import pathlib
-    pkg = pathlib.Path(weightshare.__file__).parent
-    allowed = {"numpy", "weightshare"} | set(sys.stdlib_module_names)
-    for name in ("encode.py", "_bitpack.py", "_bytes.py", "_huffman.py", "_schemes.py",
-                 "report.py", "plot.py", "forward.py", "_nn.py", "_layers.py", "compare.py"):
-        tree = ast.parse((pkg / name).read_text())
-        top = set()
-        for node in tree.body:
-            if isinstance(node, ast.Import):
-                top.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                top.add(node.module.split(".")[0])
-        assert top <= allowed, f"{name} imports {sorted(top - allowed)} at top level"
-
-
 # --------------------------------------------------------------------------- Keras files
 
 import os  # noqa: E402

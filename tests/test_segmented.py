@@ -1,4 +1,4 @@
-"""Tests of the segmented start for many clusters (weightshare._segmented) and of
+"""Tests of the segmented start for many clusters (weightshare._kmeans._segmented) and of
 the several-sub-problem form of the DP row minima it relies on."""
 
 import itertools
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from weightshare import _segmented as seg
-from weightshare._optimal import Prefix, optimal_partition, row_minima
+from weightshare._kmeans import _segmented as seg
+from weightshare._kmeans._optimal import Prefix, optimal_partition, row_minima
 
 
 def _cost(P, bounds):
@@ -111,7 +111,7 @@ def test_row_minima_of_several_ranges_equals_one_call_per_range(pw, parts, pinne
     st.lists(st.floats(-25, 25, allow_nan=False), min_size=m, max_size=m, unique=True),
     st.lists(st.integers(1, 5), min_size=m, max_size=m))), st.integers(1, 64))
 def test_atoms_cover_the_points_never_straddle_zero_and_are_narrow_in_companded_mass(uw, n_atoms):
-    from weightshare._auto import _WIDE, _atom_edges
+    from weightshare._kmeans._auto import _WIDE, _atom_edges
     u = np.asarray(uw[0])
     x = np.unique(np.sign(u) * np.expm1(np.abs(u)))  # tails as heavy as e**25
     assume(x.size >= 3)
@@ -127,7 +127,7 @@ def test_atoms_cover_the_points_never_straddle_zero_and_are_narrow_in_companded_
 
 def test_atoms_of_a_very_heavy_tailed_sample_are_cut_where_equal_count_cells_are_wide():
     # t(1.5): before the cut, tail atoms carried up to 11 cells of companded mass
-    from weightshare._auto import _WIDE, _atom_edges
+    from weightshare._kmeans._auto import _WIDE, _atom_edges
     rng = np.random.default_rng(7)
     x = np.unique(rng.standard_t(1.5, 20_000))
     w = rng.integers(1, 4, x.size).astype(np.float64)

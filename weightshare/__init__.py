@@ -17,7 +17,7 @@ from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_s
 # measurement and models (h5py only when a file is read; matplotlib only when plotting)
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
-from .compare import CompareResult, compare_models, compare_outputs
+from .compare import CompareResult, compare_models, compare_outputs, load_array
 from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
@@ -26,7 +26,7 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
-           "CompareResult", "compare_models", "compare_outputs",
+           "CompareResult", "compare_models", "compare_outputs", "load_array",
            "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
 
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
@@ -34,7 +34,7 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
 _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSummary",
                                     "read_weights", "select_weights", "transform_file",
                                     "cluster_file", "file_format")}
-_LAZY.update({"PruneSummary": "_prune_file", "prune_file": "_prune_file"})
+_LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
 __all__ += sorted(_LAZY)
 
 

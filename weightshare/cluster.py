@@ -9,13 +9,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._auto import auto_centroids
-from ._init import INITS
-from ._lloyd import lloyd
-from ._optimal import Prefix, optimal_partition, partition_centroids
-from ._points import reduce_points
-from ._validation import (check_axis, check_choice, check_k, check_random_state,
-                          check_sample_weight, check_weights)
+from ._kmeans._auto import auto_centroids
+from ._kmeans._init import INITS
+from ._kmeans._lloyd import lloyd
+from ._kmeans._optimal import Prefix, optimal_partition, partition_centroids
+from ._kmeans._points import reduce_points
+from ._base._validation import (check_axis, check_choice, check_k, check_random_state,
+                                check_sample_weight, check_weights)
 
 __all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS"]
 

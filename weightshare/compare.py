@@ -14,7 +14,7 @@ import numpy as np
 from .errors import ForwardError
 from .forward import forward
 
-__all__ = ["compare_outputs", "compare_models", "read_model", "CompareResult"]
+__all__ = ["compare_outputs", "compare_models", "read_model", "load_array", "CompareResult"]
 
 
 class CompareResult(NamedTuple):
@@ -291,3 +291,54 @@ def compare_models(original, new, inputs, *, labels=None):
     if isinstance(y_a, list):
         y_a, y_b = y_a[0], y_b[0]
     return compare_outputs(y_a, y_b, labels=labels)
+
+
+#: the .npz members :func:`load_array` looks for, by what the array is
+NPZ_KEYS = {"inputs": ("x", "X", "x_test", "X_test", "inputs"),
+            "labels": ("y", "Y", "y_test", "Y_test", "labels")}
+
+
+def load_array(path, what="inputs"):
+    """The inputs or labels of :func:`compare_models` from a ``.npy`` or ``.npz`` file.
+
+    A ``.npz`` gives its member named as in :data:`NPZ_KEYS` (``x``, ``X``,
+    ``x_test``, ... for inputs), or its only member. The file is checked
+    before it is read (a forged header, a pickle, an empty file are refused
+    naming it) and must hold numbers; inputs must be finite and have a batch
+    axis.
+
+    Parameters
+    ----------
+    path : path
+    what : {"inputs", "labels"}
+
+    Returns
+    -------
+    ndarray
+    """
+    if what not in NPZ_KEYS:
+        raise ValueError(f"what must be 'inputs' or 'labels'; got {what!r}")
+    keys = NPZ_KEYS[what]
+    from ._io._npy import load_npy, load_npz
+    if not str(path).lower().endswith(".npz"):
+        arr = load_npy(path)
+    else:
+        members = load_npz(path)
+        arr = next((members[k] for k in keys if k in members), None)
+        if arr is None:
+            if len(members) != 1:
+                raise ValueError(f"{path}: the {what} .npz must hold one of {', '.join(keys)} or "
+                                 f"a single member; it holds {', '.join(members) or 'nothing'}")
+            arr = next(iter(members.values()))
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: the {what} hold {arr.dtype} values, not numbers")
+    if arr.size == 0 or arr.ndim == 0:
+        raise ValueError(f"{path}: the {what} are empty (shape {arr.shape})")
+    if what == "inputs":
+        if arr.ndim < 2:
+            raise ValueError(f"{path}: the inputs have shape {arr.shape}; they need a batch axis "
+                             "and the model's input axes, e.g. (batch, features)")
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(f"{path}: {bad} of the {arr.size} input values are NaN or infinite")
+    return arr

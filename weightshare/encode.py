@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._bytes import Reader, uleb128, uleb128_size
-from ._schemes import PLANNERS, READERS, SCHEME_CODES, analyse
-from ._validation import check_choice
+from ._codec._bytes import Reader, uleb128, uleb128_size
+from ._codec._schemes import PLANNERS, READERS, SCHEME_CODES, analyse
+from ._base._validation import check_choice
 
 __all__ = ["encode", "decode", "encoded_sizes", "blob_info", "EncodedSizes", "BlobInfo",
            "SCHEMES", "DTYPES", "MAGIC", "FORMAT_VERSION"]

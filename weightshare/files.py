@@ -19,11 +19,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ._io._reader import FORMATS, WeightInfo, open_weights
-from ._io._roles import output_axis
+from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
 from .cluster import METHODS, assign, cluster
-from ._init import INITS
-from ._validation import check_choice, check_k, check_random_state
+from ._kmeans._init import INITS
+from ._base._validation import check_choice, check_k, check_random_state
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
            "transform_file", "cluster_file", "file_format", "FORMATS"]
@@ -424,7 +424,7 @@ def _sse(a, b, chunk=1 << 20):
 
 def _bf16_values(values, res, axis):
     """Centroids rounded to bfloat16 and entries re-assigned to the nearest rounded one."""
-    from ._io._bf16 import round_to_bf16
+    from ._codec._bf16 import round_to_bf16
     if axis is None:
         c = np.unique(round_to_bf16(res.centroids))
         return c[assign(values, c)]

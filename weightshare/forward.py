@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._layers import LAYERS, refusal
+from ._forward._layers import LAYERS, refusal
 
 __all__ = ["forward", "unsupported_layers", "layer_weight_counts", "SUPPORTED"]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .report import load_tensors, report as _report
 
-__all__ = ["plot_report", "MATPLOTLIB_MISSING"]
+__all__ = ["plot_report", "matplotlib_available", "MATPLOTLIB_MISSING"]
 
 MATPLOTLIB_MISSING = ("plotting needs matplotlib, which is not installed; "
                       "install it with: pip install 'weightshare[plot]'")
@@ -18,8 +18,18 @@ _MAX_MARKED = 256
 _DEFAULT_PANELS = 6
 
 
+def matplotlib_available():
+    """Whether matplotlib can be imported (checked before any work that ends in a plot)."""
+    try:
+        _matplotlib()
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
 def _matplotlib():
     try:
+        import matplotlib  # noqa: F401  (a missing package is found here, not in a cached submodule)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:

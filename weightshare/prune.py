@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import check_axis, check_choice, check_weights
+from ._base._validation import check_axis, check_choice, check_weights
 
 __all__ = ["PruneResult", "prune", "prune_global", "apply_mask", "sparsity_schedule",
            "SparsitySchedule", "SCHEDULES"]

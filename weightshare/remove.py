@@ -17,7 +17,6 @@ import copy
 import json
 import numbers
 import os
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -347,7 +346,7 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         raise ValueError(f"dst {dst!r}: the folder {os.path.dirname(os.path.abspath(dst))!r} "
                          f"does not exist")
 
-    from ._remove import _source
+    from ._io import _source
     with _source.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
         job = _prepare(kf, src, dst, layer, units, count, by)
@@ -370,7 +369,8 @@ def _check_kernel(src, layer, lay, ref):
 
 def _prepare(kf, src, dst, layer, units, count, by):
     """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
-    from ._remove import _graph, _optimizer, _rules
+    from ._keras import _graph
+    from ._remove import _optimizer, _rules
 
     config = copy.deepcopy(kf.config)
     try:
@@ -429,7 +429,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
 
 def _write(kf, dst, job, mode_from=None):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
-    from ._remove import _rebuild, _source
+    from ._io import _rebuild, _source
     from .errors import FileFormatError
 
     try:
@@ -452,7 +452,7 @@ def _write(kf, dst, job, mode_from=None):
             kf.close()
     except FileFormatError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
+    except _rebuild.WRITE_ERRORS as exc:
         raise FileFormatError(kf.path, f"writing failed ({type(exc).__name__}: {exc}); nothing "
                               f"was written to {dst}") from None
 
@@ -463,7 +463,9 @@ def _write_zeroed(src, dst, *, layer, units):
     The reference for tests: the removal's output must compute exactly what
     this file computes. Config and optimizer state are copied unchanged.
     """
-    from ._remove import _graph, _rules, _source
+    from ._keras import _graph
+    from ._remove import _rules
+    from ._io import _source
     src, dst = os.fspath(src), os.fspath(dst)
     with _source.open_model(src) as kf:
         graph = _graph.build_graph(copy.deepcopy(kf.config))

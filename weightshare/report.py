@@ -194,11 +194,11 @@ def _load(source, name):
     path = os.fspath(source)
     lower = path.lower()
     if lower.endswith(".npy"):
-        from ._npyio import load_npy      # checked before reading: names the file
+        from ._io._npy import load_npy      # checked before reading: names the file
         stem = os.path.splitext(os.path.basename(path))[0]
         return [_Tensor(stem, load_npy(path), None)]
     if lower.endswith(".npz"):
-        from ._npyio import load_npz
+        from ._io._npy import load_npz
         return [_Tensor(key, value, None) for key, value in load_npz(path).items()]
     return _load_keras(path)
 

@@ -66,11 +66,6 @@ def _preimport():
         if mod.name.endswith((".plot", ".__main__")) or ".testing" in mod.name:
             continue
         importlib.import_module(mod.name)
-    for name in weightshare.cli._COMMANDS + ("prune",):
-        try:
-            importlib.import_module(f"weightshare.cli._{name}")
-        except ImportError:
-            pass
     weightshare.cli.build_parser()
     return weightshare.cli.main
 

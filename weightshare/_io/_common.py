@@ -1,37 +1,19 @@
-"""Small readers shared by the Keras file adapters: string attributes, class names, zip members.
+"""Small readers shared by the Keras file adapters: string attributes, zip members.
 
 Keras writers and h5py versions store the same string attribute as vlen
 UTF-8, vlen ASCII, fixed-length ``|S<n>`` or (for an empty list) a float64
-array of shape (0,); these helpers read all of them. Only the file-level
-modules (``weightshare._io``, ``weightshare._remove``, ``weightshare.files``)
-import h5py; nothing here does.
+array of shape (0,); these helpers read all of them. Only the adapters
+(``weightshare._io``) import h5py; nothing here does.
 """
 
 import io
-import re
 import struct
 import zlib
 
 import numpy as np
 
-__all__ = ["snake_case", "layer_name", "decode_str", "str_list_attr", "MemberWindow",
+__all__ = ["decode_str", "str_list_attr", "MemberWindow",
            "member_data_offset", "check_local_headers", "crc32_of"]
-
-
-def snake_case(name):
-    """Keras' ``to_snake_case`` (store group names): ``Conv2D`` -> ``conv2d``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def layer_name(entry):
-    """The name of a layer dict of a model config (``config.name``, or Keras 2.0's ``name``)."""
-    cfg = entry.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-        return cfg["name"]
-    name = entry.get("name")
-    return name if isinstance(name, str) else None
 
 
 def decode_str(value):

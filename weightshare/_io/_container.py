@@ -1,7 +1,7 @@
 """Opening the container of a model file, with the checks both readers need.
 
 The weights reader (:mod:`weightshare._io._reader`) and the model reader of
-structured removal (:mod:`weightshare._remove._source`) read different things
+structured removal (:mod:`weightshare._io._source`) read different things
 from a file, but open it the same way: the path must be a regular file, a zip
 must have unique members whose local headers agree with its central
 directory, the HDF5 weights member must not be a bomb nor run past the end of
@@ -17,7 +17,7 @@ import zipfile
 
 import h5py
 
-from .._npyio import check_expansion
+from ._npy import check_expansion
 from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
 from ._h5check import check_global_heaps

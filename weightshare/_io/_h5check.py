@@ -19,7 +19,7 @@ import struct
 
 import h5py
 
-from .._npyio import check_expansion
+from ._npy import check_expansion
 from ..errors import FileFormatError
 
 __all__ = ["raw_place", "check_dataset", "check_global_heaps", "walk_datasets", "MAX_DEPTH"]

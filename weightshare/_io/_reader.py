@@ -21,21 +21,20 @@ from typing import NamedTuple, Optional
 import h5py
 import numpy as np
 
-from .._npyio import check_expansion, read_npy_header
+from ._npy import check_expansion, read_npy_header
 from ..errors import FileFormatError
-from ._bf16 import bf16_to_float32
+from .._codec._bf16 import bf16_to_float32
 from ._h5check import check_dataset
-from ._common import (MemberWindow, crc32_of, decode_str, layer_name, snake_case,
-                      str_list_attr)
+from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
                          open_hdf5, open_member, open_zip)
-from ._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
+from .._keras._names import MODEL_CLASSES, layer_name, snake_case
+from .._keras._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
 __all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
            "WEIGHTS_MEMBER", "suffix_of"]
 
 FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
-_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 #: root groups of a weights store that hold training state, not layers (left untouched)
 _STATE_GROUPS = ("optimizer", "metrics")
 _SHARDED = ("is a sharded Keras weights index (.weights.json); sharded weights are not supported "
@@ -104,7 +103,7 @@ def _layers_of(model):
 
 def _is_model(entry):
     cfg = entry.get("config")
-    return entry.get("class_name") in _MODEL_CLASSES or (isinstance(cfg, dict) and "layers" in cfg)
+    return entry.get("class_name") in MODEL_CLASSES or (isinstance(cfg, dict) and "layers" in cfg)
 
 
 def _dtype_name(ds):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ._atomic import atomic_output, temp_path
-from ._bf16 import bf16_to_float32, float32_to_bf16_bits
+from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
 from ._h5check import raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip

@@ -9,16 +9,15 @@ Exit codes: 0 done, 2 bad input (file, argument or value), 130 interrupted.
 """
 
 import argparse
-import importlib
 import sys
+
+from . import _cluster, _compare, _info, _prune, _remove, _report
+from ._common import EXIT_BAD_INPUT, EXIT_OK
 
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = ("info", "cluster", "remove", "report", "compare", "prune")
+_COMMANDS = (_info, _cluster, _remove, _report, _compare, _prune)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,8 +44,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"weightshare {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in _COMMANDS:
-        importlib.import_module(f"{__name__}._{name}").register(sub)
+    for command in _COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -6,8 +6,12 @@ import json
 import os
 import sys
 
-__all__ = ["print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
+__all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
            "stdout_may_close"]
+
+#: exit codes: done, bad input (file, argument or value); 130 is an interrupt
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
 
 
 @contextlib.contextmanager

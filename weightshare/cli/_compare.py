@@ -3,9 +3,7 @@
 import json
 import sys
 
-import numpy as np
-
-from ..compare import compare_models
+from ..compare import compare_models, load_array
 from ..errors import ForwardError
 
 
@@ -27,44 +25,9 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-_INPUT_KEYS = ("x", "X", "x_test", "X_test", "inputs")
-_LABEL_KEYS = ("y", "Y", "y_test", "Y_test", "labels")
-
-
-def _load(path, keys, what):
-    """An array of a .npy file, or of a .npz member named by `keys` (or its only member).
-
-    The file is checked before it is read (a forged header, a pickle, an empty
-    file are refused naming it) and must hold numbers.
-    """
-    from .._npyio import load_npy, load_npz
-    if not str(path).lower().endswith(".npz"):
-        arr = load_npy(path)
-    else:
-        members = load_npz(path)
-        arr = next((members[k] for k in keys if k in members), None)
-        if arr is None:
-            if len(members) != 1:
-                raise ValueError(f"{path}: the {what} .npz must hold one of {', '.join(keys)} or "
-                                 f"a single member; it holds {', '.join(members) or 'nothing'}")
-            arr = next(iter(members.values()))
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: the {what} hold {arr.dtype} values, not numbers")
-    if arr.size == 0 or arr.ndim == 0:
-        raise ValueError(f"{path}: the {what} are empty (shape {arr.shape})")
-    if what == "inputs":
-        if arr.ndim < 2:
-            raise ValueError(f"{path}: the inputs have shape {arr.shape}; they need a batch axis "
-                             "and the model's input axes, e.g. (batch, features)")
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise ValueError(f"{path}: {bad} of the {arr.size} input values are NaN or infinite")
-    return arr
-
-
 def run(args):
-    inputs = _load(args.inputs, _INPUT_KEYS, "inputs")
-    labels = None if args.labels is None else _load(args.labels, _LABEL_KEYS, "labels")
+    inputs = load_array(args.inputs, "inputs")
+    labels = None if args.labels is None else load_array(args.labels, "labels")
     try:
         r = compare_models(args.original, args.new, inputs, labels=labels)
     except ForwardError as exc:       # the model did not run on these inputs: name them too

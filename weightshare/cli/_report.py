@@ -6,7 +6,7 @@ import sys
 
 import weightshare
 
-from . import EXIT_BAD_INPUT
+from ._common import EXIT_BAD_INPUT
 
 
 def register(sub):
@@ -38,10 +38,8 @@ def _json_safe(obj):
 
 def run(args):
     if args.plot:   # checked before any work is done
-        from ..plot import MATPLOTLIB_MISSING
-        try:
-            import matplotlib  # noqa: F401  (only whether it imports)
-        except ImportError:
+        from ..plot import MATPLOTLIB_MISSING, matplotlib_available
+        if not matplotlib_available():
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
     rep = weightshare.report(args.model, compare=args.compare)

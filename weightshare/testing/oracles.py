@@ -9,9 +9,9 @@ weightshare's own tests, see :mod:`weightshare.testing._reference`).
 
 import numpy as np
 
-from .._optimal import optimal_partition
-from .._points import reduce_points
-from .._validation import check_k, check_sample_weight, check_weights
+from .._kmeans._optimal import optimal_partition
+from .._kmeans._points import reduce_points
+from .._base._validation import check_k, check_sample_weight, check_weights
 
 __all__ = ["optimal_sse", "keep_set", "sse"]
 

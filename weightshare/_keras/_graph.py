@@ -19,12 +19,10 @@ removal instead of being missed.
 
 from typing import NamedTuple
 
-from .._io._common import layer_name
+from ._names import MODEL_CLASSES, layer_name
 
 __all__ = ["Layer", "Graph", "build_graph", "layer_list", "layer_name", "is_model",
            "find_nested"]
-
-MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 
 
 class Layer(NamedTuple):

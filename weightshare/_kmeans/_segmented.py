@@ -1,6 +1,6 @@
 """A start for many clusters: exact DP inside segments, exact allocation across them.
 
-The exact dynamic program (:mod:`weightshare._optimal`) needs one sequential
+The exact dynamic program (:mod:`weightshare._kmeans._optimal`) needs one sequential
 row per cluster, so for k = 256 it makes 255 passes however small the point
 set. Here the (atom) points are cut into S contiguous segments that should
 each hold about the same number of clusters, by the high-resolution rule that

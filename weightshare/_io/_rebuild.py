@@ -20,14 +20,20 @@ replaces the destination with ``os.replace`` only on success and is removed
 on any failure.
 """
 
+import zipfile
+
 import h5py
 import numpy as np
 
-from .._io._atomic import atomic_output, temp_path  # noqa: F401 (re-exported)
-from .._io._zip import write_zip  # noqa: F401 (re-exported)
+from ._atomic import atomic_output, temp_path  # noqa: F401 (re-exported)
+from ._zip import write_zip  # noqa: F401 (re-exported)
 from ..errors import FileFormatError
 
-__all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_path", "copy_attrs"]
+__all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_path", "copy_attrs", "WRITE_ERRORS"]
+
+#: what writing a rebuilt file may raise besides FileFormatError (a damaged
+#: source or a full disk), for the caller to report naming the file
+WRITE_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile)
 
 
 

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._io._roles import output_axis
-from .files import read_weights, select_weights, transform_file
-from .prune import (_check_block, _check_n_m, _check_pair, _check_target, _n_to_keep,
-                    apply_mask, prune, prune_global)
+from .._keras._roles import output_axis
+from ..files import read_weights, select_weights, transform_file
+from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, _n_to_keep, apply_mask,
+                     prune, prune_global)
 
 __all__ = ["PruneSummary", "prune_file"]
 

@@ -5,13 +5,13 @@
    sparse tails of a heavy-tailed weight distribution get resolution; an
    atom wider than a few cells of equal p(x)^(1/3) mass (the measure in which
    optimal clusters have equal width) is cut into such cells.
-2. The exact dynamic program (:mod:`weightshare._optimal`) is solved over the
+2. The exact dynamic program (:mod:`weightshare._kmeans._optimal`) is solved over the
    atoms, each collapsed to its weighted mean (the within-atom variance is a
    constant, so the optimum over whole atoms is unchanged). This puts every
    cluster in the right basin, which Lloyd from a fixed init does not on
    heavy-tailed weights. For k >= 64 the atoms are cut into segments of about
    32 clusters each, solved together, with the clusters allocated exactly
-   across segments (:mod:`weightshare._segmented`): a few dozen DP rows instead
+   across segments (:mod:`weightshare._kmeans._segmented`): a few dozen DP rows instead
    of k.
 3. Lloyd's algorithm moves the boundaries towards a fixed point at full
    resolution (for k >= 64 at most ``_START_ITER`` iterations here: from the
@@ -76,7 +76,7 @@ def _atom_edges(x, w, n_atoms):
 
     The union of equal-count and equal-width cells; then every atom that spans
     more than ``_WIDE`` cells of equal *companded mass* is cut at those cells.
-    The companded mass (:func:`weightshare._segmented.companded_mass`) is the
+    The companded mass (:func:`weightshare._kmeans._segmented.companded_mass`) is the
     measure in which the optimal clusters have about equal width: on very
     heavy tails (Student t with 1.5 degrees of freedom) an equal-count cell can
     span several clusters of the optimum, and the start lands in a poor basin.

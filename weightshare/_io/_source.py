@@ -25,12 +25,13 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from .._io._common import MemberWindow, crc32_of, decode_str, snake_case, str_list_attr
-from .._io._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path,
-                             keras_config, open_hdf5, open_member, open_zip)
-from .._io._h5check import check_dataset
+from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
+from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
+                         open_hdf5, open_member, open_zip)
+from ._h5check import check_dataset
 from ..errors import FileFormatError
-from ._graph import is_model, layer_list, layer_name
+from .._keras._graph import is_model, layer_list
+from .._keras._names import layer_name, snake_case
 
 __all__ = ["VarRef", "KerasFile", "open_model", "decode_str", "str_list_attr", "snake_case",
            "WEIGHTS_MEMBER", "CONFIG_MEMBER"]

@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import FileFormatError
+from ..errors import FileFormatError
 
 __all__ = ["FREE_BYTES", "MAX_EXPANSION", "check_expansion", "check_regular_file",
            "read_npy_header", "load_npy", "load_npz"]

@@ -1,0 +1,8 @@
+"""Byte-level coding of tensors behind :func:`weightshare.encode` (NumPy only).
+
+- :mod:`._schemes`: the encoding schemes (packed, sparse, Huffman) and their planners;
+- :mod:`._huffman`: canonical Huffman codes; :mod:`._bitpack`: fixed-width bit packing;
+- :mod:`._bytes`: ULEB128 fields and bounds-checked reads;
+- :mod:`._bf16`: bfloat16 from and to float32 bits (round to nearest even), the one
+  conversion every part of the package uses.
+"""

@@ -1,0 +1,9 @@
+"""What Keras configs and weight stores mean, with no I/O.
+
+- :mod:`._names`: layer names, store group names, the model classes;
+- :mod:`._roles`: the role of each weight of a layer (kernel, bias, ...) and its output axis;
+- :mod:`._graph`: the layer graph of a Sequential or Functional config (inbound nodes).
+
+The readers (:mod:`weightshare._io`), removal and the forward pass take their Keras
+vocabulary from here.
+"""

@@ -1,0 +1,28 @@
+"""Names in Keras configs and weight stores: layer names, store group names, model classes.
+
+No I/O: the rules by which Keras names things, shared by the readers
+(:mod:`weightshare._io`), the layer graph and the forward pass.
+"""
+
+import re
+
+__all__ = ["MODEL_CLASSES", "snake_case", "layer_name"]
+
+#: layer classes that are models holding layers of their own
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+
+
+def snake_case(name):
+    """Keras' ``to_snake_case`` (store group names): ``Conv2D`` -> ``conv2d``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def layer_name(entry):
+    """The name of a layer dict of a model config (``config.name``, or Keras 2.0's ``name``)."""
+    cfg = entry.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+        return cfg["name"]
+    name = entry.get("name")
+    return name if isinstance(name, str) else None
