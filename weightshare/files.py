@@ -211,7 +211,8 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
     - The input is only ever opened for reading. The output is written to a
       temporary file in the destination folder and renamed into place
       (``os.replace``); on any error nothing is left behind and an existing
-      `dst` is unchanged.
+      `dst` is unchanged. A symlink at `dst` is replaced by the new file,
+      never written through (unless `in_place`, see below).
     - Tensors are read, passed to `fn` and written one at a time, so peak
       memory is about two copies of the largest tensor (plus what `fn`
       allocates), whatever the size of the file.
@@ -237,7 +238,10 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
         to select by layer name and role.
     in_place : bool, default False
         Allow `dst` to be `src` (still written atomically: a temporary file
-        replaces `src` at the end, keeping its permissions).
+        replaces `src` at the end, keeping its permissions). A symlink is
+        followed: the real file is replaced and the link still points to it.
+        A file with more than one hard link is refused (replacing one name
+        would leave the others with the old file).
     progress : callable(done, total, record), optional
         Called after each selected tensor (the CLI draws its progress bar).
 
