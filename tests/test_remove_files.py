@@ -546,6 +546,24 @@ def test_in_place_replaces_the_file_atomically(fname, tmp_path):
     assert res2.units_before == 6 and res2.units_after == 5
 
 
+def test_in_place_follows_a_symlink_and_refuses_hard_links(tmp_path, capsys):
+    """--in-place on a symlink replaced the link by a file, leaving the model unchanged."""
+    real = tmp_path / "store" / "m.keras"
+    real.parent.mkdir()
+    shutil.copy(SRC, real)
+    link = tmp_path / "m.keras"
+    os.symlink(real, link)
+    res = remove_units(link, layer="fc1", units=[0], in_place=True)
+    assert res.dst == str(real) and os.path.islink(link)
+    assert remove_units(link, layer="fc1", units=[0], in_place=True).units_before == 15
+    assert main(["remove", str(link), "--in-place", "--layer", "fc1", "--units", "0"]) == 0
+    assert f"-> {real}" in capsys.readouterr().out
+    only(real.parent, ["m.keras"])
+    os.link(real, tmp_path / "hard.keras")
+    with pytest.raises(ValueError, match=r"m\.keras: has 2 hard links"):
+        remove_units(real, layer="fc1", units=[0], in_place=True)
+
+
 def test_a_failed_write_leaves_nothing_and_keeps_an_existing_output(out_dir, monkeypatch):
     from weightshare._remove import _rebuild
     dst = out_dir / "o.keras"
