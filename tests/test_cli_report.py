@@ -59,6 +59,17 @@ def test_errors_are_one_line_and_exit_2(argv, match, files, tmp_path, capsys):
         __import__("re").search(match, err)
 
 
+def test_out_of_memory_names_the_file_and_the_tensor(files, monkeypatch, capsys):
+    report_module = sys.modules["weightshare.report"]       # weightshare.report is the function
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(report_module, "encoded_sizes", no_memory)
+    assert main(["report", files[0]]) == 2
+    assert capsys.readouterr().err == (f"weightshare report: error: {files[0]}: fc/kernel: out of "
+                                       "memory for this tensor (shape (8,))\n")
+
+
 def test_plot_writes_a_png(files, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "r.png"

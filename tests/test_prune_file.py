@@ -234,6 +234,19 @@ def test_keep_larger_than_a_tensor_keeps_all_of_it(kwargs, whole, head, tmp_path
         assert "dw/kernel" in capsys.readouterr().out
 
 
+def test_out_of_memory_in_global_pruning_names_the_file(tmp_path, monkeypatch):
+    import weightshare._prune_file as module
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(module, "prune_global", no_memory)
+    src = FIX / "k3_cnn.keras"
+    with pytest.raises(MemoryError, match=re.escape(f"{src}: out of memory ranking the 4 targeted "
+                                                    "tensor(s) together (864 entries)")):
+        weightshare.prune_file(src, tmp_path / "o.keras", keep=10, global_=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")

@@ -235,6 +235,11 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
             results = prune_global(tensors, sparsity=sparsity, keep=keep)
         except ValueError as exc:
             raise ValueError(f"{len(tensors)} targeted tensor(s) together: {exc}") from None
+        except MemoryError:
+            n = sum(int(np.size(v)) for v in tensors.values())
+            raise MemoryError(f"{os.fspath(src)}: out of memory ranking the {len(tensors)} "
+                              f"targeted tensor(s) together ({n} entries) with global_=True") \
+                from None
         for name, res in results.items():
             r = by_name[name]
             masks[name] = res.mask
