@@ -63,7 +63,7 @@ def test_temp_path_is_a_new_hidden_file(tmp_path):
     assert os.path.basename(a).startswith(".m.keras.") and a.endswith(".h5")
 
 
-# --------------------------------------------------------------------------- the one writer's checks
+# ------------------------------------------------------------------ the one writer's checks
 
 def test_an_input_is_refused_as_output_by_path_symlink_or_hard_link(tmp_path):
     from weightshare._io._atomic import check_output
@@ -133,3 +133,26 @@ def test_a_full_disk_names_the_output_and_leaves_the_old_file(tmp_path):
             raise OSError(28, "No space left on device", "/models/input.h5")
     assert info.value.filename == str(dst) and "not written" in str(info.value)
     assert dst.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.h5"]
+
+
+def test_files_are_written_only_where_the_writer_gives_the_temporary_path():
+    """A guard for "every file weightshare writes goes through the one writer": writing calls
+    (open for writing, savefig, copies, h5py in a writing mode, renames) appear only in the
+    modules that write into atomic_output's temporary path."""
+    import re
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weightshare")
+    writes = re.compile(r"""\bopen\([^)]*["'][rwax]*[wax+][rwax+b]*["']|savefig\(|shutil\.copy|"""
+                        r"""np\.save|\.tofile\(|os\.(replace|rename)\(|File\([^)]*["'][wax]""")
+    allowed = {"_io/_atomic.py", "_io/_writer.py", "_io/_zip.py", "_remove/_rebuild.py",
+               "plot.py"}
+    found = set()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as f:
+                    code = [line for line in f if not line.lstrip().startswith((">>>", "#"))]
+                if any(writes.search(line) for line in code):
+                    found.add(os.path.relpath(path, root).replace(os.sep, "/"))
+    assert found <= allowed, found - allowed
+    assert {"_io/_writer.py", "plot.py", "_io/_atomic.py"} <= found    # the pattern still sees them
