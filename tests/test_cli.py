@@ -443,6 +443,14 @@ def test_out_of_memory_names_the_file_and_the_tensor(tmp_path, monkeypatch, caps
     assert os.listdir(tmp_path) == []
 
 
+def test_a_bare_memory_error_names_the_input(monkeypatch, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(weightshare, "read_weights", no_memory)
+    assert main(["info", str(DIGITS)]) == 2
+    assert capsys.readouterr().err == f"weightshare info: error: {DIGITS}: out of memory\n"
+
+
 def test_an_output_name_of_255_bytes_is_written(tmp_path, capsys):
     """The temporary name .{name}.XXXXXXXX.tmp made names of 242-255 characters fail."""
     dst = tmp_path / ("m" * 249 + ".keras")

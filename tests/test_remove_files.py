@@ -564,6 +564,19 @@ def test_in_place_follows_a_symlink_and_refuses_hard_links(tmp_path, capsys):
         remove_units(real, layer="fc1", units=[0], in_place=True)
 
 
+def test_out_of_memory_names_the_file_and_the_layer(out_dir, monkeypatch, capsys):
+    from weightshare._remove import _rules
+
+    def no_memory(*args):
+        raise MemoryError
+    monkeypatch.setattr(_rules, "apply_slices", no_memory)
+    assert main(["remove", SRC, "-o", str(out_dir / "o.keras"), "--layer", "fc1", "--units",
+                 "0"]) == 2
+    assert capsys.readouterr().err == (f"weightshare remove: error: {SRC}: out of memory removing "
+                                       "units of layer 'fc1' (nothing was written)\n")
+    only(out_dir, [])
+
+
 def test_a_failed_write_leaves_nothing_and_keeps_an_existing_output(out_dir, monkeypatch):
     from weightshare._remove import _rebuild
     dst = out_dir / "o.keras"

@@ -343,8 +343,12 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     from ._remove import _source
     with _source.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
-        job = _prepare(kf, src, dst, layer, units, count, by)
-        _write(kf, src, dst, job, in_place)
+        try:
+            job = _prepare(kf, src, dst, layer, units, count, by)
+            _write(kf, src, dst, job, in_place)
+        except MemoryError:
+            raise MemoryError(f"{src}: out of memory removing units of layer {layer!r} (nothing "
+                              "was written)") from None
     return job.result
 
 

@@ -37,7 +37,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _one_line(exc):
+def _one_line(exc, file=None):
+    """`exc` in one line; a bare MemoryError names `file` (the command's input) when given."""
+    if isinstance(exc, MemoryError) and not str(exc):
+        return f"{file}: out of memory" if file else "out of memory"
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
     else:
@@ -125,7 +128,8 @@ def main(argv=None):
                   file=sys.stderr)
             return 128 + exc.signum
         except (ValueError, TypeError, OSError, MemoryError) as exc:
-            print(f"weightshare {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"weightshare {args.command}: error: "
+                  f"{_one_line(exc, getattr(args, 'model', None))}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
 
