@@ -321,3 +321,139 @@ def test_layers_of_unknown_classes_are_named_on_stderr(tmp_path, capsys):
                  "var0"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "hidden/var0" in captured.out
+
+
+# --------------------------------------------------------------------------- hostile paths, signals
+
+def test_in_place_follows_a_symlink_to_the_real_file(tmp_path, capsys):
+    """--in-place on a symlink replaced the link by a file and left the model unchanged."""
+    real = tmp_path / "store" / "m.weights.h5"
+    real.parent.mkdir()
+    shutil.copy(FIX / "k3_mlp.weights.h5", real)
+    link = tmp_path / "m.weights.h5"
+    os.symlink(real, link)
+    for command in (["cluster", "-k", "2"], ["prune", "--keep", "3"]):
+        assert main([command[0], str(link), "--in-place", *command[1:], "--quiet"]) == 0
+        assert capsys.readouterr().out.startswith(f"{link} -> {real}: ")    # the file written
+        assert os.path.islink(link) and os.path.realpath(link) == str(real)
+    assert np.unique(values(real)["hidden/kernel"]).size == 2          # clustered, then pruned
+    assert np.count_nonzero(values(real)["hidden/kernel"]) == 3
+    assert sorted(os.listdir(real.parent)) == ["m.weights.h5"]
+
+
+def test_in_place_refuses_a_file_with_several_hard_links(tmp_path, capsys):
+    src = tmp_path / "m.weights.h5"
+    shutil.copy(FIX / "k3_mlp.weights.h5", src)
+    os.link(src, tmp_path / "backup.weights.h5")
+    before = sha(src)
+    assert main(["cluster", str(src), "--in-place", "-k", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{src}: has 2 hard links: replacing it in place would " \
+        "leave the other 1 name(s) with the old file" in err
+    assert sha(src) == before and sorted(os.listdir(tmp_path)) == ["backup.weights.h5",
+                                                                  "m.weights.h5"]
+
+
+@pytest.mark.parametrize("signame, code, word", [("SIGTERM", 143, "terminated"),
+                                                 ("SIGHUP", 129, "hung up")])
+def test_sigterm_and_sighup_remove_the_temporary_output(signame, code, word, tmp_path):
+    """Only Ctrl-C cleaned up: SIGTERM (timeout, schedulers) and SIGHUP left the temporary file."""
+    import signal
+    import time
+    rng = np.random.default_rng(0)
+    big, out = tmp_path / "big.npz", tmp_path / "out.npz"
+    np.savez(big, **{f"w{i}": rng.standard_normal(500_000).astype(np.float32) for i in range(4)})
+    out.write_bytes(b"previous output")
+    proc = subprocess.Popen([sys.executable, "-m", "weightshare", "cluster", str(big), "-o",
+                             str(out), "-k", "256", "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 30
+        while not any(n.startswith(".out.npz.") for n in os.listdir(tmp_path)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.005)
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    assert err == f"weightshare cluster: {word} ({signame})\n"
+    assert sorted(os.listdir(tmp_path)) == ["big.npz", "out.npz"]
+    assert out.read_bytes() == b"previous output"
+
+
+def test_a_non_ascii_name_prints_on_an_ascii_stdout(tmp_path, monkeypatch):
+    """With PYTHONIOENCODING=ascii, printing 'modèle.npy' failed after the output was written."""
+    src, dst = tmp_path / "modèle.npy", tmp_path / "sortie.npy"
+    np.save(src, np.linspace(-1, 1, 50, dtype=np.float32))
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    assert main(["cluster", str(src), "-o", str(dst), "-k", "2"]) == 0
+    sys.stdout.flush()
+    assert sys.stdout.errors == "strict"                      # restored after main
+    assert f"{tmp_path}/mod\\xe8le.npy -> {dst}: 1 tensor(s)".encode() in raw.getvalue()
+    assert np.unique(np.load(dst)).size == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_summary_that_cannot_be_printed_says_the_output_was_written(tmp_path, monkeypatch,
+                                                                      capsys):
+    """A failure after the rename must not look like a failed run with nothing written."""
+    src, dst = tmp_path / "m.npy", tmp_path / "out.npy"
+    np.save(src, np.linspace(-1, 1, 50, dtype=np.float32))
+    with open("/dev/full", "w") as full:
+        monkeypatch.setattr(sys, "stdout", full)
+        assert main(["cluster", str(src), "-o", str(dst), "-k", "2"]) == 2
+        monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err == (f"weightshare cluster: error: {dst} was written (complete), but its summary "
+                   "could not be printed: No space left on device\n")
+    assert np.unique(np.load(dst)).size == 2
+
+
+def test_a_full_disk_names_the_output_not_the_input(tmp_path, monkeypatch, capsys):
+    """shutil.copyfile blames its source for ENOSPC: the error named the input model."""
+    from weightshare._io import _writer
+    dst = tmp_path / "o.weights.h5"
+    dst.write_bytes(b"previous output")
+
+    def full(src, tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device", src)
+    monkeypatch.setattr(_writer.shutil, "copyfile", full)
+    assert main(["cluster", str(FIX / "k3_mlp.weights.h5"), "-o", str(dst), "-k", "2"]) == 2
+    assert capsys.readouterr().err == (f"weightshare cluster: error: {dst}: No space left on "
+                                       "device: the output was not written\n")
+    assert os.listdir(tmp_path) == [dst.name] and dst.read_bytes() == b"previous output"
+
+
+def test_out_of_memory_names_the_file_and_the_tensor(tmp_path, monkeypatch, capsys):
+    import weightshare.files
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(weightshare.files, "cluster", no_memory)
+    src = FIX / "k3_mlp.keras"
+    assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"weightshare cluster: error: {src}: model.weights.h5:/layers/dense/vars/0: out of memory "
+        "for tensor 'hidden/kernel' (shape (8, 16), float32)\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_bare_memory_error_names_the_input(monkeypatch, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(weightshare, "read_weights", no_memory)
+    assert main(["info", str(DIGITS)]) == 2
+    assert capsys.readouterr().err == f"weightshare info: error: {DIGITS}: out of memory\n"
+
+
+def test_an_output_name_of_255_bytes_is_written(tmp_path, capsys):
+    """The temporary name .{name}.XXXXXXXX.tmp made names of 242-255 characters fail."""
+    dst = tmp_path / ("m" * 249 + ".keras")
+    assert main(["cluster", str(FIX / "k3_mlp.keras"), "-o", str(dst), "-k", "2"]) == 0
+    assert os.listdir(tmp_path) == [dst.name]
+    assert np.unique(values(dst)["hidden/kernel"]).size == 2

@@ -323,10 +323,8 @@ BAD_PRUNE = [
     ({"sparsity": "0.5"}, TypeError, "sparsity must be a number in [0, 1); got '0.5'"),
     ({"sparsity": True}, TypeError, "sparsity must be a number"),
     ({"keep": -1}, ValueError, "keep must be >= 0; got keep=-1"),
-    ({"keep": 25}, ValueError, "keep=25 is larger than the tensor (24 entries)"),
     ({"keep": 2.0}, TypeError, "keep must be an integer >= 0; got 2.0 of type float"),
     ({"keep": True}, TypeError, "keep must be an integer >= 0; got True"),
-    ({"keep": 7, "axis": 0}, ValueError, "keep=7 is larger than a slice along axis 0 (6 entries)"),
     ({"keep": 1, "axis": 2}, ValueError, "axis=2 is out of range for an array with 2 dimension(s)"),
     ({"keep": 1, "axis": 1.0}, TypeError, "axis must be None or an int; got 1.0"),
     ({"n_m": (2, 4), "keep": 3}, ValueError, "n_m=(2, 4) sets the sparsity itself"),
@@ -341,7 +339,6 @@ BAD_PRUNE = [
                                                 "(4, 6) of shape (4, 6); edge blocks are refused"),
     ({"block": (2, 2), "keep": 6}, ValueError, "keep=6 must be a multiple of the block size "
                                                "2x2=4 with block=(2, 2) (nearest: 4 or 8)"),
-    ({"block": (2, 2), "keep": 28}, ValueError, "keep=28 is larger than the tensor (24 entries)"),
     ({"block": (2, 2)}, ValueError, "give exactly one of sparsity or keep; got neither"),
     ({"block": (0, 2), "keep": 0}, ValueError, "block must be a pair (rows, cols) of integers >= 1"),
     ({"block": 2, "keep": 0}, TypeError, "block must be a pair (rows, cols) of integers; got 2"),
@@ -349,6 +346,17 @@ BAD_PRUNE = [
      "give at most one of axis, block and n_m; got axis and block"),
     ({"n_m": (2, 4), "axis": 0}, ValueError, "give at most one of axis, block and n_m; got axis and n_m"),
 ]
+
+
+@pytest.mark.parametrize("kwargs", [{"keep": 25}, {"keep": 7, "axis": 0}, {"keep": 10 ** 9},
+                                    {"block": (2, 2), "keep": 28}, {"block": (2, 2), "keep": 29}])
+def test_keep_larger_than_the_tensor_keeps_all_of_it(kwargs):
+    w = W.copy()
+    w[0, :2] = 0                                # 22 non-zeros: "fewer if it had fewer"
+    res = prune(w, **kwargs)
+    assert np.array_equal(res.values, w) and res.n_kept == 22 and res.n_nonzero_before == 22
+    glob = prune_global({"a": w, "b": np.ones(2)}, keep=27)
+    assert np.array_equal(glob["a"].values, w) and glob["b"].n_kept == 2
 
 
 @pytest.mark.parametrize("kwargs, exc, match", BAD_PRUNE)
@@ -375,8 +383,6 @@ def test_prune_rejects_bad_weights_and_shapes(w, kwargs, exc, match):
     ({}, {"keep": 1}, ValueError, "tensors must hold at least one tensor"),
     ([np.ones(3)], {"keep": 1}, TypeError, "tensors must be a mapping of name -> array; got list"),
     ({"a": np.ones(3)}, {}, ValueError, "give exactly one of sparsity or keep; got neither"),
-    ({"a": np.ones(3), "b": np.ones(2)}, {"keep": 6}, ValueError,
-     "keep=6 is larger than all tensors together (5 entries)"),
     ({"a": np.ones(3)}, {"sparsity": 1.5}, ValueError, "sparsity must be in [0, 1)"),
     ({"a": np.ones(3), "b": np.array([np.nan])}, {"keep": 1}, ValueError,
      "tensors['b'] must be finite"),

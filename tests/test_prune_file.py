@@ -191,10 +191,6 @@ BAD = [
     ({"sparsity": 0.5, "keep": 3}, ValueError, "got both"),
     ({"sparsity": 1.0}, ValueError, "sparsity must be in [0, 1); got sparsity=1.0"),
     ({"keep": -1}, ValueError, "keep must be >= 0; got keep=-1"),
-    ({"keep": 100}, ValueError, "dw/kernel (shape (3, 3, 8, 1)): keep=100 is larger than the "
-                                "tensor (72 entries)"),
-    ({"keep": 10, "per_channel": True}, ValueError,
-     "dw/kernel (shape (3, 3, 8, 1)): keep=10 is larger than a slice along axis 2 (9 entries)"),
     ({"n_m": (2, 4)}, ValueError, "conv1/kernel (shape (3, 3, 3, 8)): n_m=(2, 4) needs the input "
                                   "axis (axis -2, size 3) to be a multiple of m=4"),
     ({"n_m": (2, 4), "keep": 2}, ValueError, "n_m=(2, 4) sets the sparsity itself"),
@@ -207,8 +203,6 @@ BAD = [
      "global_=True ranks magnitudes across tensors; it does not combine with per_channel"),
     ({"sparsity": 0.5, "per_channel": True, "block": (1, 1)}, ValueError,
      "give at most one of per_channel, n_m and block"),
-    ({"keep": 10 ** 6, "global_": True}, ValueError,
-     "4 targeted tensor(s) together: keep=1000000 is larger than all tensors together"),
     ({"sparsity": 0.5, "layers": ["nosuch"]}, ValueError, "no layer named 'nosuch'"),
     ({"sparsity": 0.5, "global_": 1}, TypeError, "global_ must be True or False"),
     ({"sparsity": "0.5"}, TypeError, "sparsity must be a number in [0, 1)"),
@@ -222,6 +216,35 @@ def test_bad_targets_are_refused_and_nothing_is_written(kwargs, exc, match, tmp_
     with pytest.raises(exc, match=re.escape(match)):
         weightshare.prune_file(src, dst, **kwargs)
     assert not dst.exists() and list(tmp_path.iterdir()) == [] and sha(src) == digest
+
+
+@pytest.mark.parametrize("kwargs, whole, head", [
+    ({"keep": 100}, ["dw/kernel", "pw/kernel"], 100),                   # 72 and 64 entries
+    ({"keep": 10, "per_channel": True}, ["dw/kernel", "pw/kernel"], 40),  # slices of 9 and 8
+    ({"keep": 10 ** 6, "global_": True}, ["conv1/kernel", "dw/kernel", "pw/kernel"], 512),
+    ({"keep": 1000, "block": (1, 4), "layers": ["head"]}, [], 512)])
+def test_keep_larger_than_a_tensor_keeps_all_of_it(kwargs, whole, head, tmp_path, capsys):
+    """--keep N "leaves exactly N non-zeros per tensor (fewer only if it had fewer)"."""
+    src, dst = FIX / "k3_cnn.keras", tmp_path / "out.keras"
+    rows = {r.tensor: r for r in weightshare.prune_file(src, dst, **kwargs)}
+    assert all(rows[t].nonzero_after == rows[t].nonzero_before > 0 for t in whole)
+    assert rows["head/kernel"].nonzero_after == head
+    if kwargs == {"keep": 100}:
+        assert main(["prune", str(src), "-o", str(dst), "--keep", "100", "--quiet"]) == 0
+        assert "dw/kernel" in capsys.readouterr().out
+
+
+def test_out_of_memory_in_global_pruning_names_the_file(tmp_path, monkeypatch):
+    import weightshare._jobs._prune_file as module
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(module, "prune_global", no_memory)
+    src = FIX / "k3_cnn.keras"
+    with pytest.raises(MemoryError, match=re.escape(f"{src}: out of memory ranking the 4 targeted "
+                                                    "tensor(s) together (864 entries)")):
+        weightshare.prune_file(src, tmp_path / "o.keras", keep=10, global_=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_file_errors_name_the_file(tmp_path):
@@ -298,8 +321,6 @@ def test_cli_in_place(tmp_path, capsys):
     (["--sparsity", "1"], "weightshare prune: error: sparsity must be in [0, 1); got sparsity=1.0"),
     (["--sparsity", "nan"], "weightshare prune: error: sparsity must be in [0, 1); got sparsity=nan"),
     (["--sparsity", "x"], "weightshare prune: error: argument --sparsity: invalid float value: 'x'"),
-    (["--keep", "100"], "weightshare prune: error: dw/kernel (shape (3, 3, 8, 1)): keep=100 is "
-                        "larger than the tensor (72 entries)"),
     ([], "weightshare prune: error: give a target: --sparsity S, --keep N or --n-m N:M"),
     (["--sparsity", "0.5", "--keep", "3"], "weightshare prune: error: argument --keep: not allowed "
                                            "with argument --sparsity"),

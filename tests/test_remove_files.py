@@ -547,20 +547,53 @@ def test_in_place_replaces_the_file_atomically(fname, tmp_path):
     assert res2.units_before == 6 and res2.units_after == 5
 
 
+def test_in_place_follows_a_symlink_and_refuses_hard_links(tmp_path, capsys):
+    """--in-place on a symlink replaced the link by a file, leaving the model unchanged."""
+    real = tmp_path / "store" / "m.keras"
+    real.parent.mkdir()
+    shutil.copy(SRC, real)
+    link = tmp_path / "m.keras"
+    os.symlink(real, link)
+    res = remove_units(link, layer="fc1", units=[0], in_place=True)
+    assert res.dst == str(real) and os.path.islink(link)
+    assert remove_units(link, layer="fc1", units=[0], in_place=True).units_before == 15
+    assert main(["remove", str(link), "--in-place", "--layer", "fc1", "--units", "0"]) == 0
+    assert f"-> {real}" in capsys.readouterr().out
+    only(real.parent, ["m.keras"])
+    os.link(real, tmp_path / "hard.keras")
+    with pytest.raises(ValueError, match=r"m\.keras: has 2 hard links"):
+        remove_units(real, layer="fc1", units=[0], in_place=True)
+
+
+def test_out_of_memory_names_the_file_and_the_layer(out_dir, monkeypatch, capsys):
+    from weightshare._remove import _rules
+
+    def no_memory(*args):
+        raise MemoryError
+    monkeypatch.setattr(_rules, "apply_slices", no_memory)
+    assert main(["remove", SRC, "-o", str(out_dir / "o.keras"), "--layer", "fc1", "--units",
+                 "0"]) == 2
+    assert capsys.readouterr().err == (f"weightshare remove: error: {SRC}: out of memory removing "
+                                       "units of layer 'fc1' (nothing was written)\n")
+    only(out_dir, [])
+
+
 def test_a_failed_write_leaves_nothing_and_keeps_an_existing_output(out_dir, monkeypatch):
     from weightshare._io import _rebuild
     dst = out_dir / "o.keras"
     dst.write_bytes(b"previous")
 
-    def boom(*args):
-        raise OSError(28, "No space left on device")
+    def boom(*args, exc=OSError(28, "No space left on device")):
+        raise exc
 
     monkeypatch.setattr(_rebuild, "write_zip", boom)
-    with pytest.raises(FileFormatError, match="writing failed.*No space left"):
+    with pytest.raises(OSError, match="No space left on device: the output was not written") \
+            as info:                                # a full disk is not the input's fault
         remove_units(SRC, dst, layer="fc1", units=[0])
+    assert info.value.filename == str(dst)
     only(out_dir, ["o.keras"])
     assert dst.read_bytes() == b"previous"
-    monkeypatch.setattr(_rebuild, "rebuild_h5", boom)
+    monkeypatch.setattr(_rebuild, "rebuild_h5", lambda *a: boom(exc=OSError(5, "I/O error")))
     with pytest.raises(FileFormatError, match="writing failed"):
         remove_units(os.path.join(FIX, "k2_rm_dense_dense.h5"), out_dir / "o.h5", layer="fc1",
                      units=[0])

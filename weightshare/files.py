@@ -26,7 +26,7 @@ from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
-           "transform_file", "cluster_file", "file_format", "FORMATS"]
+           "transform_file", "cluster_file", "file_format", "output_file", "FORMATS"]
 
 #: stored dtypes cluster_file works on (integer tensors, such as counters, never)
 _FLOAT_NAMES = ("float16", "float32", "float64", "bfloat16")
@@ -211,7 +211,8 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
     - The input is only ever opened for reading. The output is written to a
       temporary file in the destination folder and renamed into place
       (``os.replace``); on any error nothing is left behind and an existing
-      `dst` is unchanged.
+      `dst` is unchanged. A symlink at `dst` is replaced by the new file,
+      never written through (unless `in_place`, see below).
     - Tensors are read, passed to `fn` and written one at a time, so peak
       memory is about two copies of the largest tensor (plus what `fn`
       allocates), whatever the size of the file.
@@ -237,7 +238,10 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
         to select by layer name and role.
     in_place : bool, default False
         Allow `dst` to be `src` (still written atomically: a temporary file
-        replaces `src` at the end, keeping its permissions).
+        replaces `src` at the end, keeping its permissions). A symlink is
+        followed: the real file is replaced and the link still points to it.
+        A file with more than one hard link is refused (replacing one name
+        would leave the others with the old file).
     progress : callable(done, total, record), optional
         Called after each selected tensor (the CLI draws its progress bar).
 
@@ -435,3 +439,20 @@ def _bf16_values(values, res, axis):
         c = np.unique(round_to_bf16(row[~np.isnan(row)]))
         om[i] = c[assign(vm[i], c)]
     return out
+
+
+def output_file(output, model, *, in_place=False):
+    """The file a rewrite of `model` to `output` really writes, after the writer's checks.
+
+    `output` may not be `model` (by path, symlink or hard link) unless
+    `in_place`; in place, a symlink is followed to the real file, which is
+    the file replaced (a file with several hard links is refused). A symlink
+    at `output` otherwise is replaced, never written through.
+
+    Returns
+    -------
+    str
+        `output`, or the real file behind it when `model` is rewritten in place.
+    """
+    from ._io._atomic import check_output
+    return check_output(output, (model,), in_place=in_place)

@@ -5,11 +5,15 @@ only when :func:`plot_report` runs; it draws with the object-oriented API on
 an Agg canvas, so no global backend or pyplot state is touched.
 """
 
+import os
+
 import numpy as np
 
+from ._io._atomic import atomic_output, check_output
 from .report import load_tensors, report as _report
 
-__all__ = ["plot_report", "matplotlib_available", "MATPLOTLIB_MISSING"]
+__all__ = ["plot_report", "check_out", "choose_tensors", "matplotlib_available",
+           "MATPLOTLIB_MISSING"]
 
 MATPLOTLIB_MISSING = ("plotting needs matplotlib, which is not installed; "
                       "install it with: pip install 'weightshare[plot]'")
@@ -37,15 +41,39 @@ def _matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def _choose(tensors, names):
+def choose_tensors(tensors, names):
+    """The tensors to draw: `names` once each, in order (all known), or the largest six."""
     if names is None:   # the largest tensors, in model order
         big = sorted(tensors, key=lambda k: -np.size(tensors[k]))[:_DEFAULT_PANELS]
         return [k for k in tensors if k in big]
+    if isinstance(names, str):
+        raise TypeError(f"tensors must be a list of tensor names; got the str {names!r}")
+    names = list(dict.fromkeys(names))      # a repeated name is drawn once
     unknown = [k for k in names if k not in tensors]
     if unknown:
-        raise ValueError(f"tensors: {', '.join(map(repr, unknown))} not in the model; it has "
-                         f"{', '.join(list(tensors)[:8])}{' ...' if len(tensors) > 8 else ''}")
-    return list(names)
+        raise ValueError(f"tensors: {', '.join(map(repr, unknown[:8]))} not in the model; it "
+                         f"has {', '.join(list(tensors)[:8])}{' ...' if len(tensors) > 8 else ''}")
+    return names
+
+
+def _paths(*sources):
+    return [p for p in sources if isinstance(p, (str, os.PathLike))]
+
+
+def check_out(out, inputs):
+    """The image format of `out`, whose path passes the writer's checks: before any work.
+
+    The format follows the extension; `out` must not be one of the `inputs`
+    (paths) nor a folder (a symlink there is replaced, not followed).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    out = os.fspath(out)
+    check_output(out, inputs)
+    fmt = os.path.splitext(out)[1][1:].lower()
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        what = f"'.{fmt}' is not an image format" if fmt else "the name has no image extension"
+        raise ValueError(f"{out}: {what}; give a name ending in .png, .svg or .pdf")
+    return fmt
 
 
 def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
@@ -56,12 +84,16 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
     path_or_tensors : dict of str to ndarray, or path
         As in :func:`weightshare.report`.
     out : str or os.PathLike
-        Image file; the format follows the extension (``.png``, ``.svg``, ``.pdf``).
+        Image file; the format follows the extension (``.png``, ``.svg``,
+        ``.pdf``, ...; a name without one is refused). Written like every
+        output of weightshare: a temporary file renamed into place, never
+        over an input, a symlink at `out` replaced rather than followed.
     compare : dict or path, optional
         The original model: its weights are the histograms, and the model's
         shared values the marks.
     tensors : list of str, optional
-        Tensors to draw a histogram of; default: the six largest.
+        Tensors to draw a histogram of, once each in the order given
+        (repeats are dropped); default: the six largest.
     rep : Report, optional
         The report of `path_or_tensors` if already computed.
 
@@ -82,10 +114,15 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
     ------
     ModuleNotFoundError
         matplotlib is not installed (the message says how to install it).
+    ValueError
+        `out` is an input, a folder or has no image extension; a tensor
+        named in `tensors` is not in the model (all checked before drawing).
     """
     Figure, FigureCanvasAgg = _matplotlib()
+    inputs = _paths(path_or_tensors, compare)
+    fmt = check_out(out, inputs)           # before any work
     values = load_tensors(path_or_tensors)
-    chosen = _choose(values, tensors)
+    chosen = choose_tensors(values, tensors)
     originals = values if compare is None else load_tensors(compare)
     rep = _report(values) if rep is None else rep
     n_panels = len(chosen) + 1
@@ -119,5 +156,7 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
     ax.set_title(f"bytes per tensor (total ratio {rep.total.ratio or 0:.2f}x vs float32)",
                  fontsize=9)
     FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=110)
+    with atomic_output(out, inputs=inputs) as tmp:
+        with open(tmp, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=110)
     return chosen

@@ -147,12 +147,13 @@ def _check_block(block, shape):
     return r, c
 
 
-def _n_to_keep(n, sparsity, keep, what="the tensor"):
-    """Number of entries to keep out of `n` (before existing zeros are taken out)."""
+def _n_to_keep(n, sparsity, keep):
+    """Number of entries to keep out of `n` (before existing zeros are taken out).
+
+    A `keep` larger than `n` keeps all `n`: "exactly keep, or fewer if it had fewer".
+    """
     if keep is not None:
-        if keep > n:
-            raise ValueError(f"keep={keep} is larger than {what} ({n} entries)")
-        return keep
+        return min(keep, n)
     return n - _n_pruned(n, sparsity)
 
 
@@ -243,7 +244,7 @@ def _prune_axis(x, a, ax, sparsity, keep):
     am = np.moveaxis(a, ax, 0)
     s = am.shape[0]
     m = am[0].size if s else 0
-    keep = _n_to_keep(m, sparsity, keep, what=f"a slice along axis {ax}")
+    keep = _n_to_keep(m, sparsity, keep)
     mask, t, kept = _select_rows(am.reshape(s, m), keep)
     thr = np.where(kept, _bits_to_float(t, x.dtype), np.inf)
     return np.moveaxis(mask.reshape(am.shape), 0, ax), thr
@@ -254,8 +255,7 @@ def _prune_block(x, block, sparsity, keep):
     size = r * c
     *lead, rows, cols = x.shape
     if keep is not None:
-        if keep > x.size:
-            raise ValueError(f"keep={keep} is larger than the tensor ({x.size} entries)")
+        keep = min(keep, x.size)                # larger: every block is kept
         if keep % size:
             lo = keep - keep % size
             raise ValueError(f"keep={keep} must be a multiple of the block size {r}x{c}={size} "
@@ -331,9 +331,9 @@ def prune(weights, *, sparsity=None, keep=None, axis=None, block=None, n_m=None)
         on the decimal the float prints as.
     keep : int >= 0, optional
         Number of non-zeros kept: exactly ``keep``, or fewer only when the
-        tensor has fewer non-zeros. Never more. Refused when larger than the
-        tensor (than one slice with `axis`). Give exactly one of `sparsity`
-        and `keep` (neither with `n_m`).
+        tensor has fewer non-zeros. Never more. Larger than the tensor (than
+        one slice with `axis`): all of it is kept. Give exactly one of
+        `sparsity` and `keep` (neither with `n_m`).
     axis : int, optional
         Prune every slice along `axis` to the same target separately (per
         output channel: ``axis=-1`` for a Dense kernel ``(in, out)`` or a
@@ -345,7 +345,8 @@ def prune(weights, *, sparsity=None, keep=None, axis=None, block=None, n_m=None)
         L2 norm with the tie rule applied to the C-order block index. The
         block must divide the last two dimensions (edge blocks are refused,
         not padded). `keep` counts weights and must be a multiple of
-        ``rows * cols``; `sparsity` is the fraction of blocks pruned. A block
+        ``rows * cols`` (or be at least the tensor's size: every block is
+        kept); `sparsity` is the fraction of blocks pruned. A block
         of zero norm counts as pruned; zeros inside a kept block stay zero,
         so the result has at most `keep` non-zeros.
     n_m : (int, int), optional
@@ -471,7 +472,7 @@ def prune_global(tensors, *, sparsity=None, keep=None):
           for name in tensors.keys()}
     sparsity, keep = _check_target(sparsity, keep)
     total = sum(x.size for x in xs.values())
-    keep = _n_to_keep(total, sparsity, keep, what="all tensors together")
+    keep = _n_to_keep(total, sparsity, keep)
     dtype = np.result_type(*(x.dtype for x in xs.values()))
     a = np.empty(total, dtype=_UINT[dtype.itemsize])
     pos, n_before = 0, []

@@ -158,12 +158,6 @@ def _check_path(value, name):
     return os.fspath(value)
 
 
-def _same_file(a, b):
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.abspath(a) == os.path.abspath(b)
-
-
 _SUFFIXES = {"keras_zip": (".keras",), "legacy_full": (".h5", ".hdf5", ".keras.h5")}
 
 
@@ -330,27 +324,30 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
             raise TypeError("dst is required (or pass in_place=True to replace src)")
         dst = src
     dst = _check_path(dst, "dst")
-    if in_place and not _same_file(src, dst):
+    from ._io._atomic import check_output, same_file
+    if in_place and not same_file(src, dst):
         raise ValueError(f"in_place=True replaces src; dst must be None or {src!r}, got {dst!r}")
-    if not in_place and _same_file(src, dst):
-        raise ValueError(f"dst {dst!r} is the input file; pass in_place=True to replace it")
     if not isinstance(layer, str) or not layer:
         raise TypeError(f"layer must be a layer name (a non-empty str); got {layer!r}")
     if (units is None) == (count is None):
         raise TypeError("give exactly one of units= and count=")
     if not isinstance(by, str) or by not in REMOVE_BY:
         raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
-    if os.path.isdir(dst):
-        raise ValueError(f"dst {dst!r} is a folder; give a file name")
     if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
         raise ValueError(f"dst {dst!r}: the folder {os.path.dirname(os.path.abspath(dst))!r} "
                          f"does not exist")
+    # the writer's checks: a folder, the input as output; in place, a symlink is followed
+    dst = check_output(dst, (src,), in_place=bool(in_place))
 
     from ._io import _source
     with _source.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
-        job = _prepare(kf, src, dst, layer, units, count, by)
-        _write(kf, dst, job, mode_from=src if in_place else None)
+        try:
+            job = _prepare(kf, src, dst, layer, units, count, by)
+            _write(kf, src, dst, job, in_place)
+        except MemoryError:
+            raise MemoryError(f"{src}: out of memory removing units of layer {layer!r} (nothing "
+                              "was written)") from None
     return job.result
 
 
@@ -427,13 +424,15 @@ def _prepare(kf, src, dst, layer, units, count, by):
     return _Job(data, drop, text, result)
 
 
-def _write(kf, dst, job, mode_from=None):
+def _write(kf, src, dst, job, in_place):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
+    from ._io._atomic import FULL_DISK
     from ._io import _rebuild, _source
     from .errors import FileFormatError
 
     try:
-        with _rebuild.atomic_output(dst, mode_from=mode_from) as tmp:
+        with _rebuild.atomic_output(dst, mode_from=src if in_place else None, inputs=(src,),
+                                    in_place=bool(in_place)) as tmp:
             if kf.fmt == "legacy_full":
                 attrs = {"/": {"model_config": job.config}} if job.config is not None else {}
                 _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs)
@@ -452,6 +451,11 @@ def _write(kf, dst, job, mode_from=None):
             kf.close()
     except FileFormatError:
         raise
+    except OSError as exc:
+        if exc.errno in FULL_DISK:       # names the output already
+            raise
+        raise FileFormatError(kf.path, f"writing failed ({type(exc).__name__}: {exc}); nothing "
+                              f"was written to {dst}") from None
     except _rebuild.WRITE_ERRORS as exc:
         raise FileFormatError(kf.path, f"writing failed ({type(exc).__name__}: {exc}); nothing "
                               f"was written to {dst}") from None
@@ -479,4 +483,4 @@ def _write_zeroed(src, dst, *, layer, units):
             index[axis] = gone
             arr[tuple(index)] = np.zeros((), dtype=arr.dtype)
             data[ref.path] = arr
-        _write(kf, dst, _Job(data, (), None, None))
+        _write(kf, src, dst, _Job(data, (), None, None), False)

@@ -336,9 +336,11 @@ def report(path_or_tensors, *, compare=None):
     for t in tensors:
         try:
             rows.append(_row(t, None if originals is None else originals[t.name]))
-        except (ValueError, TypeError) as exc:     # name the tensor, and the file it came from
+        except (ValueError, TypeError, MemoryError) as exc:   # name the tensor and its file
             where = f"{os.fspath(path_or_tensors)}: " if _is_path(path_or_tensors) else ""
-            raise type(exc)(f"{where}{t.name}: {exc}") from None
+            why = str(exc) if not isinstance(exc, MemoryError) else \
+                f"out of memory for this tensor (shape {np.shape(t.values)})"
+            raise type(exc)(f"{where}{t.name}: {why}") from None
     rows = tuple(rows)
     return Report(rows, _total(rows, originals is not None))
 

@@ -130,7 +130,9 @@ class Case:
     output : str
         The output path: ``fresh`` (empty folder), ``existing`` (a previous
         file there), ``readonly``, ``missing`` (folder), ``input``, ``dir``,
-        ``link`` (a symlink to the input), ``suffix`` (another suffix).
+        ``link`` (a symlink to the input), ``suffix`` (another suffix),
+        ``victimlink`` / ``victimhard`` (a symlink / a hard link to the case's
+        ``victim.txt``: replaced, never written through).
     arch : bool
         The input holds an architecture (False for weights-only files and
         arrays: ``remove`` must refuse them, naming the file).
@@ -1097,6 +1099,17 @@ def random_mutations(b, count):
               model=model, layer=layer, stem=name)
 
 
+def output_links(b):
+    """Links at the output path to a file the run must not touch (the case's victim.txt)."""
+    for name, model in (("k3_mlp.keras", "k3_mlp"), ("k2_mlp.h5", "k2_mlp"),
+                        ("k3_mlp.weights.h5", "k3_mlp")):
+        for mode, what in (("victimlink", "a symlink to another file"),
+                           ("victimhard", "a hard link to another file")):
+            b.add("output", f"{name}: the output is {what}: replaced, never written through",
+                  {"input" + suffix(name): _fixture(name), "victim.txt": b"precious\n"},
+                  commands=WRITERS, output=mode, expect="any", model=model, stem=mode)
+
+
 def build(seed=0, count=None):
     """The corpus: a list of :class:`Case`.
 
@@ -1111,7 +1124,7 @@ def build(seed=0, count=None):
     """
     b = _Builder(seed)
     for kind in (specials, truncations, bitflips, zips, npys, h5_structure, tensors, arguments,
-                 outputs, regressions):
+                 outputs, regressions, output_links):
         kind(b)
     if count is not None and count > len(b.cases):
         random_mutations(b, count - len(b.cases))

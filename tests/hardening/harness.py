@@ -272,6 +272,10 @@ def _output_paths(case, out_dir, input_path):
         output.mkdir()
     elif mode == "link":
         os.symlink(input_path, output)
+    elif mode == "victimlink":          # the case folder's snapshot proves the victim untouched
+        os.symlink(input_path.parent / "victim.txt", output)
+    elif mode == "victimhard":
+        os.link(input_path.parent / "victim.txt", output)
     elif mode == "suffix":
         output = out_dir / ("out" + {".keras": ".h5", ".h5": ".keras"}.get(sfx, ".npy"))
     return output, folder

@@ -1,21 +1,115 @@
-"""Atomic output: a temporary file in the destination folder, renamed into place on success.
+"""The one writer: every file weightshare writes goes through :func:`atomic_output`.
 
-An interrupted or failed write leaves the destination as it was (the old file
-or nothing) and no temporary file behind. Inputs are never opened for writing.
+:func:`check_output` decides, in one place, what an output path means:
+
+- an existing folder, a missing output folder and a name longer than the
+  file system allows are refused before any work;
+- an input as output is refused: the same path, a symlink to an input, or
+  another hard link of it (``os.path.samefile``: same device and inode);
+- unless the job rewrites in place: then a symlink at the path is followed
+  and the real file is replaced (the link stays a link to the new file),
+  and a file with more than one hard link is refused (replacing one name
+  would leave the other names with the old file, silently);
+- otherwise a symlink at the output path is replaced by the new file, never
+  written through: the file it pointed to is left as it was.
+
+:func:`atomic_output` writes a temporary file in the output's folder,
+``fsync``\\ s it and renames it into place (``os.replace``) on success. On
+any exception (an error, Ctrl-C, SIGTERM or SIGHUP in the command line) the
+temporary file is removed and the output path is left as it was; a full
+disk or quota is reported naming the output (never the input the OS blamed).
+Inputs are never opened for writing.
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 
-__all__ = ["temp_path", "atomic_output"]
+from ..errors import FileFormatError
+
+__all__ = ["check_output", "same_file", "temp_path", "atomic_output", "FULL_DISK"]
+
+#: a temporary name keeps at most this many bytes of the output's name, so
+#: that ``.{name}.XXXXXXXX{suffix}`` fits in NAME_MAX (255) for any valid name
+_STEM_BYTES = 200
+_NAME_MAX = 255
+#: a full disk or quota: the error names the output, whatever file the OS named
+FULL_DISK = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e)
+
+
+def same_file(a, b):
+    """Whether paths `a` and `b` are the same file (same path, a symlink, a hard link)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.abspath(a) == os.path.abspath(b) or os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:     # one of them does not exist
+        return False
+
+
+def _name_max(folder):
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return _NAME_MAX
+
+
+def check_output(dst, inputs=(), *, in_place=None):
+    """The file an output `dst` really replaces, after the checks every output passes.
+
+    Parameters
+    ----------
+    dst : str or os.PathLike
+    inputs : iterable of path (None entries are skipped)
+        The files the job reads; none of them may be the output.
+    in_place : bool or None
+        None: the job has no in-place mode, an input as output is refused;
+        False: refused, saying to pass ``in_place=True`` (``--in-place``);
+        True: `dst` may be an input, rewritten in place (see the module).
+
+    Returns
+    -------
+    str
+        `dst`, or the real file a symlink at `dst` points to when an input
+        is rewritten in place.
+    """
+    dst = os.fspath(dst)
+    if os.path.isdir(dst):
+        raise FileFormatError(dst, "is a folder; give the output file's name")
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "the output folder does not exist", folder)
+    same = [os.fspath(s) for s in inputs if s is not None and same_file(s, dst)]
+    if same:
+        if not in_place:
+            other = "" if os.path.abspath(same[0]) == os.path.abspath(dst) else \
+                f" (the same file as {same[0]})"
+            hint = ("; pass in_place=True (--in-place) to replace it (still written atomically)"
+                    if in_place is False else "; give the output another name")
+            raise FileFormatError(dst, f"is the input file{other}{hint}")
+        if os.path.islink(dst):
+            dst = os.path.realpath(dst)
+            folder = os.path.dirname(dst)
+        links = os.stat(dst).st_nlink
+        if links > 1:
+            raise FileFormatError(dst, f"has {links} hard links: replacing it in place would "
+                                       f"leave the other {links - 1} name(s) with the old file; "
+                                       "write to another file instead")
+    if len(os.fsencode(os.path.basename(dst))) > _name_max(folder):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), dst)
+    return dst
 
 
 def temp_path(folder, stem, suffix):
-    """A new empty temporary file in `folder` (the caller removes it).
+    """A new empty temporary file ``.{stem}.XXXXXXXX{suffix}`` in `folder` (the caller removes it).
 
-    An OSError names the folder (not the random temporary name).
+    A long `stem` is shortened so that the name fits any file system. An
+    OSError names the folder (not the random temporary name).
     """
+    if len(os.fsencode(stem)) > _STEM_BYTES:
+        stem = stem[:_STEM_BYTES // 4]       # a character is at most 4 bytes
     try:
         fd, path = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=suffix)
     except OSError as exc:
@@ -25,16 +119,29 @@ def temp_path(folder, stem, suffix):
     return path
 
 
-@contextlib.contextmanager
-def atomic_output(dst, mode_from=None):
-    """Yield a temporary path next to `dst`; on success it replaces `dst`.
+def _sync_folder(folder):
+    """Make the rename durable (best effort: not every system can fsync a folder)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    The temporary file gets the permissions `mode_from` has (when given and
-    existing) or the usual ``0o666 & ~umask``. On any exception it is
-    removed and `dst` is left as it was.
+
+@contextlib.contextmanager
+def atomic_output(dst, mode_from=None, *, inputs=(), in_place=None):
+    """Yield a temporary path next to the output; on success it replaces the output.
+
+    `dst`, `inputs` and `in_place` are checked by :func:`check_output`
+    first; the file replaced is what it returns. The temporary file gets the
+    permissions `mode_from` has (when given and existing) or the usual
+    ``0o666 & ~umask``; it is fsynced before the rename. On any exception it
+    is removed and the output is left as it was.
     """
-    folder = os.path.dirname(os.path.abspath(dst))
-    tmp = temp_path(folder, os.path.basename(dst), ".tmp")
+    target = check_output(dst, inputs, in_place=in_place)
+    folder = os.path.dirname(os.path.abspath(target))
+    tmp = temp_path(folder, os.path.basename(target), ".tmp")
     try:
         yield tmp
         if mode_from is not None and os.path.exists(mode_from):
@@ -46,8 +153,14 @@ def atomic_output(dst, mode_from=None):
         os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:     # the bytes are on disk before the name is
             os.fsync(f.fileno())
-        os.replace(tmp, dst)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno in FULL_DISK:
+            why = exc.strerror or os.strerror(exc.errno)
+            raise OSError(exc.errno, f"{why}: the output was not written", target) from None
+        raise
     finally:
         if os.path.exists(tmp):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+    _sync_folder(folder)

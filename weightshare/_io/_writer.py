@@ -8,6 +8,7 @@ member by member with each member's own ZipInfo, and the result is renamed
 into place. The source is only ever opened for reading.
 """
 
+import contextlib
 import os
 import shutil
 import zipfile
@@ -17,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import FileFormatError
-from ._atomic import atomic_output, temp_path
+from ._atomic import atomic_output, check_output, same_file, temp_path
 from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
 from ._h5check import raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
@@ -103,21 +104,17 @@ def _zeros(stored, record):
 
 
 def check_destination(src, dst, in_place):
-    """Refuse a destination that would lose data or that Keras would read differently."""
+    """Refuse a destination that would lose data or that Keras would read differently.
+
+    Returns the file the rewrite replaces (see :func:`~._atomic.check_output`:
+    in place, a symlink is followed to the real file).
+    """
     src, dst = os.fspath(src), os.fspath(dst)
-    if os.path.isdir(dst):
-        raise FileFormatError(dst, "is a folder; give the output file's name")
-    folder = os.path.dirname(os.path.abspath(dst))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(2, "the output folder does not exist", folder)
-    same = os.path.abspath(src) == os.path.abspath(dst) or (
-        os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst))
-    if same and not in_place:
-        raise FileFormatError(dst, "is the input file; pass in_place=True (--in-place) to replace "
-                                   "it (still written atomically)")
-    if not same and suffix_of(src) != suffix_of(dst):
+    target = check_output(dst, (src,), in_place=bool(in_place))
+    if not same_file(src, dst) and suffix_of(src) != suffix_of(dst):
         raise FileFormatError(dst, f"must keep the input's suffix {suffix_of(src)!r} (Keras picks "
                                    "its loader by the file name)")
+    return target
 
 
 def _stored(new, dtype, record):
@@ -131,6 +128,16 @@ def _stored(new, dtype, record):
     if record.dtype == "bfloat16":
         return float32_to_bf16_bits(new).view(dtype)
     return new.astype(dtype, copy=False)
+
+
+@contextlib.contextmanager
+def _one_tensor(src, record):
+    """A MemoryError while one tensor is read, changed or written names the file and tensor."""
+    try:
+        yield
+    except MemoryError:
+        raise MemoryError(f"{src}: {record.location}: out of memory for tensor {record.name!r} "
+                          f"(shape {tuple(record.shape)}, {record.dtype})") from None
 
 
 def _call(fn, record, values, src):
@@ -207,10 +214,11 @@ def _edit_h5(path, prefix, records, fn, progress, src, wf):
             place = raw_place(ds)
             if place is None:
                 continue
-            old, stored = _new_stored(ds, record, fn, src)
-            if stored is not None:
-                _patch(out, place, stored, record, src)
-            results[i] = _summary(record, old, stored)
+            with _one_tensor(src, record):
+                old, stored = _new_stored(ds, record, fn, src)
+                if stored is not None:
+                    _patch(out, place, stored, record, src)
+                results[i] = _summary(record, old, stored)
             del old, stored
             done += 1
             if progress is not None:
@@ -221,15 +229,28 @@ def _edit_h5(path, prefix, records, fn, progress, src, wf):
             for i in rest:
                 record = records[i]
                 ds = h5[record.location[len(prefix):]]
-                old, stored = _new_stored(ds, record, fn, src)
-                if stored is not None:
-                    ds[...] = stored
-                results[i] = _summary(record, old, stored)
+                with _one_tensor(src, record):
+                    old, stored = _new_stored(ds, record, fn, src)
+                    if stored is not None:
+                        ds[...] = stored
+                    results[i] = _summary(record, old, stored)
                 del old, stored
                 done += 1
                 if progress is not None:
                     progress(done, len(records), record)
     return results
+
+
+def _read_array(wf, record, fn, src):
+    """(old array, new stored array or None) of one tensor of a .npy/.npz file."""
+    old = wf.read(record)
+    new = _call(fn, record, old, src)
+    if new is None:
+        return old, None
+    try:
+        return old, _stored(new, old.dtype, record)
+    except (ValueError, TypeError) as exc:
+        raise FileFormatError(src, str(exc), record.location) from None
 
 
 def _rewrite_npz(wf, tmp, fn, records, progress, src):
@@ -242,13 +263,8 @@ def _rewrite_npz(wf, tmp, fn, records, progress, src):
             record = by_key.get(info.filename[:-4])
             old = new = None
             if record is not None:
-                old = wf.read(record)
-                new = _call(fn, record, old, src)
-                if new is not None:
-                    try:
-                        new = _stored(new, old.dtype, record)
-                    except (ValueError, TypeError) as exc:
-                        raise FileFormatError(src, str(exc), record.location) from None
+                with _one_tensor(src, record):
+                    old, new = _read_array(wf, record, fn, src)
             with out.open(clone_info(info), "w", force_zip64=True) as w:
                 if new is None:
                     with wf._zip.open(info) as r:
@@ -256,7 +272,8 @@ def _rewrite_npz(wf, tmp, fn, records, progress, src):
                 else:
                     np.lib.format.write_array(w, new, allow_pickle=False)
             if record is not None:
-                results.append(_summary(record, old, new))
+                with _one_tensor(src, record):
+                    results.append(_summary(record, old, new))
                 done += 1
                 if progress is not None:
                     progress(done, len(records), record)
@@ -283,11 +300,12 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
     list of TensorRewrite
         One per tensor `fn` was called on, in file order.
     """
-    check_destination(src, dst, in_place)
-    src, dst = os.fspath(src), os.fspath(dst)
+    src = os.fspath(src)
+    dst = check_destination(src, dst, in_place)
     with open_weights(src) as wf:
         records = [r for r in wf.records if select is None or select(r)]
-        with atomic_output(dst, mode_from=src if in_place else None) as tmp:
+        with atomic_output(dst, mode_from=src if in_place else None, inputs=(src,),
+                           in_place=bool(in_place)) as tmp:
             try:
                 return _rewrite_into(wf, src, dst, tmp, fn, records, progress)
             except (zipfile.BadZipFile, RuntimeError, KeyError, EOFError) as exc:
@@ -320,18 +338,15 @@ def _rewrite_into(wf, src, dst, tmp, fn, records, progress):
             shutil.copyfile(src, tmp)
             return []
         record = records[0]
-        old = wf.read(record)
-        new = _call(fn, record, old, src)
-        if new is None:
-            shutil.copyfile(src, tmp)
-        else:
-            try:
-                new = _stored(new, old.dtype, record)
-            except (ValueError, TypeError) as exc:
-                raise FileFormatError(src, str(exc), record.location) from None
-            with open(tmp, "wb") as f:
-                np.lib.format.write_array(f, new, allow_pickle=False)
+        with _one_tensor(src, record):
+            old, new = _read_array(wf, record, fn, src)
+            if new is None:
+                shutil.copyfile(src, tmp)
+            else:
+                with open(tmp, "wb") as f:
+                    np.lib.format.write_array(f, new, allow_pickle=False)
+            summary = _summary(record, old, new)
         if progress is not None:
             progress(1, 1, record)
-        return [_summary(record, old, new)]
+        return [summary]
     return _rewrite_npz(wf, tmp, fn, records, progress, src)

@@ -14,8 +14,8 @@ import numpy as np
 
 from .._keras._roles import output_axis
 from ..files import read_weights, select_weights, transform_file
-from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, _n_to_keep, apply_mask,
-                     prune, prune_global)
+from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, apply_mask, prune,
+                     prune_global)
 
 __all__ = ["PruneSummary", "prune_file"]
 
@@ -78,17 +78,10 @@ def _check_tensor(record, sparsity, keep, axis, block, n_m):
             _check_n_m(n_m, shape)
         elif block is not None:
             r, c = _check_block(block, shape)
-            if keep is not None:
-                if keep > size:
-                    raise ValueError(f"keep={keep} is larger than the tensor ({size} entries)")
+            if keep is not None and keep < size:     # larger: every block is kept
                 if keep % (r * c):
                     raise ValueError(f"keep={keep} must be a multiple of the block size "
                                      f"{r}x{c}={r * c} with block={block!r}")
-        elif axis is not None:
-            m = size // shape[axis] if shape[axis] else 0
-            _n_to_keep(m, sparsity, keep, what=f"a slice along axis {axis}")
-        else:
-            _n_to_keep(size, sparsity, keep)
     except ValueError as exc:
         raise ValueError(f"{record.name} (shape {shape}): {exc}") from None
 
@@ -117,7 +110,9 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         together with `global_`); existing zeros count.
     keep : int >= 0, optional
         Non-zeros kept in each targeted tensor (in all of them together with
-        `global_`). Give exactly one of `sparsity` and `keep`, or `n_m`.
+        `global_`): exactly `keep`, or fewer if it had fewer (a tensor
+        smaller than `keep` keeps all its non-zeros). Give exactly one of
+        `sparsity` and `keep`, or `n_m`.
     global_ : bool, default False
         One magnitude threshold across all targeted tensors
         (:func:`weightshare.prune_global`; ties go to the tensor earlier in
@@ -140,7 +135,8 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     block : (int, int), optional
         Prune whole blocks of the last two dimensions by their L2 norm.
     in_place : bool, default False
-        Allow `dst` to be `src` (still written atomically).
+        Allow `dst` to be `src` (still written atomically; a symlink is
+        followed to the real file, a file with several hard links refused).
     progress : callable(done, total, record), optional
         Called after each tensor (the CLI's progress bar).
 
@@ -153,9 +149,9 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     Raises
     ------
     ValueError
-        A bad target, or one a targeted tensor cannot take (keep larger than
-        the tensor, N:M or a block that does not divide its axes): the
-        message names the tensor, and nothing is written.
+        A bad target, or one a targeted tensor cannot take (N:M or a block
+        that does not divide its axes, a `keep` that is not a multiple of
+        the block): the message names the tensor, and nothing is written.
     weightshare.errors.FileFormatError
         The file cannot be read or written (names the file and dataset).
 
@@ -239,6 +235,11 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
             results = prune_global(tensors, sparsity=sparsity, keep=keep)
         except ValueError as exc:
             raise ValueError(f"{len(tensors)} targeted tensor(s) together: {exc}") from None
+        except MemoryError:
+            n = sum(int(np.size(v)) for v in tensors.values())
+            raise MemoryError(f"{os.fspath(src)}: out of memory ranking the {len(tensors)} "
+                              f"targeted tensor(s) together ({n} entries) with global_=True") \
+                from None
         for name, res in results.items():
             r = by_name[name]
             masks[name] = res.mask

@@ -5,14 +5,23 @@ function that adds its parser and sets ``func``; ``func(args)`` returns the
 exit code. This module owns the boundary: any ``ValueError``, ``TypeError``
 or ``OSError`` becomes one line on stderr and exit code 2, never a traceback.
 
-Exit codes: 0 done, 2 bad input (file, argument or value), 130 interrupted.
+Exit codes: 0 done, 2 bad input (file, argument or value), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP). SIGTERM and SIGHUP
+unwind like Ctrl-C while a command runs, so that the atomic writer removes its
+temporary file; a signal that was ignored when ``main`` started (``nohup``)
+stays ignored, and the previous handlers are restored when ``main`` returns.
+stdout and stderr escape what their encoding cannot show (a file name in an
+ASCII locale) rather than fail after the output was written.
 """
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 from . import _cluster, _compare, _info, _prune, _remove, _report
-from ._common import EXIT_BAD_INPUT, EXIT_OK
+from ._common import EXIT_BAD_INPUT, EXIT_OK, one_line
 
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
@@ -27,12 +36,54 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _one_line(exc):
-    if isinstance(exc, OSError) and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+class _Terminated(BaseException):
+    """Raised in the main thread by SIGTERM or SIGHUP (like KeyboardInterrupt for SIGINT)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    for other in _SIGNALS:          # a second signal must not interrupt the clean-up
+        signal.signal(other, signal.SIG_IGN)
+    raise _Terminated(signum)
+
+
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """SIGTERM and SIGHUP raise _Terminated while the block runs (main thread, default handlers)."""
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in _SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                saved[signum] = signal.signal(signum, _terminate)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _streams_escape():
+    """stdout/stderr write what their encoding cannot show as backslash escapes."""
+    saved = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        if errors in ("strict", None) and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors="backslashreplace")
+                saved.append((stream, errors or "strict"))
+    try:
+        yield
+    finally:
+        for stream, errors in saved:
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors=errors)
 
 
 def build_parser():
@@ -53,14 +104,21 @@ def main(argv=None):
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"weightshare {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError, MemoryError) as exc:
-        print(f"weightshare {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    with _streams_escape(), _signals_unwind():
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print(f"weightshare {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except _Terminated as exc:
+            name = "hung up" if exc.signum == getattr(signal, "SIGHUP", None) else "terminated"
+            print(f"weightshare {args.command}: {name} ({signal.Signals(exc.signum).name})",
+                  file=sys.stderr)
+            return 128 + exc.signum
+        except (ValueError, TypeError, OSError, MemoryError) as exc:
+            print(f"weightshare {args.command}: error: "
+                  f"{one_line(exc, getattr(args, 'model', None))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,8 @@ import sys
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, parse_k, parse_k_map,
-                      parse_seed, print_json, print_table, stdout_may_close)
+from ._common import (Progress, add_rewrite_options, add_target_options, output_name, parse_k,
+                      parse_k_map, parse_seed, print_json, print_table, stdout_may_close)
 
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 
@@ -91,13 +91,13 @@ def _unknown_layers(path):
 def run(args):
     if args.output is None and not args.in_place:
         raise ValueError("give -o OUT, or --in-place to replace MODEL")
-    dst = args.model if args.output is None else args.output
     k = _k(args)
     if args.roles == ["kernel"]:
         for path, cls in _unknown_layers(args.model):
             print(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) has "
                   "tensors of unknown role (var0, var1, ...): left as they are; target them "
                   "with --roles", file=sys.stderr)
+    dst = output_name(args)
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
@@ -107,7 +107,7 @@ def run(args):
                                         progress=progress)
     finally:
         progress.close()
-    with stdout_may_close():
+    with stdout_may_close(written=dst):
         if args.json:
             print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
             return 0

@@ -7,7 +7,17 @@ import os
 import sys
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
-           "stdout_may_close"]
+           "stdout_may_close", "output_name", "one_line"]
+
+
+def _discard_stdout():
+    """Point stdout at the null device, so that the interpreter's own last flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
 
 #: exit codes: done, bad input (file, argument or value); 130 is an interrupt
 EXIT_OK = 0
@@ -15,15 +25,48 @@ EXIT_BAD_INPUT = 2
 
 
 @contextlib.contextmanager
-def stdout_may_close():
-    """Let a reader such as ``head`` close stdout early: stop printing quietly, exit 0."""
+def stdout_may_close(written=None):
+    """Let a reader such as ``head`` close stdout early: stop printing quietly, exit 0.
+
+    Any other failure to print (a full disk, a closed terminal) after the
+    output file `written` was written says that it was: the file is complete
+    and stays, the exit code is 2.
+    """
     try:
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)   # so the interpreter's own flush is quiet
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _discard_stdout()
+    except (OSError, ValueError) as exc:
+        if written is None:
+            raise
+        with contextlib.suppress(OSError, ValueError):
+            _discard_stdout()
+        why = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+        raise OSError(getattr(exc, "errno", None), f"{written} was written (complete), but its "
+                                                   f"summary could not be printed: {why}") from None
+
+
+def output_name(args):
+    """The file a rewriting command writes: OUT, or MODEL with --in-place.
+
+    The writer's own rule (:func:`weightshare.files.output_file`): in place, a
+    symlink is followed to the real file, which is the file replaced.
+    """
+    from ..files import output_file
+    dst = args.model if args.output is None else args.output
+    return output_file(dst, args.model, in_place=args.in_place)
+
+
+def one_line(exc, file=None):
+    """`exc` in one line; a bare MemoryError names `file` (the command's input) when given."""
+    if isinstance(exc, MemoryError) and not str(exc):
+        return f"{file}: out of memory" if file else "out of memory"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def print_table(headers, rows, out=None):
@@ -123,5 +166,6 @@ def add_target_options(p, verb, roles_example):
 def add_rewrite_options(p):
     """--in-place and --quiet of a command that rewrites MODEL tensor by tensor."""
     p.add_argument("--in-place", action="store_true",
-                   help="replace MODEL itself (still written atomically)")
+                   help="replace MODEL itself (still written atomically); a symlink is followed "
+                        "and the real file replaced; a file with several hard links is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

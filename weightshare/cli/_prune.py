@@ -5,8 +5,8 @@ import math
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, print_json, print_table,
-                      stdout_may_close)
+from ._common import (Progress, add_rewrite_options, add_target_options, output_name, print_json,
+                      print_table, stdout_may_close)
 
 
 def parse_pair(sep, what):
@@ -85,7 +85,7 @@ def run(args):
     if len(structure) > 1:
         raise ValueError(f"give at most one of --per-channel, --n-m and --block; got "
                          f"{' and '.join(structure)}")
-    dst = args.model if args.output is None else args.output
+    dst = output_name(args)
     progress = Progress("pruning", quiet=args.quiet)
     try:
         rows = weightshare.prune_file(args.model, dst, sparsity=args.sparsity, keep=args.keep,
@@ -98,7 +98,7 @@ def run(args):
     size = sum(r.size for r in rows)
     before = sum(r.nonzero_before for r in rows)
     after = sum(r.nonzero_after for r in rows)
-    with stdout_may_close():
+    with stdout_may_close(written=dst):
         if args.json:
             print_json({"input": args.model, "output": dst, "global": args.global_,
                         "size": size, "nonzero_before": before, "nonzero_after": after,

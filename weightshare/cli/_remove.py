@@ -5,6 +5,8 @@ import sys
 
 import weightshare
 
+from ._common import stdout_may_close
+
 
 def register(sub):
     p = sub.add_parser(
@@ -26,7 +28,9 @@ def register(sub):
     p.add_argument("--by", default="l1", choices=sorted(weightshare.REMOVE_BY),
                    help="with --count: L1 or L2 norm of each unit's producer kernel slice "
                         "(default: l1)")
-    p.add_argument("--in-place", action="store_true", help="replace MODEL itself (atomically)")
+    p.add_argument("--in-place", action="store_true",
+                   help="replace MODEL itself (atomically); a symlink is followed and the real "
+                        "file replaced; a file with several hard links is refused")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -70,9 +74,10 @@ def run(args):
                                    count=args.count, by=args.by, in_place=args.in_place)
     for warning in res.warnings:
         print(f"weightshare remove: warning: {warning}", file=sys.stderr)
-    if args.json:
-        json.dump(res.to_dict(), sys.stdout, indent=2)
-        print()
-    else:
-        print(_table(res))
+    with stdout_may_close(written=res.dst):
+        if args.json:
+            json.dump(res.to_dict(), sys.stdout, indent=2)
+            print()
+        else:
+            print(_table(res))
     return 0

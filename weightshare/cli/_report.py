@@ -6,7 +6,7 @@ import sys
 
 import weightshare
 
-from ._common import EXIT_BAD_INPUT
+from ._common import EXIT_BAD_INPUT, one_line
 
 
 def register(sub):
@@ -20,9 +20,11 @@ def register(sub):
                    help="the original model: adds the SSE and max abs error per tensor")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="OUT.png",
-                   help="draw weight histograms and bytes per tensor (needs matplotlib)")
+                   help="draw weight histograms and bytes per tensor (needs matplotlib); the "
+                        "format follows the extension (.png, .svg, .pdf); OUT must not be MODEL "
+                        "or ORIGINAL nor a folder, and a symlink there is replaced, not followed")
     p.add_argument("--tensors", nargs="+", metavar="NAME",
-                   help="tensors to draw a histogram of (default: the six largest)")
+                   help="tensors to draw a histogram of, each once (default: the six largest)")
     p.set_defaults(func=run)
 
 
@@ -36,12 +38,24 @@ def _json_safe(obj):
     return obj
 
 
+def _check_plot(args):
+    """The tensors the plot draws, once each: --plot and --tensors checked before any work."""
+    from ..plot import check_out, choose_tensors
+    try:
+        check_out(args.plot, (args.model, args.compare))
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"--plot: {one_line(exc)}") from None
+    values = weightshare.load_tensors(args.model)
+    return values, choose_tensors(values, args.tensors)
+
+
 def run(args):
     if args.plot:   # checked before any work is done
         from ..plot import MATPLOTLIB_MISSING, matplotlib_available
         if not matplotlib_available():
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        values, tensors = _check_plot(args)
     rep = weightshare.report(args.model, compare=args.compare)
     if args.json:
         json.dump(_json_safe(rep.to_dict()), sys.stdout, indent=2)
@@ -50,7 +64,6 @@ def run(args):
         print(rep.table())
     if args.plot:
         from ..plot import plot_report
-        drawn = plot_report(args.model, args.plot, compare=args.compare, tensors=args.tensors,
-                            rep=rep)
+        drawn = plot_report(values, args.plot, compare=args.compare, tensors=tensors, rep=rep)
         print(f"wrote {args.plot} ({len(drawn)} histogram(s))", file=sys.stderr)
     return 0
