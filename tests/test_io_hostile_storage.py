@@ -299,6 +299,51 @@ def test_dev_zero_under_an_address_space_limit(tmp_path):
     assert path in res.stderr and REFUSAL.search(res.stderr) and "Memory" not in res.stderr
 
 
+# --------------------------------------------------------------------------- defence in depth
+@pytest.fixture
+def readers_blind(monkeypatch):
+    """The readers' storage checks switched off: what the writers check on their own."""
+    from weightshare._io import _container, _reader
+    from weightshare._remove import _source
+    monkeypatch.setattr(_container, "check_storage", lambda *a, **k: None)
+    monkeypatch.setattr(_reader, "check_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(_source, "check_dataset", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("kind", ["external", "virtual"])
+@pytest.mark.parametrize("name", ["k3_mlp.weights.h5", "k2_mlp.h5", "k3_mlp.keras"])
+def test_the_rewriter_checks_again_before_writing(tmp_path, monkeypatch, readers_blind, name,
+                                                  kind):
+    h = Hostile(tmp_path, name, kind, relative=True)
+    monkeypatch.chdir(h.cwd)
+    for call in (lambda: weightshare.cluster_file(h.input, h.output, 2),
+                 lambda: weightshare.prune_file(h.input, h.output, sparsity=0.5)):
+        with pytest.raises(FileFormatError, match=REFUSAL) as e:
+            call()
+        assert h.location in e.value.dataset
+        h.check_untouched()
+
+
+@pytest.mark.parametrize("whole_file", [True, False], ids=["file", "dataset"])
+@pytest.mark.parametrize("tensor", ["hidden/kernel", "logits/bias"])
+@pytest.mark.parametrize("kind", ["external", "virtual"])
+@pytest.mark.parametrize("name", ["k3_mlp.keras", "k2_mlp.h5"])
+def test_the_rebuild_checks_again_before_writing(tmp_path, monkeypatch, readers_blind, name, kind,
+                                                 tensor, whole_file):
+    """remove re-creates hidden/kernel (its creation properties name the external file) and
+    copies logits/bias (H5Ocopy keeps the reference): both refused, by the check of the whole
+    source or, without it, by the check of each dataset."""
+    from weightshare._remove import _rebuild
+    if not whole_file:
+        monkeypatch.setattr(_rebuild, "check_storage", lambda *a, **k: None)
+    h = Hostile(tmp_path, name, kind, tensor=tensor, relative=True)
+    monkeypatch.chdir(h.cwd)
+    with pytest.raises(FileFormatError) as e:
+        weightshare.remove_units(h.input, h.output, layer="hidden", count=1)
+    assert e.value.path == str(h.input) and h.location in e.value.dataset, str(e.value)
+    h.check_untouched()
+
+
 # --------------------------------------------------------------------------- allocation bounds
 def _forged_chunk(dst, shape, chunks, size):
     """k3_mlp.weights.h5 whose hidden kernel is chunked (gzip), its first chunk only written,
