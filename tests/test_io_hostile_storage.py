@@ -187,11 +187,16 @@ def io_npz(tmp_path_factory):
     return str(path)
 
 
-def _one_line(err, h):
+def _one_line_of(err):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert str(h.input) in lines[0] and h.location in lines[0], lines[0]
     return lines[0]
+
+
+def _one_line(err, h):
+    line = _one_line_of(err)
+    assert str(h.input) in line and h.location in line, line
+    return line
 
 
 @pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
@@ -366,24 +371,56 @@ def _forged_chunk(dst, shape, chunks, size):
     return path
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((1 << 26, 16), "which claims 4294967296 bytes of data but stores only"),
-    ((1 << 10, 16), "claims to store 2147483632 bytes of data in a file of"),
-], ids=["4GiB-shape", "small-shape"])
-def test_a_forged_chunk_size_does_not_count_as_stored(tmp_path, shape, message):
-    """A chunk index claiming 2 GiB stored: the storage size the header gives is not what the
-    file holds. Either the shape (4 GiB) is refused against the file's real size, or the
-    claim itself (libhdf5 would allocate a 2 GiB buffer for that chunk)."""
+@pytest.mark.parametrize("shape", [(1 << 26, 16), (1 << 10, 16)], ids=["4GiB", "64KiB"])
+def test_a_forged_chunk_size_does_not_count_as_stored(tmp_path, shape):
+    """A chunk index claiming 2 GiB stored in a file of 20 KB: the claim is not what the file
+    holds. Counted as stored, it let a 4 GiB shape be allocated; and libhdf5 allocates a
+    chunk's claimed size to read it."""
     dst = tmp_path / "forged.weights.h5"
     path = _forged_chunk(dst, shape, (min(shape[0], 1 << 16), 16), 0x7FFFFFF0)
     t = time.perf_counter()
     for call in (lambda: weightshare.read_weights(dst, values=False),
                  lambda: weightshare.cluster_file(dst, tmp_path / "o.weights.h5", 2)):
-        with pytest.raises(FileFormatError, match=message) as e:
+        with pytest.raises(FileFormatError, match="claims to store 2147483632 bytes of data in "
+                                                  "a file of") as e:
             call()
         assert e.value.dataset == path
     assert time.perf_counter() - t < 1.0
     assert sorted(os.listdir(tmp_path)) == [dst.name]
+
+
+def test_the_shape_is_bounded_by_the_file_not_by_the_claim(tmp_path):
+    """check_dataset itself (the open-time walk switched off): a 4 GiB shape over a chunk index
+    claiming 2 GiB is refused against the file's size."""
+    from weightshare._io._h5check import check_dataset
+    dst = tmp_path / "forged.weights.h5"
+    path = _forged_chunk(dst, (1 << 26, 16), (1 << 16, 16), 0x7FFFFFF0)
+    with h5py.File(dst, "r") as f:
+        with pytest.raises(FileFormatError, match="which claims 4294967296 bytes of data but "
+                                                  "stores only"):
+            check_dataset(f[path], f, str(dst), path, os.path.getsize(dst))
+
+
+def test_an_unread_forged_dataset_is_refused_before_remove_copies_it(tmp_path):
+    """remove copies the datasets it does not read with H5Ocopy, which reads each chunk into a
+    buffer of the size the chunk index claims."""
+    dst = tmp_path / "stray.h5"
+    shutil.copyfile(FIX / "k2_mlp.h5", dst)
+    with h5py.File(dst, "r+") as f:
+        ds = f.create_dataset("stray", shape=(1 << 10, 16), dtype="f4", chunks=(1 << 10, 16),
+                              compression="gzip")
+        ds[...] = 0.5
+        real = ds.id.get_chunk_info(0).size
+    data = bytearray(dst.read_bytes())
+    key = struct.pack("<II", real, 0) + bytes(24)
+    assert data.count(key) == 1
+    i = data.find(key)
+    data[i:i + 4] = struct.pack("<I", 0x7FFFFFF0)
+    dst.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="claims to store 2147483632 bytes") as e:
+        weightshare.remove_units(dst, tmp_path / "o.h5", layer="hidden", count=1)
+    assert e.value.dataset == "/stray"
+    assert sorted(os.listdir(tmp_path)) == ["stray.h5"]
 
 
 # --------------------------------------------------------------------------- what is never opened
@@ -436,3 +473,32 @@ def test_a_soft_link_through_an_external_link_is_refused_at_the_external_link(tm
         assert e.value.dataset == "/elsewhere"
     assert _sha(tmp_path / "victim.h5") == before
     assert sorted(os.listdir(tmp_path)) == ["soft.weights.h5", "victim.h5"]
+
+
+def test_a_chunk_past_the_end_is_refused_before_remove_copies_it(tmp_path):
+    """A chunk claiming 1 MB at 100 bytes before the end of a 2 MB file (a valid total): H5Ocopy
+    of that dataset (remove copies what it does not change) crashes the process with a double
+    free. Run as a real process, so that a regression fails the test instead of pytest."""
+    dst = tmp_path / "stray.h5"
+    shutil.copyfile(FIX / "k2_mlp.h5", dst)
+    with h5py.File(dst, "r+") as f:
+        f.create_dataset("padding", data=np.zeros(1 << 19, "f4"))
+        ds = f.create_dataset("stray", shape=(1 << 10, 16), dtype="f4", chunks=(1 << 10, 16),
+                              compression="gzip")
+        ds[...] = 0.5
+        real = ds.id.get_chunk_info(0).size
+    data = bytearray(dst.read_bytes())
+    key = struct.pack("<II", real, 0) + bytes(24)
+    assert data.count(key) == 1
+    i = data.find(key)
+    data[i:i + 4] = struct.pack("<I", 1 << 20)
+    dst.write_bytes(bytes(data))
+    with h5py.File(dst, "r") as f:
+        assert f["stray"].id.get_storage_size() < dst.stat().st_size
+    res = subprocess.run([sys.executable, "-m", "weightshare", "remove", str(dst), "-o",
+                          str(tmp_path / "o.h5"), "--layer", "hidden", "--count", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 2, res.stderr
+    assert "/stray: has a chunk of 1048576 bytes at byte" in _one_line_of(res.stderr)
+    assert sorted(os.listdir(tmp_path)) == ["stray.h5"]

@@ -137,7 +137,7 @@ def open_hdf5(source, size, path, where=None):
     """
     h5 = h5py.File(source, "r")
     try:
-        check_storage(h5, path, where)
+        check_storage(h5, path, where, size)
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as f:
                 check_global_heaps(h5, f, size, path, where)

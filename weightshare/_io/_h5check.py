@@ -24,7 +24,10 @@
   decompression bomb must not allocate gigabytes), that claims to store
   more bytes than the file holds (a forged chunk index), or whose data runs
   past the end of the file. Every array weightshare allocates for a dataset
-  is sized by its shape, so these bounds come before any read.
+  is sized by its shape, so these bounds come before any read. The chunk
+  index of every chunked dataset in the file is checked at open as well
+  (:func:`check_storage`): libhdf5 allocates what a chunk claims, and
+  crashes copying a chunk that lies past the end of the file.
 - :func:`check_local` is the storage check of one dataset; the writers call
   it again on the dataset they write, right before writing.
 - :func:`raw_place` tells where a contiguous, unfiltered dataset's bytes are,
@@ -60,7 +63,7 @@ def raw_place(ds):
 
 
 def check_local(ds, path, where):
-    """Refuse the dataset `ds` if its data is not stored inside its own file.
+    """Refuse the dataset `ds` if its data is not stored inside its own file; its dcpl.
 
     Looks only at the creation properties: nothing that would open another
     file (the extent of a virtual dataset with unlimited mappings is read
@@ -74,17 +77,59 @@ def check_local(ds, path, where):
     if dcpl.get_external_count():
         raise FileFormatError(path, "stores its data outside the file (HDF5 external storage), "
                                     "which weightshare never reads or writes", where)
+    return dcpl
 
 
-def check_storage(h5, path, where=None):
+def check_storage(h5, path, where=None, size=None):
     """Refuse, anywhere in the open file `h5`, data stored outside it (see the module doc).
 
-    `where` is the zip member holding the file, or None. Run before anything
-    else reads the file's datasets.
+    `where` is the zip member holding the file, or None. With `size` (the
+    file's bytes), a chunked dataset whose chunk index claims more bytes
+    than that, or a chunk past the end, is refused too: libhdf5 allocates a
+    chunk's claimed size to read it, also when it copies a dataset
+    weightshare never reads. Run before anything else reads the datasets.
     """
     prefix = where + ":" if where else ""
     for ds in walk_datasets(h5, path, prefix):
-        check_local(ds, path, prefix + ds.name)
+        dcpl = check_local(ds, path, prefix + ds.name)
+        if size is not None and dcpl.get_layout() == h5py.h5d.CHUNKED:
+            _check_stored(ds, path, prefix + ds.name, size)
+            _check_chunks(ds, path, prefix + ds.name, size)
+
+
+def _check_stored(ds, path, where, file_size):
+    stored = int(ds.id.get_storage_size())
+    if stored > file_size:
+        raise FileFormatError(path, f"claims to store {stored} bytes of data in a file of "
+                                    f"{file_size} bytes: damaged or forged", where)
+
+
+class _PastEnd(Exception):
+    pass
+
+
+def _check_chunks(ds, path, where, file_size):
+    """Refuse a chunk that the index places (partly) past the end of the file.
+
+    libhdf5 allocates the size a chunk claims before reading it, and copying
+    such a chunk (``H5Ocopy``, as removal does for datasets it does not
+    change) frees a buffer twice when the read fails: a crash. One call per
+    stored chunk (``H5Dchunk_iter``, h5py >= 3.8; skipped before).
+    """
+    iterate = getattr(ds.id, "chunk_iter", None)
+    if iterate is None:  # pragma: no cover - older h5py
+        return
+
+    def visit(info):
+        if info.byte_offset + info.size > file_size:
+            raise _PastEnd(info.byte_offset, info.size)
+    try:
+        iterate(visit)
+    except _PastEnd as exc:
+        offset, nbytes = exc.args
+        raise FileFormatError(path, f"has a chunk of {nbytes} bytes at byte {offset}, past the "
+                                    f"end of the file ({file_size} bytes): truncated, damaged or "
+                                    "forged", where) from None
 
 
 def check_dataset(ds, h5, path, where, file_size):
@@ -102,9 +147,7 @@ def check_dataset(ds, h5, path, where, file_size):
         raise FileFormatError(path, f"its data (bytes {place[0]} to {place[0] + place[1]}) runs "
                                     f"past the end of the file ({file_size} bytes): truncated or "
                                     "damaged", where)
-    if stored > file_size:
-        raise FileFormatError(path, f"claims to store {stored} bytes of data in a file of "
-                                    f"{file_size} bytes: damaged or forged", where)
+    _check_stored(ds, path, where, file_size)
 
 
 #: deeper group nesting is refused (Keras nests a few levels; libhdf5's own
