@@ -1125,6 +1125,24 @@ def _last_vector(name, data):
     return found[-1]
 
 
+def _chunk_past_end(data):
+    """HDF5 `data` plus 2 MiB of padding and a gzip-chunked dataset ``/stray`` written last,
+    whose one chunk's B-tree key is forged to claim 1 MiB: past the end of the file."""
+    def edit(f):
+        f.create_dataset("padding", data=np.zeros(1 << 19, "f4"))
+        ds = f.create_dataset("stray", shape=(1024, 16), dtype="f4", chunks=(1024, 16),
+                              compression="gzip")
+        ds[...] = 0.5
+    new = bytearray(edit_h5(data, edit))
+    with h5py.File(io.BytesIO(bytes(new)), "r") as f:
+        real = f["stray"].id.get_chunk_info(0).size
+    key = struct.pack("<II", real, 0) + bytes(24)      # chunk size, filter mask, offsets
+    i = new.find(key)
+    assert i > 0 and new.count(key) == 1
+    new[i:i + 4] = struct.pack("<I", 1 << 20)
+    return bytes(new)
+
+
 def hostile_storage(b):
     """Datasets whose data is stored in another file: HDF5 external storage and virtual datasets.
 
@@ -1135,7 +1153,9 @@ def hostile_storage(b):
     they keep their bytes and that no file is created; every command must
     refuse naming the dataset. An untargeted dataset is refused too (the
     output would still reference the victim), and external storage in
-    /dev/zero declared as 8 GiB is refused without allocating it.
+    /dev/zero declared as 8 GiB is refused without allocating it. A chunk
+    placed past the end of the file (libhdf5 allocates its claimed size, and
+    crashes when ``remove`` copies it) is refused too.
     """
     for name, model, layer in BASES:
         data = _fixture(name)
@@ -1159,6 +1179,18 @@ def hostile_storage(b):
                   "input" + suffix(name): edit_any(name, data, h5=_stored_elsewhere(
                       "external", last, "victim.bin")), "victim.bin": bytes(8 << 10)},
               names=("{input}", last), **kw)
+    for name, model, layer in (("k2_mlp.h5", "k2_mlp", "hidden"),
+                               ("k3_mlp.keras", "k3_mlp", "hidden")):
+        data = _fixture(name)
+        if name.endswith(".keras"):
+            new = make_zip([(n, _chunk_past_end(c) if n == WEIGHTS else c)
+                            for n, c in zip_members(data)])
+        else:
+            new = _chunk_past_end(data)
+        b.add("h5", f"{name}: a stray chunked dataset whose one chunk claims 1 MiB, past the "
+              "end of the file (libhdf5 crashes copying it)",
+              {"input" + suffix(name): new}, model=model, layer=layer, stem=name,
+              expect="refused", names=("{input}", "stray"))
     for name, model, layer in BASES[:2]:
         data = _fixture(name)
         kpath = kernel_path(name, data)
