@@ -435,12 +435,13 @@ def _write(kf, src, dst, job, in_place):
                                     in_place=bool(in_place)) as tmp:
             if kf.fmt == "legacy_full":
                 attrs = {"/": {"model_config": job.config}} if job.config is not None else {}
-                _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs)
+                _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs, path=kf.path)
             else:
                 folder = os.path.dirname(os.path.abspath(dst))
                 h5tmp = _rebuild.temp_path(folder, os.path.basename(dst), ".h5.tmp")
                 try:
-                    _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop)
+                    _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop, path=kf.path,
+                                        where=_source.WEIGHTS_MEMBER)
                     replace = {_source.WEIGHTS_MEMBER: h5tmp}
                     if job.config is not None:
                         replace[_source.CONFIG_MEMBER] = job.config.encode("utf-8")

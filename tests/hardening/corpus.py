@@ -1110,6 +1110,110 @@ def output_links(b):
                   commands=WRITERS, output=mode, expect="any", model=model, stem=mode)
 
 
+def _stored_elsewhere(kind, path, ref, shape=None, dtype=None):
+    """An edit replacing dataset `path` by one whose data is in the file `ref` (not copied)."""
+    def edit(f):
+        old = f[path]
+        shape_, dtype_ = shape or old.shape, dtype or old.dtype
+        del f[path]
+        if kind == "external":
+            f.create_dataset(path, shape=shape_, dtype=dtype_,
+                             external=[(ref, 0, h5py.h5f.UNLIMITED)])
+        else:
+            layout = h5py.VirtualLayout(shape_, dtype_)
+            layout[...] = h5py.VirtualSource(ref, "k", shape=shape_)
+            f.create_virtual_dataset(path, layout)
+    return edit
+
+
+def _last_vector(name, data):
+    """Path of the last 1-D dataset in visit order (a bias or an optimizer slot: no command here
+    targets it)."""
+    if name.endswith(".keras"):
+        data = dict(zip_members(data))[WEIGHTS]
+    found = []
+    with h5py.File(io.BytesIO(data), "r") as f:
+        f.visititems(lambda n, obj: found.append(n) if isinstance(obj, h5py.Dataset) and
+                     obj.ndim == 1 else None)
+    return found[-1]
+
+
+def _chunk_past_end(data):
+    """HDF5 `data` plus 2 MiB of padding and a gzip-chunked dataset ``/stray`` written last,
+    whose one chunk's B-tree key is forged to claim 1 MiB: past the end of the file."""
+    def edit(f):
+        f.create_dataset("padding", data=np.zeros(1 << 19, "f4"))
+        ds = f.create_dataset("stray", shape=(1024, 16), dtype="f4", chunks=(1024, 16),
+                              compression="gzip")
+        ds[...] = 0.5
+    new = bytearray(edit_h5(data, edit))
+    with h5py.File(io.BytesIO(bytes(new)), "r") as f:
+        real = f["stray"].id.get_chunk_info(0).size
+    key = struct.pack("<II", real, 0) + bytes(24)      # chunk size, filter mask, offsets
+    i = new.find(key)
+    assert i > 0 and new.count(key) == 1
+    new[i:i + 4] = struct.pack("<I", 1 << 20)
+    return bytes(new)
+
+
+def hostile_storage(b):
+    """Datasets whose data is stored in another file: HDF5 external storage and virtual datasets.
+
+    libhdf5 follows both: a reader would take the other file's bytes as
+    weights and a rewrite would write its values there. The victims are files
+    of the case folder named relatively (the commands run in the case folder:
+    see the harness), so that the harness's check of the case folder proves
+    they keep their bytes and that no file is created; every command must
+    refuse naming the dataset. An untargeted dataset is refused too (the
+    output would still reference the victim), and external storage in
+    /dev/zero declared as 8 GiB is refused without allocating it. A chunk
+    placed past the end of the file (libhdf5 allocates its claimed size, and
+    crashes when ``remove`` copies it) is refused too.
+    """
+    for name, model, layer in BASES:
+        data = _fixture(name)
+        kpath = kernel_path(name, data)
+        kw = dict(model=model, layer=layer, stem=name, expect="refused")
+        with h5py.File(io.BytesIO(dict(zip_members(data))[WEIGHTS] if name.endswith(".keras")
+                                  else data), "r") as f:
+            values = f[kpath][()]
+        victim_h5 = new_h5(lambda f: f.create_dataset("k", data=values))
+        for kind, victim, content in (("external", "victim.bin", values.tobytes()),
+                                      ("virtual", "victim.h5", victim_h5)):
+            what = "external storage in" if kind == "external" else "a virtual dataset over"
+            b.add("h5", f"{name}: the first kernel ({kpath}) is {what} {victim}, a file of the "
+                  "case folder (which must not be read or written)",
+                  {"input" + suffix(name): edit_any(name, data, h5=_stored_elsewhere(
+                      kind, kpath, victim)), victim: content},
+                  names=("{input}", kpath), **kw)
+        last = _last_vector(name, data)
+        b.add("h5", f"{name}: an untargeted dataset ({last}) is external storage in victim.bin, "
+              "which the output would still reference", {
+                  "input" + suffix(name): edit_any(name, data, h5=_stored_elsewhere(
+                      "external", last, "victim.bin")), "victim.bin": bytes(8 << 10)},
+              names=("{input}", last), **kw)
+    for name, model, layer in (("k2_mlp.h5", "k2_mlp", "hidden"),
+                               ("k3_mlp.keras", "k3_mlp", "hidden")):
+        data = _fixture(name)
+        if name.endswith(".keras"):
+            new = make_zip([(n, _chunk_past_end(c) if n == WEIGHTS else c)
+                            for n, c in zip_members(data)])
+        else:
+            new = _chunk_past_end(data)
+        b.add("h5", f"{name}: a stray chunked dataset whose one chunk claims 1 MiB, past the "
+              "end of the file (libhdf5 crashes copying it)",
+              {"input" + suffix(name): new}, model=model, layer=layer, stem=name,
+              expect="refused", names=("{input}", "stray"))
+    for name, model, layer in BASES[:2]:
+        data = _fixture(name)
+        kpath = kernel_path(name, data)
+        b.add("h5", f"{name}: the first kernel is external storage in /dev/zero declared "
+              "(2**20, 2**11) float32: 8 GiB that the file does not hold",
+              {"input" + suffix(name): edit_any(name, data, h5=_stored_elsewhere(
+                  "external", kpath, "/dev/zero", shape=(1 << 20, 1 << 11), dtype="f4"))},
+              model=model, layer=layer, stem=name, expect="refused", names=("{input}", kpath))
+
+
 def build(seed=0, count=None):
     """The corpus: a list of :class:`Case`.
 
@@ -1124,7 +1228,7 @@ def build(seed=0, count=None):
     """
     b = _Builder(seed)
     for kind in (specials, truncations, bitflips, zips, npys, h5_structure, tensors, arguments,
-                 outputs, regressions, output_links):
+                 outputs, regressions, output_links, hostile_storage):
         kind(b)
     if count is not None and count > len(b.cases):
         random_mutations(b, count - len(b.cases))

@@ -10,7 +10,10 @@ has), one run in a worker process (``worker.py``) checks:
 - nothing escaped ``main`` (no traceback), no warning text, no "Exception
   ignored", no file descriptor left open;
 - every file of the case folder (the input, and any file it links to)
-  keeps its bytes (sha256) and mtime, and no file appears next to it;
+  keeps its bytes (sha256) and mtime, and no file appears next to it (the
+  run's working directory is the case folder, so a name the input resolves
+  relative to it -- HDF5 external storage, a virtual dataset's source --
+  lands among the files checked);
 - on failure the output folder is exactly as it was (empty, or the previous
   file byte-identical): no partial output, no temporary file; on success it
   holds the output and nothing else;
@@ -313,7 +316,7 @@ def run_case(case, worker, tree, commands, options, limit=True):
         out_before = snapshot(out_dir)
         size = _input_bytes(case_dir, paths, command)
         job = {"argv": argv, "limit": ALLOWANCE + MULTIPLE * size if limit else None,
-               "unprivileged": case.output == "readonly"}
+               "unprivileged": case.output == "readonly", "cwd": str(case_dir)}
         res = worker.run(job)
         problems = check_run(case, command, res, paths, before, snapshot(case_dir), out_dir,
                              out_before, snapshot(out_dir))

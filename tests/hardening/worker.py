@@ -3,8 +3,10 @@
 Started as ``python -W error tests/hardening/worker.py``; reads one JSON job per
 line on stdin and writes one JSON result per line on its original stdout.
 
-A job: ``{"argv": [...], "limit": bytes or null, "unprivileged": bool}``.
-For each job the worker
+A job: ``{"argv": [...], "limit": bytes or null, "unprivileged": bool, "cwd": path or
+null}``. For each job the worker
+
+- runs it in the folder ``cwd`` (when given), and goes back after;
 
 - resets the peak-RSS counter (``/proc/self/clear_refs``) and sets
   ``RLIMIT_AS`` to the current address-space size plus ``limit`` bytes, so a
@@ -93,8 +95,11 @@ def run_job(main, job, scratch):
     sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
     drop = job.get("unprivileged") and os.geteuid() == 0
     rc, escaped = None, None
+    home = os.getcwd()
     start = time.perf_counter()
     try:
+        if job.get("cwd"):
+            os.chdir(job["cwd"])
         if drop:
             os.setegid(NOBODY)
             os.seteuid(NOBODY)
@@ -114,6 +119,7 @@ def run_job(main, job, scratch):
         if drop:
             os.seteuid(0)
             os.setegid(0)
+        os.chdir(home)
         text_out, text_err = sys.stdout.getvalue(), sys.stderr.getvalue()
         sys.stdout, sys.stderr = saved_sys
         os.dup2(saved_fd[0], 1)

@@ -5,8 +5,10 @@ structured removal (:mod:`weightshare._io._source`) read different things
 from a file, but open it the same way: the path must be a regular file, a zip
 must have unique members whose local headers agree with its central
 directory, the HDF5 weights member must not be a bomb nor run past the end of
-the file, and an HDF5 file's global heaps are checked before libhdf5 reads a
-string from them. Every refusal goes through the caller's ``fail(message,
+the file, an HDF5 file must keep all its data inside itself (no external
+storage, virtual dataset or external link anywhere: see
+:mod:`weightshare._io._h5check`), and its global heaps are checked before
+libhdf5 reads a string from them. Every refusal goes through the caller's ``fail(message,
 dataset=None)``, which raises.
 """
 
@@ -20,7 +22,7 @@ import h5py
 from ._npy import check_expansion
 from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
-from ._h5check import check_global_heaps
+from ._h5check import check_global_heaps, check_storage
 
 __all__ = ["CONFIG_MEMBER", "WEIGHTS_MEMBER", "ModelFile", "check_model_path", "open_zip",
            "keras_config", "open_member", "open_hdf5"]
@@ -128,9 +130,14 @@ def open_member(zf, raw, path, member, fail):
 
 
 def open_hdf5(source, size, path, where=None):
-    """h5py.File of `source` (a path or a file object of `size` bytes), global heaps checked."""
+    """h5py.File of `source` (a path or a file object of `size` bytes), checked.
+
+    Nothing of the file is stored elsewhere (:func:`check_storage`) and its
+    global heaps are sound; `where` is the zip member holding it, or None.
+    """
     h5 = h5py.File(source, "r")
     try:
+        check_storage(h5, path, where, size)
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as f:
                 check_global_heaps(h5, f, size, path, where)

@@ -6,10 +6,30 @@
   any string in it is read. :func:`check_global_heaps` walks every
   collection (found by its ``GCOL`` signature outside the datasets' data)
   before a single attribute is read.
+- **Storage outside the file**: a file is read only from its own bytes.
+  :func:`check_storage` walks every dataset and link of the file (not only
+  those weightshare reads: a rewrite's output would still reference the
+  others) and refuses, naming its path, a dataset whose data is stored in
+  another file (HDF5 external storage, ``external=`` in h5py: its declared
+  size is not stored bytes), a virtual dataset (its data is mapped from
+  other datasets, possibly in other files), an external link and a
+  user-defined link. libhdf5 would follow each of them, reading another
+  file as weights and writing a rewrite's values into it (a relative name
+  is resolved against the current folder). Keras never writes any of them.
+  Soft links stay: they name objects inside the file, which the walk
+  reaches through hard links.
 - **Datasets**: :func:`check_dataset` refuses a dataset that lives in another
-  file (an external link: a rewrite would write there), whose shape claims
-  far more bytes than it stores (a forged shape or a decompression bomb must
-  not allocate gigabytes), or whose data runs past the end of the file.
+  file (as above, checked again for the datasets that are read), whose
+  shape claims far more bytes than it stores (a forged shape or a
+  decompression bomb must not allocate gigabytes), that claims to store
+  more bytes than the file holds (a forged chunk index), or whose data runs
+  past the end of the file. Every array weightshare allocates for a dataset
+  is sized by its shape, so these bounds come before any read. The chunk
+  index of every chunked dataset in the file is checked at open as well
+  (:func:`check_storage`): libhdf5 allocates what a chunk claims, and
+  crashes copying a chunk that lies past the end of the file.
+- :func:`check_local` is the storage check of one dataset; the writers call
+  it again on the dataset they write, right before writing.
 - :func:`raw_place` tells where a contiguous, unfiltered dataset's bytes are,
   so that a rewrite can patch them with plain file writes instead of opening
   a damaged file for writing with libhdf5.
@@ -22,7 +42,8 @@ import h5py
 from ._npy import check_expansion
 from ..errors import FileFormatError
 
-__all__ = ["raw_place", "check_dataset", "check_global_heaps", "walk_datasets", "MAX_DEPTH"]
+__all__ = ["raw_place", "check_dataset", "check_local", "check_storage", "check_global_heaps",
+           "walk_datasets", "MAX_DEPTH"]
 
 _SIGNATURE = b"GCOL"
 _BLOCK = 1 << 20
@@ -41,19 +62,92 @@ def raw_place(ds):
     return int(offset), int(dsid.get_storage_size())
 
 
+def check_local(ds, path, where):
+    """Refuse the dataset `ds` if its data is not stored inside its own file; its dcpl.
+
+    Looks only at the creation properties: nothing that would open another
+    file (the extent of a virtual dataset with unlimited mappings is read
+    from its sources) is asked before the refusal.
+    """
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        raise FileFormatError(path, "is a virtual dataset (its data is mapped from other "
+                                    "datasets, possibly in other files), which weightshare "
+                                    "never reads or writes", where)
+    if dcpl.get_external_count():
+        raise FileFormatError(path, "stores its data outside the file (HDF5 external storage), "
+                                    "which weightshare never reads or writes", where)
+    return dcpl
+
+
+def check_storage(h5, path, where=None, size=None):
+    """Refuse, anywhere in the open file `h5`, data stored outside it (see the module doc).
+
+    `where` is the zip member holding the file, or None. With `size` (the
+    file's bytes), a chunked dataset whose chunk index claims more bytes
+    than that, or a chunk past the end, is refused too: libhdf5 allocates a
+    chunk's claimed size to read it, also when it copies a dataset
+    weightshare never reads. Run before anything else reads the datasets.
+    """
+    prefix = where + ":" if where else ""
+    for ds in walk_datasets(h5, path, prefix):
+        dcpl = check_local(ds, path, prefix + ds.name)
+        if size is not None and dcpl.get_layout() == h5py.h5d.CHUNKED:
+            _check_stored(ds, path, prefix + ds.name, size)
+            _check_chunks(ds, path, prefix + ds.name, size)
+
+
+def _check_stored(ds, path, where, file_size):
+    stored = int(ds.id.get_storage_size())
+    if stored > file_size:
+        raise FileFormatError(path, f"claims to store {stored} bytes of data in a file of "
+                                    f"{file_size} bytes: damaged or forged", where)
+
+
+class _PastEnd(Exception):
+    pass
+
+
+def _check_chunks(ds, path, where, file_size):
+    """Refuse a chunk that the index places (partly) past the end of the file.
+
+    libhdf5 allocates the size a chunk claims before reading it, and copying
+    such a chunk (``H5Ocopy``, as removal does for datasets it does not
+    change) frees a buffer twice when the read fails: a crash. One call per
+    stored chunk (``H5Dchunk_iter``, h5py >= 3.8; skipped before).
+    """
+    iterate = getattr(ds.id, "chunk_iter", None)
+    if iterate is None:  # pragma: no cover - older h5py
+        return
+
+    def visit(info):
+        if info.byte_offset + info.size > file_size:
+            raise _PastEnd(info.byte_offset, info.size)
+    try:
+        iterate(visit)
+    except _PastEnd as exc:
+        offset, nbytes = exc.args
+        raise FileFormatError(path, f"has a chunk of {nbytes} bytes at byte {offset}, past the "
+                                    f"end of the file ({file_size} bytes): truncated, damaged or "
+                                    "forged", where) from None
+
+
 def check_dataset(ds, h5, path, where, file_size):
     """Refuse a dataset that is elsewhere, claims more than it stores, or runs past the end."""
     if h5py.h5i.get_file_id(ds.id) != h5.id:
         raise FileFormatError(path, "is an external link to a dataset in another file, which "
-                                    "weightshare does not follow", where)
+                                    "weightshare never follows", where)
+    check_local(ds, path, where)
     nbytes = int(ds.size) * ds.dtype.itemsize
-    check_expansion(nbytes, ds.id.get_storage_size(), path, where,
-                    what=f"has shape {tuple(ds.shape)} of {ds.dtype}, which")
+    stored = int(ds.id.get_storage_size())     # as the file says: the file holds at most its size
+    check_expansion(nbytes, min(stored, file_size), path, where,
+                    what=f"has shape {tuple(ds.shape)} of {ds.dtype}, which claims")
     place = raw_place(ds)
     if place is not None and place[0] + min(place[1], nbytes) > file_size:
         raise FileFormatError(path, f"its data (bytes {place[0]} to {place[0] + place[1]}) runs "
                                     f"past the end of the file ({file_size} bytes): truncated or "
                                     "damaged", where)
+    _check_stored(ds, path, where, file_size)
 
 
 #: deeper group nesting is refused (Keras nests a few levels; libhdf5's own
@@ -62,23 +156,31 @@ MAX_DEPTH = 64
 
 
 def walk_datasets(h5, path, where=None):
-    """Every dataset under the group `h5`, each once, without following external links.
+    """Every dataset under the group `h5`, each once, through hard links only.
 
     An explicit walk (not ``visititems``): each object is visited once (hard
-    links and soft links to a parent do not loop), and nesting deeper than
-    :data:`MAX_DEPTH` is refused naming the group.
+    links to a parent do not loop), and nesting deeper than
+    :data:`MAX_DEPTH` is refused naming the group. Soft links are not
+    followed (their targets are inside the file, reached through hard
+    links); an external or user-defined link is refused naming it, never
+    followed. `where` prefixes the paths in errors.
     """
+    where = where or ""
     seen = {hash(h5.id)}
     stack = [(h5, 0)]
     while stack:
         group, depth = stack.pop()
-        for name in group:
-            link = group.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
+        for bname in group.id:
+            kind = group.id.links.get_info(bname).type
+            if kind == h5py.h5l.TYPE_SOFT:
                 continue
-            obj = group.get(name)
-            if obj is None:                 # a dangling soft link
-                continue
+            if kind != h5py.h5l.TYPE_HARD:
+                what = "an external link (to another file)" if kind == h5py.h5l.TYPE_EXTERNAL \
+                    else "a user-defined link"
+                raise FileFormatError(path, f"is {what}, which weightshare never follows",
+                                      where + group.name.rstrip("/") + "/" +
+                                      bname.decode("utf-8", "replace"))
+            obj = _wrap(h5py.h5o.open(group.id, bname))
             key = hash(obj.id)
             if key in seen:
                 continue
@@ -88,9 +190,17 @@ def walk_datasets(h5, path, where=None):
             elif isinstance(obj, h5py.Group):
                 if depth + 1 > MAX_DEPTH:
                     raise FileFormatError(path, f"has groups nested more than {MAX_DEPTH} "
-                                                "levels deep (not a Keras file)",
-                                          (where or "") + obj.name)
+                                                "levels deep (not a Keras file)", where + obj.name)
                 stack.append((obj, depth + 1))
+
+
+def _wrap(oid):
+    """The h5py object of an opened id (a committed datatype is neither group nor dataset)."""
+    if isinstance(oid, h5py.h5d.DatasetID):
+        return h5py.Dataset(oid)
+    if isinstance(oid, h5py.h5g.GroupID):
+        return h5py.Group(oid)
+    return h5py.Datatype(oid)
 
 
 def _data_ranges(h5, path, where):

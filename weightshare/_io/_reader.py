@@ -10,7 +10,10 @@ Formats (see docs/files.md):
 - ``npy`` / ``npz``: NumPy array files.
 
 Every problem becomes one :class:`~weightshare.errors.FileFormatError` naming
-the file and, where it applies, the dataset.
+the file and, where it applies, the dataset. A file is read only from its own
+bytes: an HDF5 file holding, anywhere, a dataset stored in another file
+(external storage, a virtual dataset) or an external link is refused when it
+is opened (:mod:`weightshare._io._h5check`).
 """
 
 import json

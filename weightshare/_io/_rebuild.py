@@ -13,7 +13,13 @@ deleted dataset), so the output is written from scratch:
   creation property list (chunks clipped to the new shape, filters, fill
   value), then their attributes are copied;
 - a ``.keras`` zip is re-written member by member, in the same order, with a
-  copy of each ``ZipInfo`` (name, date, compression, permissions, system).
+  copy of each ``ZipInfo`` (name, date, compression, permissions, system);
+- nothing is written outside the output: the source is checked again for
+  data stored in other files (external storage, virtual datasets, external
+  links: :func:`~weightshare._io._h5check.check_storage`; the reader refused
+  them already), and each dataset again right before it is copied or
+  re-created (re-creating one with its creation properties would write into
+  its external file).
 
 :func:`atomic_output` gives a temporary path in the destination folder that
 replaces the destination with ``os.replace`` only on success and is removed
@@ -26,6 +32,7 @@ import h5py
 import numpy as np
 
 from ._atomic import atomic_output, temp_path  # noqa: F401 (re-exported)
+from ._h5check import check_local, check_storage
 from ._zip import write_zip  # noqa: F401 (re-exported)
 from ..errors import FileFormatError
 
@@ -78,13 +85,15 @@ def _write_str_attr(dst, bname, tid, sid, value, src):
 
 
 # --------------------------------------------------------------------------- datasets
-def _recreate(src_ds, dst_group, name, data, scratch):
+def _recreate(src_ds, dst_group, name, data, scratch, origin):
     """Re-create `src_ds` as `dst_group[name]` holding `data` (same HDF5 type and properties).
 
     The dataset is built in the in-memory `scratch` file and then copied with
     ``H5Ocopy``, which writes a compact object header (a dataset created in
     place keeps a header with room to spare, so the file would grow).
+    `origin` is (file, error prefix) for errors.
     """
+    check_local(src_ds, origin[0], origin[1] + src_ds.name)   # its properties would write there
     sid = src_ds.id
     tid = sid.get_type()
     dcpl = sid.get_create_plist()
@@ -123,7 +132,7 @@ def _needs_walk(path, paths):
     return any(p.startswith(prefix) for p in paths)
 
 
-def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None):
+def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None, *, path=None, where=None):
     """Write a fresh HDF5 file `dst_path` from the open h5py file `src`.
 
     Parameters
@@ -136,7 +145,13 @@ def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None):
         Absolute paths of groups or datasets to leave out.
     attrs : dict of str to dict of str to str
         Absolute object path -> {attribute name: new string value}.
+    path, where : str, optional
+        For errors: the model file (default: `src`'s file name) and the zip
+        member holding `src`.
     """
+    path = path or src.filename
+    check_storage(src, path, where)
+    origin = (path, where + ":" if where else "")
     data = dict(data or {})
     drop = set(drop)
     attrs = dict(attrs or {})
@@ -145,14 +160,14 @@ def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None):
     scratch_name = f"weightshare-scratch-{id(seen)}"
     with h5py.File(dst_path, "w") as dst, \
             h5py.File(scratch_name, "w", driver="core", backing_store=False) as scratch:
-        _walk(src["/"], dst["/"], "/", (data, drop, attrs, touched, seen, scratch))
+        _walk(src["/"], dst["/"], "/", (data, drop, attrs, touched, seen, scratch, origin))
     left = set(data) - seen
     if left:  # pragma: no cover - a programming error, never user input
         raise RuntimeError(f"datasets not found: {sorted(left)}")
 
 
 def _walk(sg, dg, path, job):
-    data, drop, attrs, touched, seen, scratch = job
+    data, drop, attrs, touched, seen, scratch, origin = job
     copy_attrs(sg, dg, attrs.get(path))
     for name in sg:
         child = f"{path.rstrip('/')}/{name}"
@@ -163,8 +178,8 @@ def _walk(sg, dg, path, job):
             dg[name] = h5py.SoftLink(link.path)
             continue
         if isinstance(link, h5py.ExternalLink):
-            raise FileFormatError(sg.file.filename, "holds an external link, which removal does "
-                                  "not copy", child)
+            raise FileFormatError(origin[0], "holds an external link, which removal does "
+                                  "not copy", origin[1] + child)
         obj = sg[name]
         if isinstance(obj, h5py.Group):
             if child in attrs or _needs_walk(child, touched):
@@ -172,9 +187,11 @@ def _walk(sg, dg, path, job):
             else:
                 sg.copy(obj, dg, name=name)
         elif isinstance(obj, h5py.Dataset) and child in data:
-            _recreate(obj, dg, name, data[child], scratch)
+            _recreate(obj, dg, name, data[child], scratch, origin)
             seen.add(child)
         else:
+            if isinstance(obj, h5py.Dataset):   # H5Ocopy keeps a reference to external data
+                check_local(obj, origin[0], origin[1] + child)
             sg.copy(obj, dg, name=name)
 
 

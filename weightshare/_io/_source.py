@@ -13,7 +13,10 @@ Weights-only files (``.weights.h5``, Keras 2 ``save_weights('x.h5')``, sharded
 
 The h5 member of a ``.keras`` zip is read in place when it is stored
 uncompressed (a window on the zip file), otherwise from memory. The source is
-only ever opened for reading. Every problem becomes one
+only ever opened for reading, and only its own bytes are read: data stored in
+another file (external storage, virtual datasets, external links) is refused
+when the file is opened, as by the weights reader
+(:func:`~weightshare._io._container.open_hdf5`). Every problem becomes one
 :class:`~weightshare.errors.FileFormatError`.
 """
 

@@ -6,6 +6,11 @@ only the targeted datasets are overwritten, one tensor at a time (peak memory
 about two copies of the largest tensor). A ``.keras`` zip is then re-written
 member by member with each member's own ZipInfo, and the result is renamed
 into place. The source is only ever opened for reading.
+
+Nothing is written outside the temporary output: the reader refused every
+file that keeps data in another file (external storage, virtual datasets,
+external links), and the h5py write path checks each dataset of the copy
+again right before reading and writing it (:func:`_inside`).
 """
 
 import contextlib
@@ -20,7 +25,7 @@ import numpy as np
 from ..errors import FileFormatError
 from ._atomic import atomic_output, check_output, same_file, temp_path
 from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
-from ._h5check import raw_place
+from ._h5check import check_local, raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip
 
@@ -197,6 +202,15 @@ def _patch(out, place, stored, record, src):
     out.write(data)
 
 
+def _inside(h5, ds, src, where):
+    """`ds` of the open copy `h5`, refused unless its data is stored inside the copy."""
+    if h5py.h5i.get_file_id(ds.id) != h5.id:
+        raise FileFormatError(src, "is an external link to a dataset in another file, which "
+                                   "weightshare never follows", where)
+    check_local(ds, src, where)
+    return ds
+
+
 def _edit_h5(path, prefix, records, fn, progress, src, wf):
     """Rewrite the targeted datasets of `path`, a byte copy of the HDF5 file `wf` reads.
 
@@ -228,7 +242,7 @@ def _edit_h5(path, prefix, records, fn, progress, src, wf):
         with h5py.File(path, "r+") as h5:
             for i in rest:
                 record = records[i]
-                ds = h5[record.location[len(prefix):]]
+                ds = _inside(h5, h5[record.location[len(prefix):]], src, record.location)
                 with _one_tensor(src, record):
                     old, stored = _new_stored(ds, record, fn, src)
                     if stored is not None:
