@@ -3,6 +3,10 @@
 Array functions raise plain ``ValueError``/``TypeError`` naming the parameter;
 file functions raise :class:`FileFormatError` (a ``ValueError``) naming the
 file and, where it applies, the dataset path inside it.
+
+Names in a message are the file's text as it is, control characters
+included; the command line escapes them when it prints the message
+(:func:`weightshare._text.printable`), as it does for every table.
 """
 
 __all__ = ["WeightshareError", "FileFormatError", "ForwardError"]

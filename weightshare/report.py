@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ._text import printable
 from .encode import DTYPES, encoded_sizes
 
 __all__ = ["report", "Report", "TensorReport", "ReportTotal", "load_tensors", "DEFLATE_LEVEL"]
@@ -125,6 +126,8 @@ def _cell(value, fmt):
         return "-"
     if fmt == "shape":
         return "x".join(str(d) for d in value) or "()"
+    if isinstance(value, str):      # a name from the file: control characters escaped
+        return printable(value)
     return format(value, fmt)
 
 
@@ -147,7 +150,8 @@ class Report(NamedTuple):
                 "total": self.total._asdict()}
 
     def table(self):
-        """The report as a text table, one line per tensor and a total line."""
+        """The report as a text table, one line per tensor and a total line (names from the
+        file with their control characters escaped: safe to print on a terminal)."""
         cols = _COLUMNS + (_ERROR_COLUMNS if self.total.sse is not None else [])
         cells = [[_cell(getattr(r, attr), fmt) for _, attr, fmt in cols] for r in self.rows]
         t = self.total

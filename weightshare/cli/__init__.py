@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from .._text import printable
+
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
 EXIT_OK = 0
@@ -25,15 +27,17 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (and exit code 2)."""
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT,
+                  f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 def _one_line(exc):
+    """The message of `exc` on one line, control characters (from a file's names) escaped."""
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return " ".join(printable(text).split())
 
 
 def build_parser():

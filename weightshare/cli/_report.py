@@ -7,6 +7,7 @@ import sys
 import weightshare
 
 from . import EXIT_BAD_INPUT
+from ._common import printable
 
 
 def register(sub):
@@ -54,5 +55,5 @@ def run(args):
         from ..plot import plot_report
         drawn = plot_report(args.model, args.plot, compare=args.compare, tensors=args.tensors,
                             rep=rep)
-        print(f"wrote {args.plot} ({len(drawn)} histogram(s))", file=sys.stderr)
+        print(printable(f"wrote {args.plot} ({len(drawn)} histogram(s))"), file=sys.stderr)
     return 0
