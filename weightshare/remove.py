@@ -13,7 +13,6 @@ consumers' weights for the removed units are set to zero. See
 ``docs/removal.md`` for the rules per layer class and what is refused.
 """
 
-import copy
 import json
 import numbers
 import os
@@ -21,6 +20,8 @@ import zipfile
 from typing import NamedTuple
 
 import numpy as np
+
+from . import _json
 
 __all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
 
@@ -372,7 +373,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
     """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
     from ._remove import _graph, _optimizer, _rules
 
-    config = copy.deepcopy(kf.config)
+    config = _json.copy(kf.config)
     try:
         graph = _graph.build_graph(config)
     except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
@@ -466,7 +467,7 @@ def _write_zeroed(src, dst, *, layer, units):
     from ._remove import _graph, _rules, _source
     src, dst = os.fspath(src), os.fspath(dst)
     with _source.open_model(src) as kf:
-        graph = _graph.build_graph(copy.deepcopy(kf.config))
+        graph = _graph.build_graph(_json.copy(kf.config))
         shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
         plan = _rules.plan_removal(graph, shapes, layer, sorted(units))
         data = {}

@@ -13,7 +13,6 @@ Every problem becomes one :class:`~weightshare.errors.FileFormatError` naming
 the file and, where it applies, the dataset.
 """
 
-import json
 import os
 import zipfile
 from typing import NamedTuple, Optional
@@ -21,6 +20,7 @@ from typing import NamedTuple, Optional
 import h5py
 import numpy as np
 
+from .._json import NestingError, loads as load_json
 from .._npyio import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from ._bf16 import bf16_to_float32
@@ -163,7 +163,7 @@ class WeightsFile(ModelFile):
         if os.path.getsize(self.path) < (64 << 20):
             try:
                 with open(self.path, "rb") as f:
-                    index = json.loads(f.read().decode("utf-8"))
+                    index = load_json(f.read().decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 index = None
         if isinstance(index, dict) and "weight_map" in index:
@@ -207,7 +207,7 @@ class WeightsFile(ModelFile):
         self.fmt = "keras_zip"
         if "metadata.json" in names:
             try:
-                meta = json.loads(self._zip.read("metadata.json").decode("utf-8"))
+                meta = load_json(self._zip.read("metadata.json").decode("utf-8"))
                 self.keras_version = str(meta.get("keras_version")) if isinstance(meta, dict) else None
             except (ValueError, UnicodeDecodeError):
                 self.keras_version = None
@@ -227,7 +227,10 @@ class WeightsFile(ModelFile):
             self.fmt = "legacy_full"
             if "model_config" in h5.attrs:
                 try:
-                    self.config = json.loads(decode_str(h5.attrs["model_config"]))
+                    self.config = load_json(decode_str(h5.attrs["model_config"]),
+                                            "the model config")
+                except NestingError as exc:
+                    self.fail(str(exc), "/@model_config")
                 except (ValueError, TypeError) as exc:
                     self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
             if "keras_version" in h5.attrs:

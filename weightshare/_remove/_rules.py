@@ -342,7 +342,8 @@ def _blocker(ctx, src, layer):
         ctx.refuse(f"layer {name!r} ({cls}) {why}")
 
 
-def _follow(ctx, name, tensor):
+def _consumers(ctx, name):
+    """The consumers of `name`'s output that removal goes on to, or refuse."""
     graph = ctx.graph
     if name in graph.outputs:
         ctx.refuse(f"the output of {name!r} is a model output; removing units would change the "
@@ -351,18 +352,40 @@ def _follow(ctx, name, tensor):
     if not consumers:
         ctx.refuse(f"layer {name!r} has no consumer that removal can prove")
     if len(set(consumers)) != len(consumers):
-        dup = next(c for c in consumers if consumers.count(c) > 1)
+        seen = set()
+        dup = next(c for c in consumers if c in seen or seen.add(c))
         ctx.refuse(f"layer {dup!r} takes the output of {name!r} more than once")
-    for cname in consumers:
+    return consumers
+
+
+def _follow(ctx, name, tensor):
+    """Apply the rules to every layer the units of `name` reach, depth first in config order.
+
+    On a stack: a chain of thousands of layers must not recurse. A layer reached
+    twice (a cycle in the config's graph; a merge is refused before) is refused.
+    """
+    graph = ctx.graph
+    reached = {name}
+    stack = [(name, tensor, iter(_consumers(ctx, name)))]
+    while stack:
+        name, tensor, todo = stack[-1]
+        cname = next(todo, None)
+        if cname is None:
+            stack.pop()
+            continue
         layer = graph.layers[cname]
         _blocker(ctx, name, layer)
+        if cname in reached:
+            ctx.refuse(f"layer {cname!r} is reached twice from {ctx.producer!r}: the model "
+                       f"config's graph has a cycle")
+        reached.add(cname)
         _update_input_shape(ctx, layer, name, tensor)
         ctx.path.append(cname)
         out = _RULES[layer.class_name](ctx, layer, tensor)
         if out is None:
             ctx.consumers.append(cname)
         else:
-            _follow(ctx, cname, out)
+            stack.append((cname, out, iter(_consumers(ctx, cname))))
 
 
 def _update_input_shape(ctx, layer, src, tensor):
@@ -387,18 +410,21 @@ def _update_input_shape(ctx, layer, src, tensor):
 
 
 def _keras_tensor_shapes(obj, src):
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            cfg = obj.get("config") or {}
-            hist = cfg.get("keras_history")
-            if isinstance(hist, list) and hist and hist[0] == src and isinstance(cfg.get("shape"), list):
-                yield cfg["shape"]
-            return
-        for v in obj.values():
-            yield from _keras_tensor_shapes(v, src)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _keras_tensor_shapes(v, src)
+    """The ``shape`` lists of the ``__keras_tensor__`` dicts of `src` in `obj`, in order."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == "__keras_tensor__":
+                cfg = item.get("config") or {}
+                hist = cfg.get("keras_history")
+                if isinstance(hist, list) and hist and hist[0] == src \
+                        and isinstance(cfg.get("shape"), list):
+                    yield cfg["shape"]
+                continue
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 # --------------------------------------------------------------------------- rules

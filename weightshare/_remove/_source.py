@@ -17,7 +17,6 @@ only ever opened for reading. Every problem becomes one
 :class:`~weightshare.errors.FileFormatError`.
 """
 
-import json
 import os
 import zipfile
 from typing import NamedTuple
@@ -29,6 +28,7 @@ from .._io._common import MemberWindow, crc32_of, decode_str, snake_case, str_li
 from .._io._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path,
                              keras_config, open_hdf5, open_member, open_zip)
 from .._io._h5check import check_dataset
+from .._json import NestingError, loads as load_json
 from ..errors import FileFormatError
 from ._graph import is_model, layer_list, layer_name
 
@@ -115,7 +115,9 @@ class KerasFile(ModelFile):
                 self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
             self.fmt = "legacy_full"
             try:
-                self.config = json.loads(decode_str(h5.attrs["model_config"]))
+                self.config = load_json(decode_str(h5.attrs["model_config"]), "the model config")
+            except NestingError as exc:
+                self.fail(str(exc), "/@model_config")
             except (ValueError, TypeError) as exc:
                 self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
             self._map_legacy()
