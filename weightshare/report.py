@@ -59,7 +59,8 @@ class TensorReport(NamedTuple):
     ratio_eq1 : float or None
         Deep Compression eq. 1, ``n b / (n ceil(log2 k) + k b)`` with b = 32.
     sse, max_abs_error : float or None
-        Against the original tensor (``compare``); None without it.
+        Against the original tensor (``compare``); None without it; ``inf``
+        beyond the float64 range (None in the CLI's JSON).
     """
 
     name: str
@@ -252,8 +253,9 @@ def _row(t, original):
         if b.shape != a.shape:
             raise ValueError(f"compare: tensor {t.name!r} has shape {b.shape} in the original "
                              f"and {a.shape} in the model")
-        d = a - b
-        sse = float(np.dot(d.ravel(), d.ravel()))
+        with np.errstate(over="ignore"):    # beyond the float64 range (weights near 1e154+): inf
+            d = a - b
+            sse = float(np.dot(d.ravel(), d.ravel()))
         err = float(np.abs(d).max()) if d.size else 0.0
     return TensorReport(
         name=t.name, shape=s.shape, dtype=s.dtype, n=s.n, nonzeros=s.nonzeros,
