@@ -367,6 +367,9 @@ def _check_kernel(src, layer, lay, ref):
     if len(ref.shape) < 2 or (isinstance(want, int) and ref.shape[-1] != want):
         raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} has shape {ref.shape}, "
                       f"which does not fit its config ({lay.class_name} with {key}={want!r})")
+    if 0 in ref.shape:      # stores nothing, whatever it says its units are: nothing to rank
+        raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} has shape {ref.shape} and "
+                      f"holds no values: there are no units to rank or remove")
 
 
 def _prepare(kf, src, dst, layer, units, count, by):

@@ -38,6 +38,7 @@ that names the layer: merges, RNNs and wrappers, nested models, shared layers,
 layers with several inputs, unknown classes, and model outputs.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -195,9 +196,26 @@ class _Ctx:
         self.producer = producer
         self.slices, self.roles, self.zero = {}, {}, {}
         self.edits, self.path, self.consumers = [], [], []
+        self._largest = None
 
     def refuse(self, reason):
         raise Blocked(f"cannot remove units of {self.producer!r}: {reason}")
+
+    def check_size(self, layer, n, what):
+        """Refuse a channel count `n` beyond the largest variable stored (before allocating).
+
+        Every index array of the plan holds at most as many entries as some
+        stored variable does, unless a shape is forged: a kernel declared with
+        a zero dimension (which stores nothing, whatever its other dimensions
+        say) or a recorded input shape that no variable matches.
+        """
+        if self._largest is None:
+            self._largest = max((math.prod(s) for shapes in self.shapes.values() for s in shapes),
+                                default=0)
+        if n > self._largest:
+            self.refuse(f"layer {layer.name!r} ({layer.class_name}) would carry {n} {what}, more "
+                        f"than any variable of the file holds ({self._largest} values): a "
+                        f"forged shape")
 
     def var_shapes(self, layer):
         return self.shapes.get(layer.name, ())
@@ -301,6 +319,7 @@ def _produce(ctx, layer, removed):
         if len(kernel) != CONVS[cls] + 2:
             ctx.refuse(f"layer {layer.name!r} ({cls}) has a kernel of shape {kernel}")
     n = kernel[-1]
+    ctx.check_size(layer, n, "units")
     if key not in cfg:
         ctx.refuse(f"layer {layer.name!r} ({cls}) has no {key!r} in its config")
     if cfg.get(key) not in (None, n):
@@ -489,6 +508,7 @@ def _depthwise(ctx, layer, tensor):
         ctx.refuse(f"layer {layer.name!r} ({layer.class_name}) has a kernel of shape {kernel}; "
                    f"expected {tensor.size} input channels")
     dm = kernel[-1]
+    ctx.check_size(layer, tensor.size * dm, "channels")
     ctx.cut(layer, 0, roles[0], len(kernel) - 2, tensor)
     keep = (tensor.keep[:, None] * dm + np.arange(dm)).ravel()
     out = _Tensor(keep, tensor.size * dm, tensor.rank)
@@ -515,6 +535,7 @@ def _flatten(ctx, layer, tensor):
     elif rows is not None and rows != spatial * c:
         ctx.refuse(f"layer {layer.name!r} (Flatten) records {spatial} positions of {c} channels, "
                    f"but its consumer takes {rows} features")
+    ctx.check_size(layer, spatial * c, "features")
     keep = (np.arange(spatial, dtype=np.int64)[:, None] * c + tensor.keep[None, :]).ravel()
     return _Tensor(keep, spatial * c, 2)
 
