@@ -17,7 +17,7 @@ FORBIDDEN = ("h5py", "tensorflow", "keras", "tf_keras", "torch", "jax", "hypothe
              "matplotlib")
 # the core: algorithms on arrays (the adapters live in weightshare/_io and weightshare/files.py)
 CORE = ["__init__.py", "cluster.py", "_auto.py", "_optimal.py", "_lloyd.py", "_init.py",
-        "_points.py", "_validation.py", "errors.py"]
+        "_points.py", "_validation.py", "errors.py", "_json.py", "_text.py"]
 OPTIONAL_CORE = ["prune.py", "encode.py", "_bitpack.py", "_huffman.py"]
 ALLOWED_TOP = {"numpy", "scipy", "weightshare"} | set(sys.stdlib_module_names)
 
