@@ -156,3 +156,35 @@ def test_files_are_written_only_where_the_writer_gives_the_temporary_path():
                     found.add(os.path.relpath(path, root).replace(os.sep, "/"))
     assert found <= allowed, found - allowed
     assert {"_io/_writer.py", "plot.py", "_io/_atomic.py"} <= found    # the pattern still sees them
+
+
+def test_a_signal_during_the_creation_of_a_temporary_file_waits_until_it_can_be_removed(
+        tmp_path, monkeypatch):
+    """SIGTERM right after mkstemp (before the clean-up knew the name) left the file behind."""
+    import signal
+    from weightshare._io import _atomic
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    real = _atomic.temp_path
+
+    def created_then_signalled(*args):
+        path = real(*args)
+        os.kill(os.getpid(), signal.SIGTERM)      # the worst moment for a signal
+        return path
+
+    monkeypatch.setattr(_atomic, "temp_path", created_then_signalled)
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        for make in (lambda: _atomic.temp_file(tmp_path, "m.keras", ".h5"),
+                     lambda: _atomic.atomic_output(tmp_path / "out.keras")):
+            with pytest.raises(Stop):
+                with make():
+                    pass
+            assert os.listdir(tmp_path) == []
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -4,6 +4,7 @@ This is the core of weightshare. It works on NumPy arrays only and imports
 nothing but NumPy and the standard library.
 """
 
+import math
 import numbers
 from typing import NamedTuple
 
@@ -37,7 +38,8 @@ class ClusterResult(NamedTuple):
         padded with NaN.
     sse : float
         Weighted sum of squared errors ``sum(sample_weight * (weights - values)**2)``
-        in float64.
+        in float64; ``inf`` when it exceeds the float64 range (weights of
+        magnitude about 1e154 and beyond).
     n_iter : int
         Lloyd iterations run (summed over slices; 0 for the exact solver).
     """
@@ -90,10 +92,62 @@ def _check_init_array(init):
     return np.unique(c)
 
 
+# --------------------------------------------------------------------------- scaling
+#: The solvers square the points and sum the squares (prefix sums of w x**2,
+#: (sum w x)**2 / sum w): finite float64 weights beyond about 1e154 would
+#: overflow. Points beyond 2**_BIG in magnitude are fitted scaled down by a
+#: power of two, which is exact in binary floating point (but for values that
+#: end up below the smallest normal number, next to which they are
+#: negligible), and the centroids scaled back; inputs within 2**_BIG (any
+#: float16 or float32, and float64 up to 1.2e77) are never scaled, so their
+#: results are bit-identical to an unscaled solve.
+_BIG = 256
+#: Sample weights are scaled (a power of two) so that their sum stays below 2**_HEAVY.
+_HEAVY = 200
+
+
+def _exponent(x):
+    """e >= 0 such that every ``|x| * 2**-e <= 2**_BIG`` (0 for all but huge float64 input)."""
+    if x.dtype != np.float64 or x.size == 0:
+        return 0
+    top = max(float(x.max()), -float(x.min()))
+    return 0 if top <= 2.0 ** _BIG else math.frexp(top)[1] - _BIG
+
+
+def _weight_exponent(sw):
+    """f >= 0 such that ``sum(sw) * 2**-f < 2**_HEAVY``."""
+    if sw is None or sw.size == 0:
+        return 0
+    return max(0, math.frexp(float(sw.max()))[1] + sw.size.bit_length() - _HEAVY)
+
+
+def _scaled(a, e):
+    """``a * 2**-e``; a non-zero that underflows to 0 becomes the smallest subnormal of its sign."""
+    if not e:
+        return a
+    with np.errstate(under="ignore"):
+        out = np.ldexp(a, -e)
+    lost = (out == 0) & (a != 0)
+    if lost.any():
+        out[lost] = np.copysign(np.nextafter(0.0, 1.0), a[lost])
+    return out
+
+
+def _unscaled(total, e):
+    """``total * 2**e`` as a float; inf beyond the float64 range."""
+    try:
+        return math.ldexp(total, e)
+    except OverflowError:
+        return math.inf
+
+
 # --------------------------------------------------------------------------- fitting
 
-def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
-    """Fit sorted float64 centroids to one tensor (or one slice)."""
+def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0):
+    """Fit sorted float64 centroids to one tensor (or one slice).
+
+    `e`: the points are fitted scaled by ``2**-e`` (see :func:`_exponent`).
+    """
     pts = reduce_points(x, sw, keep_zeros)
     has_zero = pts.has_zero
     xs, ws = pts.values, pts.weights
@@ -109,13 +163,19 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
                          ">= 2 (or pass keep_zeros=False)")
     if k_free >= pts.n_distinct:   # as many centroids as distinct values: exact, SSE 0
         return _Fit(np.unique(np.concatenate((xs, zero))), has_zero, 0)
+    xs = _scaled(xs, e)
     if method == "optimal":
         bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero)
-        return _Fit(partition_centroids(xe, we, bounds, z), has_zero, 0)
-    if method == "auto":
+        c, n_iter = partition_centroids(xe, we, bounds, z), 0
+    elif method == "auto":
         c, n_iter = auto_centroids(xs, ws, k_free, has_zero, max_iter, x.size)
-        return _Fit(c, has_zero, n_iter)
-    # Lloyd from an initialisation
+    else:
+        c, n_iter = _lloyd_from(xs, ws, k, k_free, init, has_zero, max_iter, tol, rng, e)
+    return _Fit(np.ldexp(c, e) if e else c, has_zero, n_iter)
+
+
+def _lloyd_from(xs, ws, k, k_free, init, has_zero, max_iter, tol, rng, e):
+    """Lloyd's algorithm from `init` (a name, or centroids scaled here by ``2**-e``)."""
     if isinstance(init, str):
         c = INITS[init](xs, ws, k_free, rng, has_zero)
     else:
@@ -123,10 +183,11 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng):
         if c.size > k_free:
             raise ValueError(f"init has {c.size} centroids{' besides zero' if has_zero else ''}; "
                              f"k={k} allows at most {k_free}")
-    c = np.unique(np.concatenate((c, zero)))
+        c = _scaled(c, e)
+    c = np.unique(np.concatenate((c, [0.0] if has_zero else [])))
     fixed = (c == 0.0) if has_zero else np.zeros(c.size, dtype=bool)
     c, _, n_iter = lloyd(Prefix(xs, ws), xs, c, fixed, max_iter, tol)
-    return _Fit(c, has_zero, n_iter)
+    return c, n_iter
 
 
 _LUT_BUCKETS = 1 << 16
@@ -160,13 +221,23 @@ def _nearest(flat, c):
     """
     if c.size == 1:
         return np.zeros(flat.shape, dtype=np.int32)
-    mids = 0.5 * (c[:-1] + c[1:])
+    with np.errstate(over="ignore"):
+        mids = 0.5 * (c[:-1] + c[1:])
+    if np.isinf(mids).any():    # neighbours beyond half the float64 maximum: halve them first
+        big = np.isinf(mids)
+        mids[big] = 0.5 * c[:-1][big] + 0.5 * c[1:][big]
     if c.size == 2:
         return (flat > mids[0]).astype(np.int32)
     lo, hi = float(mids[0]), float(mids[-1])
-    scale = _LUT_BUCKETS / (hi - lo) if hi > lo else np.inf
-    if flat.size < _LUT_BUCKETS or not np.isfinite(scale):
+    scale = _LUT_BUCKETS / (hi - lo) if hi > lo else np.inf    # 0.0 if hi - lo overflows
+    if flat.size < _LUT_BUCKETS or not np.isfinite(scale) or scale == 0:
         return np.searchsorted(mids, flat, side="left").astype(np.int32, copy=False)
+    with np.errstate(over="ignore"):    # huge values: a bucket index of inf, clipped below
+        return _nearest_lut(flat, mids, lo, scale)
+
+
+def _nearest_lut(flat, mids, lo, scale):
+    """The lookup-table labelling of :func:`_nearest` (`flat` of at least 65,536 entries)."""
     shape, flat = flat.shape, flat.ravel()
     edges = lo + (np.arange(_LUT_BUCKETS) - 1.0) / scale
     lut = np.searchsorted(mids, edges, side="left").astype(np.int32)
@@ -194,24 +265,32 @@ def _nearest(flat, c):
     return labels.reshape(shape)
 
 
-def _sse(flat, sw, c64, labels):
-    """Sum of (sw-weighted) squared errors of `flat` against ``c64[labels]``, in float64."""
+def _sse(flat, sw, c64, labels, e=0):
+    """Sum of (sw-weighted) squared errors of `flat` against ``c64[labels]``, in float64.
+
+    With `e`, the errors are taken between values scaled by ``2**-e`` (so that
+    their squares stay finite) and the sum is scaled back: inf if it exceeds
+    the float64 range.
+    """
     total = 0.0
     d = np.empty(min(_CHUNK, flat.size))
+    c64 = _scaled(c64, e)
     for s in range(0, flat.size, _CHUNK):
         dd = d[:min(_CHUNK, flat.size - s)]
         np.take(c64, labels[s:s + _CHUNK], out=dd, mode="clip")
-        np.subtract(flat[s:s + _CHUNK], dd, out=dd)
+        np.subtract(_scaled(flat[s:s + _CHUNK], e), dd, out=dd)
         if sw is None:
             total += float(np.dot(dd, dd))
         else:
             dd *= dd
             total += float(np.dot(dd, sw[s:s + _CHUNK]))
-    return total
+    return _unscaled(total, 2 * e) if e else total
 
 
-def _apply(x, sw, fit, keep_zeros):
+def _apply(x, sw, fit, keep_zeros, e=0):
     """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse).
+
+    `e`: the SSE is summed over values scaled by ``2**-e`` (:func:`_sse`).
 
     With keep_zeros, 0.0 is one of the centroids whenever the tensor holds a
     zero, and every zero gets its label (also when a midpoint rounds to 0,
@@ -231,7 +310,7 @@ def _apply(x, sw, fit, keep_zeros):
         c64, labels = c64[used], remap[labels]
     c = c64.astype(x.dtype)
     values = c[labels]
-    sse = _sse(flat, None if sw is None else sw.ravel(), c64, labels)
+    sse = _sse(flat, None if sw is None else sw.ravel(), c64, labels, e)
     return values.reshape(x.shape), labels.reshape(x.shape), c, sse
 
 
@@ -312,10 +391,13 @@ def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=N
                                                           keep_zeros, max_iter, tol)
     sw = None if sample_weight is None else check_sample_weight(sample_weight, x.shape)
     rng = check_random_state(random_state)
+    e, f = _exponent(x), _weight_exponent(sw)
+    if f:           # only the weights' ratios matter; the SSE is scaled back
+        sw = _scaled(sw, f)
     if axis is None:
-        fit = _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng)
-        values, labels, c, sse = _apply(x, sw, fit, keep_zeros)
-        return ClusterResult(values, labels, c, sse, fit.n_iter)
+        fit = _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e)
+        values, labels, c, sse = _apply(x, sw, fit, keep_zeros, e)
+        return ClusterResult(values, labels, c, _unscaled(sse, f) if f else sse, fit.n_iter)
     ax = check_axis(axis, x.ndim)
     xm = np.moveaxis(x, ax, 0)
     swm = None if sw is None else np.moveaxis(sw, ax, 0)
@@ -326,10 +408,10 @@ def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=N
         xi = xm[i]
         swi = None if swm is None else swm[i]
         try:
-            fit = _fit(xi, swi, k, init, method, keep_zeros, max_iter, tol, rng)
+            fit = _fit(xi, swi, k, init, method, keep_zeros, max_iter, tol, rng, e)
         except ValueError as exc:
             raise ValueError(f"slice {i} along axis {ax}: {exc}") from None
-        values[i], labels[i], c, s = _apply(xi, swi, fit, keep_zeros)
+        values[i], labels[i], c, s = _apply(xi, swi, fit, keep_zeros, e)
         rows.append(c)
         sse += s
         n_iter += fit.n_iter
@@ -338,7 +420,7 @@ def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=N
     for i, r in enumerate(rows):
         centroids[i, :r.size] = r
     return ClusterResult(np.moveaxis(values, 0, ax), np.moveaxis(labels, 0, ax), centroids,
-                         sse, n_iter)
+                         _unscaled(sse, f) if f else sse, n_iter)
 
 
 def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=None):
@@ -381,7 +463,9 @@ def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=N
     if k_free >= pts.n_distinct:
         c = pts.values
     else:
-        c = INITS[init](pts.values, pts.weights, k_free, rng, pts.has_zero)
+        e = _exponent(x)
+        c = INITS[init](_scaled(pts.values, e), pts.weights, k_free, rng, pts.has_zero)
+        c = np.ldexp(c, e) if e else c
     return np.unique(np.concatenate((c, zero)).astype(x.dtype).astype(np.float64)).astype(x.dtype)
 
 

@@ -11,6 +11,7 @@ This module (with :mod:`weightshare._io`) is the file adapter: it imports h5py
 and calls the array core, never the reverse.
 """
 
+import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -50,7 +51,9 @@ class ClusterSummary(NamedTuple):
         Entries equal to zero.
     sse : float
         Sum of squared differences between the written and the original
-        values (float64, after rounding to the stored dtype).
+        values (float64, after rounding to the stored dtype); ``inf`` when it
+        exceeds the float64 range (``None`` in :meth:`to_dict`, so the JSON
+        stays standard).
     """
 
     tensor: str
@@ -66,9 +69,11 @@ class ClusterSummary(NamedTuple):
     sse: float
 
     def to_dict(self):
-        """A JSON-ready dict (shape as a list)."""
+        """A JSON-ready dict (shape as a list, an infinite SSE as None)."""
         d = self._asdict()
         d["shape"] = list(self.shape)
+        if not math.isfinite(self.sse):
+            d["sse"] = None
         return d
 
 

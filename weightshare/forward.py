@@ -13,11 +13,11 @@ Imports NumPy and the standard library only.
 """
 
 import functools
-import json
 from collections.abc import Mapping
 
 import numpy as np
 
+from ._base._json import NestingError, check_depth, loads as load_json
 from ._forward._layers import LAYERS, refusal
 
 __all__ = ["forward", "unsupported_layers", "layer_weight_counts", "SUPPORTED"]
@@ -33,9 +33,13 @@ _BATCH = 1024
 def _top(config):
     if isinstance(config, (str, bytes)):
         try:
-            config = json.loads(config)
+            config = load_json(config, "config")
+        except NestingError:
+            raise
         except ValueError as exc:
             raise ValueError(f"config is not valid JSON: {exc}") from None
+    else:           # a dict of the caller's: its walks recurse once per nested model
+        check_depth(config, "config")
     if not isinstance(config, Mapping) or "class_name" not in config or "config" not in config:
         raise TypeError("config must be a Keras model config: a dict with 'class_name' and "
                         "'config' (config.json of a .keras file, model_config of a .h5)")
@@ -174,22 +178,49 @@ class _Run:
             memo[(name, 0)] = x
         offsets = {name: _node_offset(layer, self.keras2) for name, layer in layers.items()}
 
-        def output(name, node, tensor):
-            call_index = node - offsets[name]
-            key = (name, call_index)
-            if key not in memo:
-                layer = layers[name]
-                nodes = layer.get("inbound_nodes") or []
-                if not 0 <= call_index < len(nodes):
-                    raise ValueError(f"config: layer {name!r} has no call number {node}")
-                args, kwargs = _node_inputs(nodes[call_index])
-                xs = [output(*ref) for ref in args]
-                kw = {k: output(*v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-                memo[key] = self.call(layer, prefix, xs, kw)
-            value = memo[key]
-            return value[tensor] if isinstance(value, list) else value
+        def key(ref):
+            return ref[0], ref[1] - offsets[ref[0]]
 
-        outs = [output(*ref) for ref in _refs(cfg["output_layers"])]
+        def value(ref):
+            out = memo[key(ref)]
+            return out[ref[2]] if isinstance(out, list) else out
+
+        def inputs_of(call):
+            name, index = call
+            nodes = layers[name].get("inbound_nodes") or []
+            if not 0 <= index < len(nodes):
+                raise ValueError(f"config: layer {name!r} has no call number "
+                                 f"{index + offsets[name]}")
+            return _node_inputs(nodes[index])
+
+        def output(ref):
+            # the calls `ref` needs, depth first on a stack (a chain of thousands of
+            # layers must not recurse); a call met again while its inputs are being
+            # computed closes a cycle
+            stack, started = [key(ref)], {}
+            while stack:
+                call = stack[-1]
+                if call in memo:
+                    stack.pop()
+                    continue
+                if call not in started:
+                    args, kwargs = started[call] = inputs_of(call)
+                    needs = [key(r) for r in args]
+                    needs += [key(v) for v in kwargs.values() if isinstance(v, tuple)]
+                    needs = [c for c in needs if c not in memo]
+                    if any(c in started for c in needs):
+                        raise ValueError(f"config: the calls of layer {call[0]!r} form a cycle")
+                    if needs:
+                        stack.extend(reversed(needs))
+                        continue
+                args, kwargs = started.pop(call)
+                xs = [value(r) for r in args]
+                kw = {k: value(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+                memo[call] = self.call(layers[call[0]], prefix, xs, kw)
+                stack.pop()
+            return value(ref)
+
+        outs = [output(ref) for ref in _refs(cfg["output_layers"])]
         return outs[0] if len(outs) == 1 else outs
 
 

@@ -13,13 +13,14 @@ consumers' weights for the removed units are set to zero. See
 ``docs/removal.md`` for the rules per layer class and what is refused.
 """
 
-import copy
 import json
 import numbers
 import os
 from typing import NamedTuple
 
 import numpy as np
+
+from ._base import _json
 
 __all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
 
@@ -362,6 +363,9 @@ def _check_kernel(src, layer, lay, ref):
     if len(ref.shape) < 2 or (isinstance(want, int) and ref.shape[-1] != want):
         raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} has shape {ref.shape}, "
                       f"which does not fit its config ({lay.class_name} with {key}={want!r})")
+    if 0 in ref.shape:      # stores nothing, whatever it says its units are: nothing to rank
+        raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} has shape {ref.shape} and "
+                      f"holds no values: there are no units to rank or remove")
 
 
 def _prepare(kf, src, dst, layer, units, count, by):
@@ -369,7 +373,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
     from ._keras import _graph
     from ._remove import _optimizer, _rules
 
-    config = copy.deepcopy(kf.config)
+    config = _json.copy(kf.config)
     try:
         graph = _graph.build_graph(config)
     except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
@@ -438,17 +442,13 @@ def _write(kf, src, dst, job, in_place):
                 _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs, path=kf.path)
             else:
                 folder = os.path.dirname(os.path.abspath(dst))
-                h5tmp = _rebuild.temp_path(folder, os.path.basename(dst), ".h5.tmp")
-                try:
+                with _rebuild.temp_file(folder, os.path.basename(dst), ".h5.tmp") as h5tmp:
                     _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop, path=kf.path,
                                         where=_source.WEIGHTS_MEMBER)
                     replace = {_source.WEIGHTS_MEMBER: h5tmp}
                     if job.config is not None:
                         replace[_source.CONFIG_MEMBER] = job.config.encode("utf-8")
                     _rebuild.write_zip(kf._zip, tmp, replace)
-                finally:
-                    if os.path.exists(h5tmp):
-                        os.unlink(h5tmp)
             kf.close()
     except FileFormatError:
         raise
@@ -473,7 +473,7 @@ def _write_zeroed(src, dst, *, layer, units):
     from ._io import _source
     src, dst = os.fspath(src), os.fspath(dst)
     with _source.open_model(src) as kf:
-        graph = _graph.build_graph(copy.deepcopy(kf.config))
+        graph = _graph.build_graph(_json.copy(kf.config))
         shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
         plan = _rules.plan_removal(graph, shapes, layer, sorted(units))
         data = {}

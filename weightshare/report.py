@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .errors import printable
 from .encode import DTYPES, encoded_sizes
 
 __all__ = ["report", "Report", "TensorReport", "ReportTotal", "load_tensors", "DEFLATE_LEVEL"]
@@ -58,7 +59,8 @@ class TensorReport(NamedTuple):
     ratio_eq1 : float or None
         Deep Compression eq. 1, ``n b / (n ceil(log2 k) + k b)`` with b = 32.
     sse, max_abs_error : float or None
-        Against the original tensor (``compare``); None without it.
+        Against the original tensor (``compare``); None without it; ``inf``
+        beyond the float64 range (None in the CLI's JSON).
     """
 
     name: str
@@ -125,6 +127,8 @@ def _cell(value, fmt):
         return "-"
     if fmt == "shape":
         return "x".join(str(d) for d in value) or "()"
+    if isinstance(value, str):      # a name from the file: control characters escaped
+        return printable(value)
     return format(value, fmt)
 
 
@@ -147,7 +151,8 @@ class Report(NamedTuple):
                 "total": self.total._asdict()}
 
     def table(self):
-        """The report as a text table, one line per tensor and a total line."""
+        """The report as a text table, one line per tensor and a total line (names from the
+        file with their control characters escaped: safe to print on a terminal)."""
         cols = _COLUMNS + (_ERROR_COLUMNS if self.total.sse is not None else [])
         cells = [[_cell(getattr(r, attr), fmt) for _, attr, fmt in cols] for r in self.rows]
         t = self.total
@@ -248,8 +253,9 @@ def _row(t, original):
         if b.shape != a.shape:
             raise ValueError(f"compare: tensor {t.name!r} has shape {b.shape} in the original "
                              f"and {a.shape} in the model")
-        d = a - b
-        sse = float(np.dot(d.ravel(), d.ravel()))
+        with np.errstate(over="ignore"):    # beyond the float64 range (weights near 1e154+): inf
+            d = a - b
+            sse = float(np.dot(d.ravel(), d.ravel()))
         err = float(np.abs(d).max()) if d.size else 0.0
     return TensorReport(
         name=t.name, shape=s.shape, dtype=s.dtype, n=s.n, nonzeros=s.nonzeros,

@@ -24,6 +24,8 @@ Kinds of cases (``Case.kind``):
 - ``arg``: k, sparsity, layers, roles, units, count, inputs, labels;
 - ``output``: read-only folder, missing folder, output equal to the input,
   a folder, a symlink to the input, a different suffix;
+- ``text``: layer names holding terminal escape sequences, in tables and error lines;
+- ``depth``: configs nested past the limit (and at it), chains of 1,200 layers;
 - ``regression``: files saved by the fuzzer (``regressions/``);
 - ``random``: seeded random mutations (only with ``count`` beyond the
   structured corpus).
@@ -1214,6 +1216,222 @@ def hostile_storage(b):
               model=model, layer=layer, stem=name, expect="refused", names=("{input}", kpath))
 
 
+# ---- hostile text and depth: escape sequences in names, deep and long configs, huge values
+#: a layer name a terminal would act on: set the window title (OSC ... BEL), erase the line
+#: (CSI 2K), carriage return, newline, a C1 CSI, DEL and a right-to-left override
+EVIL = "hid\x1b]0;owned\x07den\x1b[2K\r\n\x9b31m\x7f\u202e"
+#: weightshare's limit on the nesting of a model config (weightshare._base._json.MAX_DEPTH)
+CONFIG_DEPTH = 100
+
+
+def _swap(obj, old, new):
+    """`obj` (parsed JSON) with every string equal to `old` replaced by `new` (iterative)."""
+    root = [obj]
+    stack = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if value == old:
+            parent[key] = new
+        elif isinstance(value, dict):
+            stack.extend((value, k) for k in value)
+        elif isinstance(value, list):
+            stack.extend((value, i) for i in range(len(value)))
+    return root[0]
+
+
+def _rename_segments(values, old, new):
+    out = ["/".join(new if s == old else s for s in _b(v).decode().split("/")) for v in values]
+    return np.array(out, dtype=h5py.string_dtype("utf-8"))
+
+
+def rename_layer(name, data, old, new):
+    """Fixture `name` with its layer `old` called `new` everywhere: config, groups, attributes."""
+    def h5(f):
+        groups = []
+        f.visititems(lambda p, o: groups.append(p) if isinstance(o, h5py.Group)
+                     and p.rsplit("/", 1)[-1] == old else None)
+        for p in sorted(groups, key=lambda p: -p.count("/")):       # deepest first
+            head = p.rsplit("/", 1)[0] + "/" if "/" in p else ""
+            f.move(p, head + new)
+        objs = [f]
+        f.visititems(lambda p, o: objs.append(o))
+        for o in objs:
+            for key in ("layer_names", "weight_names"):
+                if key in o.attrs and o.attrs[key].size:
+                    o.attrs[key] = _rename_segments(o.attrs[key], old, new)
+            if "name" in o.attrs and _b(o.attrs["name"]).decode() == old:
+                o.attrs["name"] = new
+    config = None if name.endswith("weights.h5") or ".weights_only." in name \
+        else (lambda cfg: _swap(cfg, old, new))
+    return edit_any(name, data, h5=h5, config=config)
+
+
+def units_mismatch(name, data, layer_name):
+    """Fixture `name` with 'hidden' renamed `layer_name` and its config saying units=3."""
+    def three(cfg):
+        for entry in cfg["config"]["layers"]:
+            if entry["config"].get("name") == layer_name:
+                entry["config"]["units"] = 3
+        return cfg
+    return edit_any(name, rename_layer(name, data, "hidden", layer_name), config=three)
+
+
+def with_config_text(name, data, fn):
+    """Fixture `name` (``.keras`` or legacy ``.h5``) with its config text replaced by ``fn(text)``."""
+    if name.endswith(".keras"):
+        return make_zip([(n, fn(c.decode()).encode() if n == CONFIG else c)
+                         for n, c in zip_members(data)])
+    return edit_h5(data, lambda f: f.attrs.__setitem__("model_config",
+                                                       fn(_b(f.attrs["model_config"]).decode())))
+
+
+def deep_config(name, data, total):
+    """The fixture with a list nested in the first Dense layer's config: `total` levels in all.
+
+    The top-level model dict is level 1; its ``config`` 2, ``layers`` 3, the
+    layer 4, the layer's ``config`` 5, so the list adds ``total - 5`` levels.
+    """
+    mark = "__deep_mark__"
+
+    def put(cfg):
+        for entry in cfg["config"]["layers"]:
+            if entry.get("class_name") == "Dense":
+                entry["config"]["deep"] = mark
+                return cfg
+    levels = total - 5
+    text = json.dumps(put(json.loads(_config_text(name, data))))
+    return with_config_text(name, data, lambda _: text.replace(
+        json.dumps(mark), "[" * levels + "]" * levels))
+
+
+def _config_text(name, data):
+    if name.endswith(".keras"):
+        return dict(zip_members(data))[CONFIG].decode()
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return _b(f.attrs["model_config"]).decode()
+
+
+def long_chain(name, data, n, after="hidden", functional=False):
+    """The Sequential fixture with `n` linear Activation layers right after layer `after`.
+
+    With `functional`, the model is rewritten as a Functional model (Keras 3
+    ``inbound_nodes``) holding the same layers: a chain of calls.
+    """
+    def edit(cfg):
+        layers = cfg["config"]["layers"]
+        at = next(i for i, e in enumerate(layers) if (e.get("config") or {}).get("name") == after)
+        acts = [{"module": "keras.layers", "class_name": "Activation",
+                 "config": {"name": f"act_{i}", "trainable": True, "dtype": "float32",
+                            "activation": "linear"}, "registered_name": None}
+                for i in range(n)]
+        layers[at + 1:at + 1] = acts
+        if functional:
+            prev = None
+            for e in layers:
+                e["name"] = e["config"]["name"]
+                e["inbound_nodes"] = [] if prev is None else [{"args": [{
+                    "class_name": "__keras_tensor__",
+                    "config": {"shape": None, "dtype": "float32", "keras_history": [prev, 0, 0]}}],
+                    "kwargs": {}}]
+                prev = e["name"]
+            cfg["class_name"] = "Functional"
+            cfg["config"]["input_layers"] = [[layers[0]["name"], 0, 0]]
+            cfg["config"]["output_layers"] = [[prev, 0, 0]]
+        return cfg
+    return edit_any(name, data, config=edit)
+
+
+def set_kernel(name, data, values=None, layer="hidden", **kwargs):
+    """The fixture with the kernel of `layer` replaced (by `values`, or a dataset of `kwargs`)."""
+    path = [p for p in _names_of(name, data) if p.rsplit("/", 1)[-1] in ("0", "kernel:0", "kernel")
+            and layer in p.split("/")]
+    if not path:    # a Keras 3 store: layers/dense/vars/0 is named by the vars' 'name' attribute
+        path = [kernel_path(name, data)]
+    return edit_any(name, data, h5=lambda f: replace_dataset(f, path[0], values, **kwargs))
+
+
+def _names_of(name, data):
+    if name.endswith(".keras"):
+        data = dict(zip_members(data))[WEIGHTS]
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return _names(f)
+
+
+def hostile_text_and_depth(b):
+    """Escape sequences in names; configs nested deep; 1,200-layer chains; huge finite values."""
+    bases = (("k3_mlp.keras", "k3_mlp"), ("k3_mlp.h5", "k3_mlp"), ("k2_mlp.h5", "k2_mlp"),
+             ("k3_mlp.weights.h5", "k3_mlp"), ("k2_mlp.weights_only.h5", "k2_mlp"))
+    for name, model in bases:
+        data = _fixture(name)
+        b.add("text", f"{name}: layer 'hidden' renamed to {EVIL!r} (terminal escape sequences)",
+              {"input" + suffix(name): rename_layer(name, data, "hidden", EVIL)}, model=model,
+              layer=EVIL, stem=name, expect=(("compare", "any"), ("*", "done")))
+    for name, model in bases[1:3]:
+        data = _fixture(name)
+        ghost = EVIL.replace("hid", "ghost")
+
+        def ln(f, ghost=ghost):
+            g = f["model_weights"]
+            g.attrs["layer_names"] = np.array(list(g.attrs["layer_names"]) + [ghost],
+                                              dtype=h5py.string_dtype("utf-8"))
+        b.add("text", f"{name}: layer_names lists a missing group named with escape sequences "
+              "(the error line)", {"input.h5": edit_h5(data, ln)}, model=model, stem=name,
+              expect="refused")
+
+        def wn(f):
+            g = f["model_weights/hidden"]
+            g.attrs["weight_names"] = np.array(list(g.attrs["weight_names"]) + [f"hidden/{EVIL}"],
+                                               dtype=h5py.string_dtype("utf-8"))
+        b.add("text", f"{name}: weight_names lists a missing weight named with escape sequences",
+              {"input.h5": edit_h5(data, wn)}, model=model, stem=name, expect="refused")
+        b.add("text", f"{name}: layer {EVIL!r} whose config says units=3 (the error line names "
+              "the dataset, escape sequences and all)",
+              {"input.h5": units_mismatch(name, data, EVIL)}, model=model, layer=EVIL, stem=name,
+              expect="refused")
+    for name, model in (("k3_mlp.keras", "k3_mlp"), ("k2_mlp.h5", "k2_mlp")):
+        data = _fixture(name)
+        for total, expect in ((CONFIG_DEPTH, "done"), (CONFIG_DEPTH + 1, "refused"),
+                              (500, "refused"), (5000, "refused"), (100_000, "refused")):
+            b.add("depth", f"{name}: config nested {total} levels deep (limit {CONFIG_DEPTH})",
+                  {"input" + suffix(name): deep_config(name, data, total)}, model=model,
+                  stem=name, expect=(("compare", "any"), ("*", expect)),
+                  names=("{input}", (CONFIG, "model_config")) if expect == "refused" else ())
+        for functional in (False, True):
+            b.add("depth", f"{name}: 1,200 linear Activation layers after 'hidden' "
+                  f"({'Functional' if functional else 'Sequential'})",
+                  {"input" + suffix(name): long_chain(name, data, 1200, functional=functional)},
+                  model=model, stem=name, expect="done")
+    rng = np.random.default_rng(17)
+    huge = {
+        "normal * 1e160": rng.normal(size=(8, 16)) * 1e160,
+        "normal * 1e300": rng.normal(size=(8, 16)) * 1e300,
+        "uniform in +-1.7e308": rng.uniform(-1.0, 1.0, size=(8, 16)) * 1.7e308,
+        "1e300, 1e-300 and zeros": np.where(rng.normal(size=(8, 16)) > 0, 1e300, 1e-300)
+        * (rng.normal(size=(8, 16)) > -0.5) * rng.normal(size=(8, 16)),
+    }
+    for name, model in (("k3_mlp.weights.h5", "k3_mlp"), ("k2_mlp.h5", "k2_mlp"),
+                        ("k3_mlp.keras", "k3_mlp")):
+        data = _fixture(name)
+        for what, w in huge.items():
+            b.add("tensor", f"{name}: the kernel of 'hidden' holds float64 {what}",
+                  {"input" + suffix(name): set_kernel(name, data, w)}, model=model,
+                  stem=name, expect=(("compare", "any"), ("*", "done")))
+    for name, model in (("k2_mlp.h5", "k2_mlp"), ("k3_mlp.keras", "k3_mlp")):
+        data = _fixture(name)
+
+        def units(cfg):
+            for entry in cfg["config"]["layers"]:
+                if entry["config"].get("name") == "hidden":
+                    entry["config"]["units"] = 1 << 30
+            return cfg
+        zero = set_kernel(name, data, shape=(0, 1 << 30), dtype="f4")
+        b.add("tensor", f"{name}: the kernel of 'hidden' is declared (0, 2**30) and its config "
+              "says 2**30 units (stores nothing, names a billion units)",
+              {"input" + suffix(name): edit_any(name, zero, config=units)}, model=model,
+              stem=name, expect=(("remove", "refused"), ("*", "any")))
+
+
 def build(seed=0, count=None):
     """The corpus: a list of :class:`Case`.
 
@@ -1228,7 +1446,7 @@ def build(seed=0, count=None):
     """
     b = _Builder(seed)
     for kind in (specials, truncations, bitflips, zips, npys, h5_structure, tensors, arguments,
-                 outputs, regressions, output_links, hostile_storage):
+                 outputs, regressions, output_links, hostile_storage, hostile_text_and_depth):
         kind(b)
     if count is not None and count > len(b.cases):
         random_mutations(b, count - len(b.cases))

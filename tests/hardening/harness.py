@@ -9,6 +9,8 @@ has), one run in a worker process (``worker.py``) checks:
   file (and the dataset or the parameter, where the case says);
 - nothing escaped ``main`` (no traceback), no warning text, no "Exception
   ignored", no file descriptor left open;
+- no raw control character on stdout or stderr (a file's names are printed
+  escaped);
 - every file of the case folder (the input, and any file it links to)
   keeps its bytes (sha256) and mtime, and no file appears next to it (the
   run's working directory is the case folder, so a name the input resolves
@@ -36,6 +38,7 @@ import math
 import os
 import pathlib
 import queue
+import re
 import selectors
 import shutil
 import stat
@@ -61,6 +64,8 @@ JOB_TIMEOUT = 20.0
 ALLOWANCE = 256 << 20
 MULTIPLE = 20
 PREVIOUS = b"a previous output file that must survive a failed run\n"
+#: a control character printed raw: text from a file must reach the terminal escaped
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -366,6 +371,11 @@ def check_run(case, command, res, paths, before, after, out_dir, out_before, out
     for bad in ("Traceback", "Exception ignored", "Warning:", "HDF5-DIAG"):
         if bad in err:
             problems.append(f"stderr shows {bad!r}: {err[:2000]}")
+    for stream, text in (("stdout", out), ("stderr", err)):
+        raw = RAW_CONTROL.search(text)
+        if raw:
+            problems.append(f"{stream} holds the raw control character {raw.group()!r}: "
+                            f"{text[max(0, raw.start() - 200):raw.start() + 200]!r}")
     lines = err.splitlines()
     if rc == 2:
         if len(lines) != 1:

@@ -24,11 +24,13 @@ Inputs are never opened for writing.
 import contextlib
 import errno
 import os
+import signal
 import tempfile
+import threading
 
 from ..errors import FileFormatError
 
-__all__ = ["check_output", "same_file", "temp_path", "atomic_output", "FULL_DISK"]
+__all__ = ["check_output", "same_file", "temp_path", "temp_file", "atomic_output", "FULL_DISK"]
 
 #: a temporary name keeps at most this many bytes of the output's name, so
 #: that ``.{name}.XXXXXXXX{suffix}`` fits in NAME_MAX (255) for any valid name
@@ -119,6 +121,48 @@ def temp_path(folder, stem, suffix):
     return path
 
 
+#: signals that end a run by unwinding (the CLI turns SIGTERM and SIGHUP into exceptions)
+_UNWINDING = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM/SIGHUP while a temporary file is created and its name recorded.
+
+    A signal that unwinds between the creation of a file and the ``try`` that
+    removes it would leave the file behind; held, it is delivered when the
+    block ends, where the caller's clean-up already knows the name.
+    """
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def temp_file(folder, stem, suffix):
+    """A new empty temporary file in `folder` (see :func:`temp_path`), removed on exit.
+
+    Removed whatever ends the block, a signal included: the file is created
+    with the unwinding signals held, so no signal can fall between its
+    creation and the clean-up that knows its name.
+    """
+    path = None
+    try:
+        with _signals_held():
+            path = temp_path(folder, stem, suffix)
+        yield path
+    finally:
+        if path is not None and os.path.exists(path):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _sync_folder(folder):
     """Make the rename durable (best effort: not every system can fsync a folder)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -141,8 +185,10 @@ def atomic_output(dst, mode_from=None, *, inputs=(), in_place=None):
     """
     target = check_output(dst, inputs, in_place=in_place)
     folder = os.path.dirname(os.path.abspath(target))
-    tmp = temp_path(folder, os.path.basename(target), ".tmp")
+    tmp = None
     try:
+        with _signals_held():
+            tmp = temp_path(folder, os.path.basename(target), ".tmp")
         yield tmp
         if mode_from is not None and os.path.exists(mode_from):
             mode = os.stat(mode_from).st_mode & 0o7777
@@ -160,7 +206,7 @@ def atomic_output(dst, mode_from=None, *, inputs=(), in_place=None):
             raise OSError(exc.errno, f"{why}: the output was not written", target) from None
         raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     _sync_folder(folder)

@@ -13,12 +13,12 @@ dataset=None)``, which raises.
 """
 
 import io
-import json
 import os
 import zipfile
 
 import h5py
 
+from .._base._json import NestingError, loads as load_json
 from ._npy import check_expansion
 from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
@@ -102,7 +102,9 @@ def keras_config(zf, names, fail):
             fail("stores its weights as model.weights.npz, which is not supported")
         fail("is a .keras zip without model.weights.h5")
     try:
-        config = json.loads(zf.read(CONFIG_MEMBER).decode("utf-8"))
+        config = load_json(zf.read(CONFIG_MEMBER).decode("utf-8"), "the model config")
+    except NestingError as exc:
+        fail(str(exc), CONFIG_MEMBER)
     except (ValueError, UnicodeDecodeError) as exc:
         fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
     if not isinstance(config, dict):

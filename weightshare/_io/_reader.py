@@ -16,7 +16,6 @@ bytes: an HDF5 file holding, anywhere, a dataset stored in another file
 is opened (:mod:`weightshare._io._h5check`).
 """
 
-import json
 import os
 import zipfile
 from typing import NamedTuple, Optional
@@ -24,6 +23,7 @@ from typing import NamedTuple, Optional
 import h5py
 import numpy as np
 
+from .._base._json import NestingError, loads as load_json
 from ._npy import check_expansion, read_npy_header
 from ..errors import FileFormatError
 from .._codec._bf16 import bf16_to_float32
@@ -165,7 +165,7 @@ class WeightsFile(ModelFile):
         if os.path.getsize(self.path) < (64 << 20):
             try:
                 with open(self.path, "rb") as f:
-                    index = json.loads(f.read().decode("utf-8"))
+                    index = load_json(f.read().decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 index = None
         if isinstance(index, dict) and "weight_map" in index:
@@ -209,7 +209,7 @@ class WeightsFile(ModelFile):
         self.fmt = "keras_zip"
         if "metadata.json" in names:
             try:
-                meta = json.loads(self._zip.read("metadata.json").decode("utf-8"))
+                meta = load_json(self._zip.read("metadata.json").decode("utf-8"))
                 self.keras_version = str(meta.get("keras_version")) if isinstance(meta, dict) else None
             except (ValueError, UnicodeDecodeError):
                 self.keras_version = None
@@ -229,7 +229,10 @@ class WeightsFile(ModelFile):
             self.fmt = "legacy_full"
             if "model_config" in h5.attrs:
                 try:
-                    self.config = json.loads(decode_str(h5.attrs["model_config"]))
+                    self.config = load_json(decode_str(h5.attrs["model_config"]),
+                                            "the model config")
+                except NestingError as exc:
+                    self.fail(str(exc), "/@model_config")
                 except (ValueError, TypeError) as exc:
                     self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
             if "keras_version" in h5.attrs:

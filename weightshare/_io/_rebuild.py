@@ -31,12 +31,12 @@ import zipfile
 import h5py
 import numpy as np
 
-from ._atomic import atomic_output, temp_path  # noqa: F401 (re-exported)
+from ._atomic import atomic_output, temp_file  # noqa: F401 (re-exported)
 from ._h5check import check_local, check_storage
 from ._zip import write_zip  # noqa: F401 (re-exported)
 from ..errors import FileFormatError
 
-__all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_path", "copy_attrs", "WRITE_ERRORS"]
+__all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_file", "copy_attrs", "WRITE_ERRORS"]
 
 #: what writing a rebuilt file may raise besides FileFormatError (a damaged
 #: source or a full disk), for the caller to report naming the file

@@ -20,7 +20,6 @@ when the file is opened, as by the weights reader
 :class:`~weightshare.errors.FileFormatError`.
 """
 
-import json
 import os
 import zipfile
 from typing import NamedTuple
@@ -32,6 +31,7 @@ from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
                          open_hdf5, open_member, open_zip)
 from ._h5check import check_dataset
+from .._base._json import NestingError, loads as load_json
 from ..errors import FileFormatError
 from .._keras._graph import is_model, layer_list
 from .._keras._names import layer_name, snake_case
@@ -119,7 +119,9 @@ class KerasFile(ModelFile):
                 self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
             self.fmt = "legacy_full"
             try:
-                self.config = json.loads(decode_str(h5.attrs["model_config"]))
+                self.config = load_json(decode_str(h5.attrs["model_config"]), "the model config")
+            except NestingError as exc:
+                self.fail(str(exc), "/@model_config")
             except (ValueError, TypeError) as exc:
                 self.fail(f"the model_config attribute is not JSON ({exc})", "/@model_config")
             self._map_legacy()

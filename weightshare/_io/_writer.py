@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import FileFormatError
-from ._atomic import atomic_output, check_output, same_file, temp_path
+from ._atomic import atomic_output, check_output, same_file, temp_file
 from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
 from ._h5check import check_local, raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
@@ -336,16 +336,13 @@ def _rewrite_into(wf, src, dst, tmp, fn, records, progress):
         return _edit_h5(tmp, "", records, fn, progress, src, wf)
     if fmt == "keras_zip":
         _check_overlaps(wf, records, src)
-        h5tmp = temp_path(os.path.dirname(os.path.abspath(dst)), os.path.basename(dst), ".h5")
-        try:
+        with temp_file(os.path.dirname(os.path.abspath(dst)), os.path.basename(dst),
+                       ".h5") as h5tmp:
             with wf._zip.open(WEIGHTS_MEMBER) as r, open(h5tmp, "wb") as w:
                 shutil.copyfileobj(r, w, _CHUNK)      # checks the member's CRC-32
             changed = _edit_h5(h5tmp, WEIGHTS_MEMBER + ":", records, fn, progress, src, wf)
             edited = any(r.changed for r in changed)    # else: the member as stored
             write_zip(wf._zip, tmp, {WEIGHTS_MEMBER: h5tmp} if edited else {})
-        finally:
-            if os.path.exists(h5tmp):
-                os.unlink(h5tmp)
         return changed
     if fmt == "npy":
         if not records:

@@ -89,22 +89,25 @@ def layer_list(model_config):
     raise ValueError("the model config has no layer list")
 
 
-def find_nested(model_config, name, _path=()):
-    """Names of the nested models (outermost first) that hold a layer called `name`, or None."""
-    try:
-        entries = layer_list(model_config)
-    except ValueError:
-        return None
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        if is_model(entry):
+_END = object()
+
+
+def find_nested(model_config, name):
+    """Names of the nested models (outermost first) that hold a layer called `name`, or None.
+
+    Depth first, in config order, on a stack (no recursion per nested model).
+    """
+    stack = [(iter(_safe_layers(model_config)), ())]
+    while stack:
+        entries, path = stack[-1]
+        entry = next(entries, _END)
+        if entry is _END:
+            stack.pop()
+        elif isinstance(entry, dict) and is_model(entry):
             inner = layer_name(entry) or "?"
             if any(isinstance(e, dict) and layer_name(e) == name for e in _safe_layers(entry)):
-                return _path + (inner,)
-            found = find_nested(entry, name, _path + (inner,))
-            if found:
-                return found
+                return path + (inner,)
+            stack.append((iter(_safe_layers(entry)), path + (inner,)))
     return None
 
 
@@ -117,30 +120,33 @@ def _safe_layers(entry):
 
 # --------------------------------------------------------------------------- parsing calls
 def _strings(obj, out):
-    if isinstance(obj, str):
-        out.add(obj)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _strings(v, out)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _strings(v, out)
+    """Add every string anywhere in `obj` to the set `out` (a stack, no recursion)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
     return out
 
 
 def _keras3_refs(obj, out):
-    """Collect ``keras_history`` triples of ``__keras_tensor__`` dicts."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            hist = (obj.get("config") or {}).get("keras_history")
-            if isinstance(hist, list) and len(hist) == 3 and isinstance(hist[0], str):
-                out.append((hist[0], hist[1], hist[2]))
-            return out
-        for v in obj.values():
-            _keras3_refs(v, out)
-    elif isinstance(obj, list):
-        for v in obj:
-            _keras3_refs(v, out)
+    """Collect ``keras_history`` triples of ``__keras_tensor__`` dicts, in order."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == "__keras_tensor__":
+                hist = (item.get("config") or {}).get("keras_history")
+                if isinstance(hist, list) and len(hist) == 3 and isinstance(hist[0], str):
+                    out.append((hist[0], hist[1], hist[2]))
+                continue
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
     return out
 
 

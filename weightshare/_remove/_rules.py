@@ -38,6 +38,7 @@ that names the layer: merges, RNNs and wrappers, nested models, shared layers,
 layers with several inputs, unknown classes, and model outputs.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -195,9 +196,26 @@ class _Ctx:
         self.producer = producer
         self.slices, self.roles, self.zero = {}, {}, {}
         self.edits, self.path, self.consumers = [], [], []
+        self._largest = None
 
     def refuse(self, reason):
         raise Blocked(f"cannot remove units of {self.producer!r}: {reason}")
+
+    def check_size(self, layer, n, what):
+        """Refuse a channel count `n` beyond the largest variable stored (before allocating).
+
+        Every index array of the plan holds at most as many entries as some
+        stored variable does, unless a shape is forged: a kernel declared with
+        a zero dimension (which stores nothing, whatever its other dimensions
+        say) or a recorded input shape that no variable matches.
+        """
+        if self._largest is None:
+            self._largest = max((math.prod(s) for shapes in self.shapes.values() for s in shapes),
+                                default=0)
+        if n > self._largest:
+            self.refuse(f"layer {layer.name!r} ({layer.class_name}) would carry {n} {what}, more "
+                        f"than any variable of the file holds ({self._largest} values): a "
+                        f"forged shape")
 
     def var_shapes(self, layer):
         return self.shapes.get(layer.name, ())
@@ -301,6 +319,7 @@ def _produce(ctx, layer, removed):
         if len(kernel) != CONVS[cls] + 2:
             ctx.refuse(f"layer {layer.name!r} ({cls}) has a kernel of shape {kernel}")
     n = kernel[-1]
+    ctx.check_size(layer, n, "units")
     if key not in cfg:
         ctx.refuse(f"layer {layer.name!r} ({cls}) has no {key!r} in its config")
     if cfg.get(key) not in (None, n):
@@ -342,7 +361,8 @@ def _blocker(ctx, src, layer):
         ctx.refuse(f"layer {name!r} ({cls}) {why}")
 
 
-def _follow(ctx, name, tensor):
+def _consumers(ctx, name):
+    """The consumers of `name`'s output that removal goes on to, or refuse."""
     graph = ctx.graph
     if name in graph.outputs:
         ctx.refuse(f"the output of {name!r} is a model output; removing units would change the "
@@ -351,18 +371,40 @@ def _follow(ctx, name, tensor):
     if not consumers:
         ctx.refuse(f"layer {name!r} has no consumer that removal can prove")
     if len(set(consumers)) != len(consumers):
-        dup = next(c for c in consumers if consumers.count(c) > 1)
+        seen = set()
+        dup = next(c for c in consumers if c in seen or seen.add(c))
         ctx.refuse(f"layer {dup!r} takes the output of {name!r} more than once")
-    for cname in consumers:
+    return consumers
+
+
+def _follow(ctx, name, tensor):
+    """Apply the rules to every layer the units of `name` reach, depth first in config order.
+
+    On a stack: a chain of thousands of layers must not recurse. A layer reached
+    twice (a cycle in the config's graph; a merge is refused before) is refused.
+    """
+    graph = ctx.graph
+    reached = {name}
+    stack = [(name, tensor, iter(_consumers(ctx, name)))]
+    while stack:
+        name, tensor, todo = stack[-1]
+        cname = next(todo, None)
+        if cname is None:
+            stack.pop()
+            continue
         layer = graph.layers[cname]
         _blocker(ctx, name, layer)
+        if cname in reached:
+            ctx.refuse(f"layer {cname!r} is reached twice from {ctx.producer!r}: the model "
+                       f"config's graph has a cycle")
+        reached.add(cname)
         _update_input_shape(ctx, layer, name, tensor)
         ctx.path.append(cname)
         out = _RULES[layer.class_name](ctx, layer, tensor)
         if out is None:
             ctx.consumers.append(cname)
         else:
-            _follow(ctx, cname, out)
+            stack.append((cname, out, iter(_consumers(ctx, cname))))
 
 
 def _update_input_shape(ctx, layer, src, tensor):
@@ -387,18 +429,21 @@ def _update_input_shape(ctx, layer, src, tensor):
 
 
 def _keras_tensor_shapes(obj, src):
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            cfg = obj.get("config") or {}
-            hist = cfg.get("keras_history")
-            if isinstance(hist, list) and hist and hist[0] == src and isinstance(cfg.get("shape"), list):
-                yield cfg["shape"]
-            return
-        for v in obj.values():
-            yield from _keras_tensor_shapes(v, src)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _keras_tensor_shapes(v, src)
+    """The ``shape`` lists of the ``__keras_tensor__`` dicts of `src` in `obj`, in order."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == "__keras_tensor__":
+                cfg = item.get("config") or {}
+                hist = cfg.get("keras_history")
+                if isinstance(hist, list) and hist and hist[0] == src \
+                        and isinstance(cfg.get("shape"), list):
+                    yield cfg["shape"]
+                continue
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 # --------------------------------------------------------------------------- rules
@@ -463,6 +508,7 @@ def _depthwise(ctx, layer, tensor):
         ctx.refuse(f"layer {layer.name!r} ({layer.class_name}) has a kernel of shape {kernel}; "
                    f"expected {tensor.size} input channels")
     dm = kernel[-1]
+    ctx.check_size(layer, tensor.size * dm, "channels")
     ctx.cut(layer, 0, roles[0], len(kernel) - 2, tensor)
     keep = (tensor.keep[:, None] * dm + np.arange(dm)).ravel()
     out = _Tensor(keep, tensor.size * dm, tensor.rank)
@@ -489,6 +535,7 @@ def _flatten(ctx, layer, tensor):
     elif rows is not None and rows != spatial * c:
         ctx.refuse(f"layer {layer.name!r} (Flatten) records {spatial} positions of {c} channels, "
                    f"but its consumer takes {rows} features")
+    ctx.check_size(layer, spatial * c, "features")
     keep = (np.arange(spatial, dtype=np.int64)[:, None] * c + tensor.keep[None, :]).ravel()
     return _Tensor(keep, spatial * c, 2)
 

@@ -23,6 +23,8 @@ import threading
 from . import _cluster, _compare, _info, _prune, _remove, _report
 from ._common import EXIT_BAD_INPUT, EXIT_OK, one_line
 
+from ..errors import printable
+
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
 #: subcommand modules, in the order ``--help`` lists them
@@ -33,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (and exit code 2)."""
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT,
+                  f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 class _Terminated(BaseException):

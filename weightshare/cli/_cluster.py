@@ -5,7 +5,8 @@ import sys
 import weightshare
 
 from ._common import (Progress, add_rewrite_options, add_target_options, output_name, parse_k,
-                      parse_k_map, parse_seed, print_json, print_table, stdout_may_close)
+                      parse_k_map, parse_seed, print_json, print_table, printable,
+                      stdout_may_close)
 
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 
@@ -94,9 +95,9 @@ def run(args):
     k = _k(args)
     if args.roles == ["kernel"]:
         for path, cls in _unknown_layers(args.model):
-            print(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) has "
-                  "tensors of unknown role (var0, var1, ...): left as they are; target them "
-                  "with --roles", file=sys.stderr)
+            print(printable(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) "
+                            "has tensors of unknown role (var0, var1, ...): left as they are; "
+                            "target them with --roles"), file=sys.stderr)
     dst = output_name(args)
     progress = Progress("clustering", quiet=args.quiet)
     try:
@@ -111,7 +112,7 @@ def run(args):
         if args.json:
             print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
             return 0
-        print(f"{args.model} -> {dst}: {len(rows)} tensor(s) clustered")
+        print(printable(f"{args.model} -> {dst}: {len(rows)} tensor(s) clustered"))
         print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",
                      "SSE"],
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.k,

@@ -1,4 +1,11 @@
-"""Helpers shared by the subcommands: tables, JSON, progress, argument parsers."""
+"""Helpers shared by the subcommands: tables, JSON, progress, argument parsers.
+
+Text that comes from a file (layer and tensor names, dataset paths, config
+strings) reaches the terminal only through :func:`printable` (tables, the
+progress bar, notes and warnings, the error line of ``weightshare.cli``):
+its control characters are shown escaped. JSON output is escaped by
+``json.dump`` itself and keeps the names exactly.
+"""
 
 import argparse
 import contextlib
@@ -6,8 +13,11 @@ import json
 import os
 import sys
 
+from ..errors import printable
+
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
-           "stdout_may_close", "output_name", "one_line"]
+           "stdout_may_close", "output_name", "one_line",
+           "printable"]
 
 
 def _discard_stdout():
@@ -61,18 +71,18 @@ def output_name(args):
 def one_line(exc, file=None):
     """`exc` in one line; a bare MemoryError names `file` (the command's input) when given."""
     if isinstance(exc, MemoryError) and not str(exc):
-        return f"{file}: out of memory" if file else "out of memory"
+        return printable(f"{file}: out of memory") if file else "out of memory"
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return " ".join(printable(text).split())
 
 
 def print_table(headers, rows, out=None):
-    """A plain aligned text table."""
+    """A plain aligned text table (cells shown through :func:`printable`)."""
     out = out or sys.stdout
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[printable(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), file=out)
     print("  ".join("-" * w for w in widths), file=out)
@@ -100,7 +110,7 @@ class Progress:
         width = 30
         filled = int(width * done / max(total, 1))
         sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{done}/{total} {record.name[:40]:<40}")
+                         f"{done}/{total} {printable(record.name)[:40]:<40}")
         sys.stderr.flush()
         self.shown = True
 

@@ -4,7 +4,7 @@ import math
 
 import weightshare
 
-from ._common import print_json, print_table, stdout_may_close
+from ._common import print_json, print_table, printable, stdout_may_close
 
 
 def register(sub):
@@ -34,7 +34,7 @@ def run(args):
                                      "location": r.location} for r in records]})
             return 0
         n = sum(math.prod(r.shape) for r in records)
-        print(f"{args.model}: {fmt}, {len(records)} tensors, {n} values")
+        print(f"{printable(args.model)}: {fmt}, {len(records)} tensors, {n} values")
         print_table(["tensor", "class", "role", "shape", "dtype", "location"],
                     [(r.name, r.layer_class or "-", r.role, "x".join(map(str, r.shape)) or "()",
                       r.dtype, r.location) for r in records])

@@ -6,7 +6,7 @@ import math
 import weightshare
 
 from ._common import (Progress, add_rewrite_options, add_target_options, output_name, print_json,
-                      print_table, stdout_may_close)
+                      print_table, printable, stdout_may_close)
 
 
 def parse_pair(sep, what):
@@ -104,7 +104,7 @@ def run(args):
                         "size": size, "nonzero_before": before, "nonzero_after": after,
                         "tensors": [r.to_dict() for r in rows]})
             return 0
-        print(f"{args.model} -> {dst}: {len(rows)} tensor(s) pruned")
+        print(printable(f"{args.model} -> {dst}: {len(rows)} tensor(s) pruned"))
         print_table(["tensor", "shape", "size", "non-zeros before -> after", "sparsity",
                      "threshold"],
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.size,

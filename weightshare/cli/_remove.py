@@ -5,7 +5,7 @@ import sys
 
 import weightshare
 
-from ._common import stdout_may_close
+from ._common import printable, stdout_may_close
 
 
 def register(sub):
@@ -48,19 +48,22 @@ def _shape(s):
 
 
 def _table(res):
+    """The summary as text; names from the file through :func:`printable` (one line each)."""
     lines = [f"{res.src} -> {res.dst}",
              f"layer {res.layer}: {res.units_before} -> {res.units_after} units "
              f"(removed {len(res.removed)}: {', '.join(str(i) for i in res.removed)})"]
     if res.by:
         lines.append(f"chosen by {res.by} norm: " + ", ".join(f"{v:.4g}" for v in res.norms))
     lines.append("path: " + " -> ".join(res.path))
-    rows = [(t.layer, t.role, _shape(t.old_shape), _shape(t.new_shape)) for t in res.tensors]
+    lines = [printable(line) for line in lines]
+    rows = [(printable(t.layer), printable(t.role), _shape(t.old_shape), _shape(t.new_shape))
+            for t in res.tensors]
     head = ("layer", "tensor", "before", "after")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     for edit in res.config:
-        lines.append(f"config: {edit}")
+        lines.append(printable(f"config: {edit}"))
     lines.append(f"parameters: {res.params_before} -> {res.params_after}")
     lines.append(f"optimizer state: {res.optimizer}")
     return "\n".join(lines)
@@ -73,7 +76,7 @@ def run(args):
     res = weightshare.remove_units(args.model, dst, layer=args.layer, units=args.units,
                                    count=args.count, by=args.by, in_place=args.in_place)
     for warning in res.warnings:
-        print(f"weightshare remove: warning: {warning}", file=sys.stderr)
+        print(printable(f"weightshare remove: warning: {warning}"), file=sys.stderr)
     with stdout_may_close(written=res.dst):
         if args.json:
             json.dump(res.to_dict(), sys.stdout, indent=2)
