@@ -56,8 +56,8 @@ def check_archive(infos, size, path):
     total = 0
     for info in infos:
         if info.header_offset + 30 + info.compress_size > size:
-            raise FileFormatError(path, f"claims {info.compress_size} stored bytes, past the end of "
-                                        "the file (a damaged or forged zip)", info.filename)
+            raise FileFormatError(path, f"claims {info.compress_size} stored bytes, past the end "
+                                        "of the file (a damaged or forged zip)", info.filename)
         total += info.file_size
     if total > FREE_BYTES + MAX_EXPANSION * size:
         raise FileFormatError(path, f"its members claim {total} bytes of data in all, more than "
