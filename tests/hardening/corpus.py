@@ -1432,6 +1432,137 @@ def hostile_text_and_depth(b):
               stem=name, expect=(("remove", "refused"), ("*", "any")))
 
 
+# ---- bombs and long scans (issue 17): every decompression bounded, no scan an input makes long
+def deflate_run(byte, n, chunk=1 << 20):
+    """A raw deflate stream of `n` copies of `byte` (`n` a multiple of `chunk`), made in a few
+    milliseconds: one compressed chunk repeated (a full flush restarts the stream's window)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(byte * chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    return block * (n // chunk) + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def raw_member(name, data, method=zipfile.ZIP_STORED, crc=None, size=None):
+    """A member for :func:`raw_zip`: `data` as stored; `crc` and `size` (decoded) as claimed."""
+    return (name, method, data, zlib.crc32(data) if crc is None else crc,
+            len(data) if size is None else size)
+
+
+def raw_zip(members):
+    """A zip of :func:`raw_member` members written as given (forged sizes, wrong CRCs, streams
+    deflated beforehand): local headers, central directory, end record; no zipfile checks."""
+    out, central = bytearray(), bytearray()
+    for name, method, data, crc, size in members:
+        offset, raw = len(out), name.encode()
+        out += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data),
+                           size, len(raw), 0) + raw + data
+        central += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc,
+                               len(data), size, len(raw), 0, 0, 0, 0, 0, offset) + raw
+    return bytes(out + central + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, len(members),
+                                             len(members), len(central), len(out), 0))
+
+
+def _raw_keras(name, replace=None, extra=()):
+    """The members of fixture `name` as :func:`raw_member` tuples, some replaced, some added."""
+    replace = replace or {}
+    out = [replace.get(n) or raw_member(n, c) for n, c in zip_members(_fixture(name))]
+    return out + list(extra)
+
+
+def bomb_member(name, mib, size=None, byte=b" "):
+    """`name` deflated from `mib` MiB of `byte` (CRC and size claimed: of that, or `size`)."""
+    n = mib << 20
+    crc = 0
+    block = byte * (1 << 20)
+    for _ in range(mib):
+        crc = zlib.crc32(block, crc)
+    return raw_member(name, deflate_run(byte, n), zipfile.ZIP_DEFLATED, crc,
+                      n if size is None else size)
+
+
+def many_members(n, duplicate=None):
+    """`n` empty members ``assets/<i>`` (and `duplicate` again at the end)."""
+    extra = [raw_member(f"assets/{i}", b"") for i in range(n)]
+    return extra + ([raw_member(duplicate, b"")] if duplicate else [])
+
+
+def heap_objects(n, size=0):
+    """`n` global heap objects (index 1, `size` bytes of data each), 16-byte aligned."""
+    one = struct.pack("<HH4xQ", 1, 0, size) + bytes((size + 7) & ~7)
+    return one * n
+
+
+def heap_collection(objects):
+    """A global heap collection (version 1, 8-byte lengths) holding the bytes `objects`."""
+    return b"GCOL\x01\0\0\0" + struct.pack("<Q", 16 + len(objects)) + objects
+
+
+def damage_first_heap(data, size):
+    """`data` with the free-space object of its first global heap collection claiming `size`."""
+    start = data.find(b"GCOL\x01")
+    end = start + struct.unpack_from("<Q", data, start + 8)[0]
+    pos = start + 16
+    while pos + 16 <= end:
+        index, obj_size = struct.unpack_from("<H6xQ", data, pos)
+        if index == 0:
+            break
+        pos += 16 + ((obj_size + 7) & ~7)
+    b = bytearray(data)
+    struct.pack_into("<Q", b, pos + 8, size)
+    return bytes(b)
+
+
+def bombs_and_scans(b):
+    """Decompression bombs (true and forged sizes), many members, heap floods and damaged heaps."""
+    name, kw = "k3_mlp.keras", dict(model="k3_mlp", layer="hidden")
+    members = dict(zip_members(_fixture(name)))
+
+    def keras(stem, what, replace=None, extra=(), kind="zip", **more):
+        b.add(kind, f"{name} {what}", {"m.keras": raw_zip(_raw_keras(name, replace, extra))},
+              stem=stem, **kw, **more)
+    keras("config_bomb", "whose config.json is a deflate bomb: 32 MiB of spaces in 32 kB",
+          {CONFIG: bomb_member(CONFIG, 32)}, expect="refused", names=("{input}", CONFIG))
+    keras("config_forged", "whose config.json claims its real size but inflates to 32 MiB",
+          {CONFIG: bomb_member(CONFIG, 32, len(members[CONFIG]))}, expect="refused",
+          names=("{input}", CONFIG))
+    keras("metadata_bomb", "whose metadata.json is a deflate bomb: 32 MiB of spaces in 32 kB",
+          {"metadata.json": bomb_member("metadata.json", 32)}, expect="refused",
+          names=("{input}", "metadata.json"))
+    keras("asset_bomb", "with an asset deflated from 32 MiB of zeros (copied, never inflated)",
+          extra=[bomb_member("assets/zeros", 32, byte=b"\0")], expect="done")
+    keras("many_dup", "with 60,000 more members, one of them twice",
+          extra=many_members(60000, "assets/7"), expect="refused", names=("{input}", "assets/7"))
+    keras("many", "with 20,000 more (empty) members (valid)", extra=many_members(20000),
+          expect="done")
+    b.add("zip", f"{name} whose stored config.json claims 3 MB: it runs over the next members",
+          {"m.keras": _forge_size(_fixture(name), CONFIG, 3 << 20)}, expect="refused",
+          names=("{input}", CONFIG), stem="overlap", **kw)
+    flood = heap_collection(heap_objects(1)) * 150000
+    keras("heap_gcol", "whose weights member is followed by 4 MiB of GCOL (valid)",
+          {WEIGHTS: raw_member(WEIGHTS, members[WEIGHTS] + b"GCOL" * (1 << 20))}, kind="h5",
+          expect="done")
+    keras("heap_flood", "whose weights member is followed by 150,000 global heap collections",
+          {WEIGHTS: raw_member(WEIGHTS, members[WEIGHTS] + flood)}, kind="h5", expect="refused",
+          names=("{input}", WEIGHTS))
+    for fixture, model in (("k3_mlp.weights.h5", "k3_mlp"), ("k2_mlp.h5", "k2_mlp")):
+        data = _fixture(fixture)
+        more = dict(model=model, layer="hidden", stem=fixture)
+        for what, tail, expect in (
+                ("4 MiB of GCOL (signatures, no collection)", b"GCOL" * (1 << 20), "done"),
+                ("150,000 global heap collections of one object each", flood, "refused"),
+                ("a global heap collection of 300,000 empty objects",
+                 heap_collection(heap_objects(300000)), "refused"),
+                ("a global heap collection of 100,000 small objects",
+                 heap_collection(heap_objects(100000, 5)), "done")):
+            b.add("h5", f"{fixture} followed by {what}", {"input" + suffix(fixture): data + tail},
+                  expect=expect, **more)
+        for size, what in ((0, "0 bytes (libhdf5 loops forever)"),
+                           ((1 << 64) - 8, "2**64 - 8 bytes (wraps around)"),
+                           (1 << 20, "1 MiB, past the end of its collection")):
+            b.add("h5", f"{fixture} whose first global heap's free space claims {what}",
+                  {"input" + suffix(fixture): damage_first_heap(data, size)}, expect="refused",
+                  **more)
+
+
 def build(seed=0, count=None):
     """The corpus: a list of :class:`Case`.
 
@@ -1446,7 +1577,8 @@ def build(seed=0, count=None):
     """
     b = _Builder(seed)
     for kind in (specials, truncations, bitflips, zips, npys, h5_structure, tensors, arguments,
-                 outputs, regressions, output_links, hostile_storage, hostile_text_and_depth):
+                 outputs, regressions, output_links, hostile_storage, hostile_text_and_depth,
+                 bombs_and_scans):
         kind(b)
     if count is not None and count > len(b.cases):
         random_mutations(b, count - len(b.cases))

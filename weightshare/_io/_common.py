@@ -66,6 +66,11 @@ class MemberWindow(io.RawIOBase):
     def seekable(self):
         return True
 
+    @property
+    def region(self):
+        """(file, offset, size): where the window lies."""
+        return self._f, self._off, self._size
+
     def tell(self):
         return self._pos
 
@@ -94,24 +99,42 @@ def member_data_offset(f, info):
     return info.header_offset + 30 + n_name + n_extra
 
 
-def check_local_headers(f, infos):
-    """A message saying which member's local header disagrees with the central directory, or None.
+def _encoded_name(info):
+    name = info.orig_filename
+    if name.isascii():                  # the same in both encodings (and cp437's codec is slow)
+        return name.encode("ascii")
+    return name.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+
+
+def check_local_headers(f, infos, end):
+    """A message saying which member's local header or data is wrong, or None.
 
     zipfile checks a member's local header only when the member is opened;
     a rewrite copies members it never opens, so a damaged header would go
-    unnoticed (and make the output unreadable). 30 + len(name) bytes per member.
+    unnoticed (and make the output unreadable). Each member's data must also
+    end before the next member's local header (the last one's before `end`,
+    where the central directory starts): members whose data overlap would
+    let a few compressed bytes decode again and again. Members are visited
+    in file order; 30 + len(name) bytes are read per member, never a length
+    the file states.
     """
-    for info in infos:
+    order = sorted(infos, key=lambda i: i.header_offset)
+    stops = [i.header_offset for i in order[1:]] + [end]
+    for info, stop in zip(order, stops):
         f.seek(info.header_offset)
         header = f.read(30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
             return f"the local header of {info.filename!r} is missing or damaged"
-        n_name = struct.unpack("<H", header[26:28])[0]
-        name = f.read(n_name)
-        expected = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        n_name, n_extra = struct.unpack("<HH", header[26:30])
+        expected = _encoded_name(info)
+        name = f.read(min(n_name, len(expected) + 1))
         if name != expected:
             return (f"the local header of {info.filename!r} names {name!r}: the zip is "
                     "damaged")
+        data_end = info.header_offset + 30 + n_name + n_extra + info.compress_size
+        if data_end > stop:
+            return (f"the data of {info.filename!r} ({info.compress_size} bytes) runs into the "
+                    "next member or past the end of the members: the zip is damaged or forged")
     return None
 
 

@@ -4,17 +4,20 @@ The weights reader (:mod:`weightshare._io._reader`) and the model reader of
 structured removal (:mod:`weightshare._io._source`) read different things
 from a file, but open it the same way: the path must be a regular file, a zip
 must have unique members whose local headers agree with its central
-directory, the HDF5 weights member must not be a bomb nor run past the end of
-the file, an HDF5 file must keep all its data inside itself (no external
-storage, virtual dataset or external link anywhere: see
-:mod:`weightshare._io._h5check`), and its global heaps are checked before
-libhdf5 reads a string from them. Every refusal goes through the caller's ``fail(message,
-dataset=None)``, which raises.
+directory and whose data do not overlap, every member that is decompressed
+is bounded (the JSON members by a size cap and a ratio, the HDF5 weights
+member by the ratio) and read through a bounded reader, an HDF5 file must
+keep all its data inside itself (no external storage, virtual dataset or
+external link anywhere: see :mod:`weightshare._io._h5check`), and its global
+heaps are checked before libhdf5 reads a string from them. Every refusal goes
+through the caller's ``fail(message, dataset=None)``, which raises.
 """
 
+import collections
 import io
 import os
 import zipfile
+import zlib
 
 import h5py
 
@@ -24,12 +27,23 @@ from ..errors import FileFormatError
 from ._common import MemberWindow, check_local_headers, member_data_offset
 from ._h5check import check_global_heaps, check_storage
 
-__all__ = ["CONFIG_MEMBER", "WEIGHTS_MEMBER", "ModelFile", "check_model_path", "open_zip",
-           "keras_config", "open_member", "open_hdf5"]
+__all__ = ["CONFIG_MEMBER", "METADATA_MEMBER", "WEIGHTS_MEMBER", "MAX_CONFIG_BYTES",
+           "MAX_METADATA_BYTES", "JSON_FREE_BYTES", "ModelFile", "check_model_path", "open_zip",
+           "read_member", "keras_config", "keras_metadata", "open_member", "open_hdf5"]
 
 #: the members of a Keras 3 ``.keras`` zip that hold the model
 CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
 WEIGHTS_MEMBER = "model.weights.h5"
+#: the largest config.json read (decoded); Keras writes under 1 kB per layer
+MAX_CONFIG_BYTES = 8 << 20
+#: the largest metadata.json read (decoded); Keras writes under 100 bytes
+MAX_METADATA_BYTES = 1 << 20
+#: bytes a JSON member may decode to from any stored size (beyond: MAX_EXPANSION times)
+JSON_FREE_BYTES = 1 << 20
+#: what reading a zip member raises when its bytes are damaged or unsupported
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                  NotImplementedError, ValueError)
 
 
 class ModelFile:
@@ -85,31 +99,78 @@ def open_zip(raw, fail):
     """(ZipFile, infos) of the open binary file `raw`: unique members, sound local headers."""
     zf = zipfile.ZipFile(raw)
     infos = zf.infolist()
-    names = [i.filename for i in infos]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        fail(f"holds two members named {twice[0]!r} (a damaged or tampered zip)")
-    bad = check_local_headers(raw, infos)
+    counts = collections.Counter(i.filename for i in infos)
+    if len(counts) != len(infos):
+        twice = min(n for n, c in counts.items() if c > 1)
+        fail(f"holds two members named {twice!r} (a damaged or tampered zip)")
+    end = getattr(zf, "start_dir", None)
+    bad = check_local_headers(raw, infos, os.fstat(raw.fileno()).st_size if end is None else end)
     if bad:
         fail(bad)
     return zf, infos
 
 
-def keras_config(zf, names, fail):
+def read_member(zf, member, path, fail, limit):
+    """The bytes of the small member `member` (a JSON file) of `zf`: at most `limit` of them.
+
+    Refused before anything is decompressed when it claims more than
+    `limit` bytes, or more than :data:`JSON_FREE_BYTES` and more than
+    ``MAX_EXPANSION`` times its stored size; then read with one bounded
+    read (zipfile inflates at most what a read asks for, whatever the member
+    holds), so that a forged size cannot make it inflate more either.
+    """
+    info = zf.getinfo(member)
+    if info.file_size > limit:
+        fail(f"claims {info.file_size} bytes; more than {limit} is refused (a Keras file holds "
+             "far less: a damaged or forged file, or a decompression bomb)", member)
+    check_expansion(info.file_size, info.compress_size, path, member, free=JSON_FREE_BYTES)
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)       # zipfile inflates at most what is asked
+    except _MEMBER_ERRORS as exc:
+        fail(f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})", member)
+    if len(data) > info.file_size:      # zipfile stops at the claimed size; never trust it
+        fail(f"holds more than the {info.file_size} bytes it claims", member)
+    return data
+
+
+def _json_member(zf, member, path, fail, limit):
+    data = read_member(zf, member, path, fail, limit)
+    try:
+        return load_json(data.decode("utf-8"), "the model config" if member == CONFIG_MEMBER
+                         else member)
+    except NestingError as exc:
+        fail(str(exc), member)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"{member} is not valid JSON ({exc})", member)
+
+
+def keras_config(zf, names, fail, path):
     """The model config (a dict) of a ``.keras`` zip holding `names`, whose weights are HDF5."""
     if WEIGHTS_MEMBER not in names:
         if "model.weights.npz" in names:
             fail("stores its weights as model.weights.npz, which is not supported")
         fail("is a .keras zip without model.weights.h5")
-    try:
-        config = load_json(zf.read(CONFIG_MEMBER).decode("utf-8"), "the model config")
-    except NestingError as exc:
-        fail(str(exc), CONFIG_MEMBER)
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail(f"config.json is not valid JSON ({exc})", CONFIG_MEMBER)
+    config = _json_member(zf, CONFIG_MEMBER, path, fail, MAX_CONFIG_BYTES)
     if not isinstance(config, dict):
         fail("config.json does not hold a model", CONFIG_MEMBER)
     return config
+
+
+def keras_metadata(zf, names, fail, path):
+    """The dict of a ``.keras`` zip's metadata.json, or None (absent, or not a JSON object).
+
+    Unreadable JSON is ignored (the metadata only tells the Keras version);
+    a bomb or a damaged member is refused like any other.
+    """
+    if METADATA_MEMBER not in names:
+        return None
+    data = read_member(zf, METADATA_MEMBER, path, fail, MAX_METADATA_BYTES)
+    try:
+        meta = load_json(data.decode("utf-8"), METADATA_MEMBER)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def open_member(zf, raw, path, member, fail):
@@ -119,7 +180,8 @@ def open_member(zf, raw, path, member, fail):
     over `raw`: nothing is copied), after checking that it lies within the
     file; zipfile does not check its CRC-32 then, which is the caller's job
     (:func:`~weightshare._io._common.crc32_of`). Any other member is
-    decompressed into memory, after refusing a decompression bomb.
+    decompressed into memory, after refusing a decompression bomb, through a
+    bounded reader: never more than the size it claims.
     """
     info = zf.getinfo(member)
     check_expansion(info.file_size, info.compress_size, path, member)
@@ -128,7 +190,14 @@ def open_member(zf, raw, path, member, fail):
         if start + info.file_size > os.path.getsize(path):
             fail("is truncated: the weights member runs past the end of the file", member)
         return MemberWindow(raw, start, info.file_size), info
-    return io.BytesIO(zf.read(member)), info
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)       # zipfile inflates at most what is asked
+    except _MEMBER_ERRORS as exc:
+        fail(f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})", member)
+    if len(data) > info.file_size:
+        fail(f"holds more than the {info.file_size} bytes it claims", member)
+    return io.BytesIO(data), info
 
 
 def open_hdf5(source, size, path, where=None):

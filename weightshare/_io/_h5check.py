@@ -17,7 +17,10 @@
   file as weights and writing a rewrite's values into it (a relative name
   is resolved against the current folder). Keras never writes any of them.
   Soft links stay: they name objects inside the file, which the walk
-  reaches through hard links.
+  reaches through hard links. The signatures are found with NumPy
+  (no Python call per byte or per signature); at most
+  :data:`MAX_HEAP_OBJECTS` collections and objects are walked in all, more
+  is refused, so that no file can make the walk long.
 - **Datasets**: :func:`check_dataset` refuses a dataset that lives in another
   file (as above, checked again for the datasets that are read), whose
   shape claims far more bytes than it stores (a forged shape or a
@@ -35,18 +38,31 @@
   a damaged file for writing with libhdf5.
 """
 
+import io
+import mmap
 import struct
 
 import h5py
+import numpy as np
 
 from ._npy import check_expansion
 from ..errors import FileFormatError
+from ._common import MemberWindow
 
 __all__ = ["raw_place", "check_dataset", "check_local", "check_storage", "check_global_heaps",
-           "walk_datasets", "MAX_DEPTH"]
+           "walk_datasets", "MAX_DEPTH", "MAX_HEAP_OBJECTS"]
 
-_SIGNATURE = b"GCOL"
+_SIGNATURE = int.from_bytes(b"GCOL", "little")
 _BLOCK = 1 << 20
+#: H5HG_SIZEOF_HDR and H5HG_SIZEOF_OBJHDR: a collection's header and an object's header are
+#: both 16 bytes (4 + 1 + 3 + length, and 2 + 2 + 4 + length, aligned to 8) for either length
+_HEAD = 16
+#: bytes of a collection read at a time while walking it, when the file cannot be mapped
+#: (H5HG_MINSIZE, the smallest collection libhdf5 writes)
+_WINDOW = 4096
+#: global heap collections and objects walked per file at most: a Keras file holds a few
+#: thousand strings; more is refused rather than walked
+MAX_HEAP_OBJECTS = 1 << 18
 
 
 def raw_place(ds):
@@ -222,36 +238,118 @@ def _gaps(ranges, size):
         yield pos, size
 
 
-def _read(f, offset, n):
-    f.seek(offset)
-    return f.read(n)
+class _Bytes:
+    """The `size` bytes of the file object `f`, read without a copy or a system call if possible.
+
+    A memory map of the file (of the whole zip for a member read in place),
+    or the buffer of a BytesIO: slices are views. Anything else (or a file
+    that cannot be mapped) is read with seek and read. Close it after use.
+    """
+
+    def __init__(self, f, size):
+        self._f, self._size, self._map, self._mem, self._base = f, size, None, None, 0
+        try:
+            if isinstance(f, io.BytesIO):
+                self._mem = f.getbuffer()
+            else:
+                raw = f
+                if isinstance(f, MemberWindow):
+                    raw, self._base, _ = f.region
+                self._map = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
+                self._mem = memoryview(self._map)
+        except (OSError, ValueError, AttributeError, BufferError):
+            self.close()
+
+    @property
+    def mapped(self):
+        """True if :meth:`read` returns views (then a read of any length is free)."""
+        return self._mem is not None
+
+    def read(self, offset, n):
+        """Up to `n` bytes at `offset` (fewer at the end): bytes or a memoryview."""
+        n = max(0, min(n, self._size - offset))
+        if self._mem is None:
+            self._f.seek(offset)
+            return self._f.read(n)
+        start = self._base + offset
+        return self._mem[start:start + n]
+
+    def close(self):
+        mem, amap, self._mem, self._map = self._mem, self._map, None, None
+        if mem is not None:
+            mem.release()
+        if amap is not None:
+            try:
+                amap.close()
+            except BufferError:         # a view is still alive: unmapped when it goes
+                pass
 
 
-def _check_collection(f, start, size, length_size, path, where):
-    head = _read(f, start, 8 + length_size)
-    if len(head) < 8 + length_size or head[4] != 1:
-        return                  # not a collection libhdf5 would parse (it refuses it itself)
-    fmt = "<Q" if length_size == 8 else "<I"
-    csize = struct.unpack(fmt, head[8:])[0]
+def _collections(block, n, size, base, length_size):
+    """(starts, sizes) of the collections whose header begins in ``block[:n]`` (at file offset
+    `base`): the ``GCOL`` signature, version 1 (libhdf5 refuses any other) and a size that
+    keeps the collection within the `size` bytes of the file (libhdf5 refuses it otherwise).
+
+    Found with NumPy, four alignments of a uint32 view: no Python call per byte or per hit.
+    """
+    if len(block) < _HEAD:
+        return ()
+    hits = []
+    for a in range(4):
+        u32 = np.frombuffer(block, "<u4", count=(len(block) - a) // 4, offset=a)
+        found = np.flatnonzero((u32[:-1] == _SIGNATURE) & ((u32[1:] & 0xFF) == 1))
+        if found.size:
+            hits.append(found * 4 + a)
+    if not hits:
+        return ()
+    at = np.concatenate(hits)
+    at = at[(at < n) & (at + _HEAD <= len(block))]        # a header cut by the file's end: skip
+    u8 = np.frombuffer(block, np.uint8)
+    fields = u8[at[:, None] + np.arange(8, 8 + length_size)]
+    csize = np.ascontiguousarray(fields).view("<u8" if length_size == 8 else "<u4").ravel()
+    starts = at.astype(np.int64) + base
+    keep = (csize > _HEAD) & (csize.astype(np.uint64) <= (size - starts).astype(np.uint64))
+    return zip(starts[keep].tolist(), csize[keep].tolist())
+
+
+def _too_many(path, where):
+    return FileFormatError(path, f"has more than {MAX_HEAP_OBJECTS} global heap collections and "
+                                 "objects (the strings of its attributes), or bytes that look "
+                                 "like them: not a Keras file, or a crafted one", where)
+
+
+def _walk(data, start, csize, fmt, budget, path, where):
+    """Walk the objects of the collection at `start` as libhdf5 does; the number walked.
+
+    Raises FileFormatError when an object does not end inside the collection
+    (libhdf5 would loop forever or read past it), or after `budget` objects.
+    """
     end = start + csize
-    if end > size:
-        return                  # libhdf5 refuses a collection past the end of the file
-    obj_head = 8 + length_size  # index (2), reference count (2), reserved (4), size
-    pos = start + 8 + length_size
-    while pos < end:
-        if pos + obj_head > end:
-            break               # a tail too small for an object: free space
-        raw = _read(f, pos, obj_head)
-        if len(raw) < obj_head:
-            break
-        index = struct.unpack("<H", raw[:2])[0]
-        obj_size = struct.unpack(fmt, raw[8:])[0]
-        need = obj_head + ((obj_size + 7) & ~7) if index else obj_size
+    pos = start + _HEAD
+    window = csize if data.mapped else _WINDOW     # a view of the whole collection costs nothing
+    base, buf = pos, b""
+    walked, problem = 0, None
+    while end - pos >= _HEAD:       # a tail too small for an object header is free space
+        if pos + _HEAD > base + len(buf):
+            base, buf = pos, data.read(pos, min(window, end - pos))
+            if len(buf) < _HEAD:
+                break
+        index, obj_size = struct.unpack_from(fmt, buf, pos - base)
+        need = _HEAD + ((obj_size + 7) & ~7) if index else obj_size
         if need <= 0 or need > end - pos:
-            raise FileFormatError(path, f"has a damaged global heap (the strings of its "
-                                        f"attributes) at byte {start}: object {index} claims "
-                                        f"{obj_size} bytes", where)
+            problem = FileFormatError(path, f"has a damaged global heap (the strings of its "
+                                            f"attributes) at byte {start}: object {index} claims "
+                                            f"{obj_size} bytes", where)
+            break
         pos += need
+        walked += 1
+        if walked > budget:
+            problem = _too_many(path, where)
+            break
+    del buf                         # no view of the file outlives the walk (_Bytes.close)
+    if problem is not None:
+        raise problem
+    return walked
 
 
 def check_global_heaps(h5, f, size, path, where=None):
@@ -271,14 +369,21 @@ def check_global_heaps(h5, f, size, path, where=None):
     length_size = h5.id.get_create_plist().get_sizes()[1]
     if length_size not in (4, 8):
         return
-    for lo, hi in _gaps(_data_ranges(h5, path, where and where + ":"), size):
-        pos = lo
-        while pos < hi:
-            block = _read(f, pos, min(_BLOCK, hi - pos) + 3)
-            if not block:
-                break
-            i = block.find(_SIGNATURE)
-            while 0 <= i and pos + i < hi:
-                _check_collection(f, pos + i, size, length_size, path, where)
-                i = block.find(_SIGNATURE, i + 1)
-            pos += _BLOCK
+    fmt = "<H6xQ" if length_size == 8 else "<H6xI"
+    gaps = list(_gaps(_data_ranges(h5, path, where and where + ":"), size))
+    data = _Bytes(f, size)
+    try:
+        budget = MAX_HEAP_OBJECTS
+        for lo, hi in gaps:
+            for pos in range(lo, hi, _BLOCK):
+                n = min(_BLOCK, hi - pos)
+                block = data.read(pos, n + _HEAD - 1)     # a header may straddle two blocks
+                found = _collections(block, n, size, pos, length_size)
+                del block
+                for start, csize in found:
+                    budget -= 1
+                    if budget < 0:
+                        raise _too_many(path, where)
+                    budget -= _walk(data, start, csize, fmt, budget, path, where)
+    finally:
+        data.close()

@@ -24,13 +24,13 @@ import h5py
 import numpy as np
 
 from .._base._json import NestingError, loads as load_json
-from ._npy import check_expansion, read_npy_header
+from ._npy import BoundedReader, check_archive, check_expansion, read_npy_header
 from ..errors import FileFormatError
 from .._codec._bf16 import bf16_to_float32
 from ._h5check import check_dataset
 from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
-                         open_hdf5, open_member, open_zip)
+                         keras_metadata, open_hdf5, open_member, open_zip)
 from .._keras._names import MODEL_CLASSES, layer_name, snake_case
 from .._keras._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
@@ -196,23 +196,21 @@ class WeightsFile(ModelFile):
 
     def _open_npz(self):
         self.fmt = "npz"
+        check_archive(self.zip_infos, os.path.getsize(self.path), self.path)
         for info in self.zip_infos:
             key = info.filename[:-4]
             check_expansion(info.file_size, info.compress_size, self.path, info.filename)
             with self._zip.open(info) as f:
-                shape, _, dtype = read_npy_header(f, info.file_size, self.path, info.filename)
+                shape, _, dtype = read_npy_header(BoundedReader(f, info.file_size), info.file_size,
+                                                  self.path, info.filename)
             self.records.append(WeightInfo(key, key, key, None, "kernel", "kernel", tuple(shape),
                                            dtype.name, key))
 
     def _open_keras_zip(self, names):
-        self.config = keras_config(self._zip, names, self.fail)
+        self.config = keras_config(self._zip, names, self.fail, self.path)
         self.fmt = "keras_zip"
-        if "metadata.json" in names:
-            try:
-                meta = load_json(self._zip.read("metadata.json").decode("utf-8"))
-                self.keras_version = str(meta.get("keras_version")) if isinstance(meta, dict) else None
-            except (ValueError, UnicodeDecodeError):
-                self.keras_version = None
+        meta = keras_metadata(self._zip, names, self.fail, self.path)
+        self.keras_version = str(meta.get("keras_version")) if meta is not None else None
         fileobj, info = open_member(self._zip, self._raw, self.path, WEIGHTS_MEMBER, self.fail)
         self._h5_size = info.file_size
         self._member = (fileobj, info) if isinstance(fileobj, MemberWindow) else None
@@ -528,8 +526,10 @@ class WeightsFile(ModelFile):
             if self.fmt == "npy":
                 arr = np.load(self.path, mmap_mode=None, allow_pickle=False)
             elif self.fmt == "npz":
-                with self._zip.open(record.location + ".npy") as f:
-                    arr = np.lib.format.read_array(f, allow_pickle=False)
+                info = self._zip.getinfo(record.location + ".npy")
+                with self._zip.open(info) as f:
+                    arr = np.lib.format.read_array(BoundedReader(f, info.file_size),
+                                                   allow_pickle=False)
             else:
                 self._check_member_crc()
                 arr = self.dataset(record)[()]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
-                         open_hdf5, open_member, open_zip)
+                         keras_metadata, open_hdf5, open_member, open_zip)
 from ._h5check import check_dataset
 from .._base._json import NestingError, loads as load_json
 from ..errors import FileFormatError
@@ -101,7 +101,9 @@ class KerasFile(ModelFile):
         names = {i.filename for i in self.zip_infos}
         if CONFIG_MEMBER not in names:
             self.fail("is a zip without config.json, not a .keras model")
-        self.config = keras_config(self._zip, names, self.fail)
+        self.config = keras_config(self._zip, names, self.fail, self.path)
+        # not used, but copied to the output: refused if a bomb, as the weights reader does
+        keras_metadata(self._zip, names, self.fail, self.path)
         self.fmt = "keras_zip"
         fileobj, info = open_member(self._zip, self._raw, self.path, WEIGHTS_MEMBER, self.fail)
         if isinstance(fileobj, MemberWindow) and crc32_of(fileobj, info.file_size) != info.CRC:
