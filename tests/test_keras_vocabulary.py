@@ -1,0 +1,183 @@
+"""One Keras vocabulary: each piece of Keras knowledge lives once in weightshare._keras
+(or, for bfloat16 bits, weightshare._codec._bf16), and its users agree with it.
+
+- the calls of a Functional layer (``inbound_nodes``, Keras 3 and Keras 2), read by
+  the forward pass and by the removal graph;
+- the name of a layer dict (``config.name`` first), checked against every fixture;
+- the model classes, the quantized/LoRA test, the float dtype names;
+- bfloat16 bits: the helpers give the bits the old inline expressions gave.
+"""
+
+import json
+import pathlib
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from weightshare._keras import _graph
+from weightshare._keras._names import MODEL_CLASSES, layer_name
+from weightshare._keras._nodes import (Call, io_refs, is_keras2, layer_calls, node_call,
+                                       node_offset, tensor_ref)
+from weightshare.forward import layer_weight_counts
+
+FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+MODEL_FILES = sorted(p for p in FIX.iterdir()
+                     if p.suffix == ".keras" or (p.suffix == ".h5" and "weights" not in p.name))
+
+
+def _config(path):
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read("config.json"))
+    with h5py.File(path, "r") as f:
+        raw = f.attrs["model_config"]
+    return json.loads(raw if isinstance(raw, str) else raw.decode())
+
+
+def _models(config, prefix=""):
+    """(path prefix, model dict) of the model and of every nested model."""
+    yield prefix, config
+    for entry in _graph.layer_list(config):
+        if entry["class_name"] in MODEL_CLASSES:
+            yield from _models(entry, f"{prefix}{layer_name(entry)}/")
+
+
+def _kt(name, node=0, tensor=0):
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": [None, 4], "keras_history": [name, node, tensor]}}
+
+
+# =========================================================================== calls
+def test_a_keras3_node_gives_positional_keyword_and_all_tensors():
+    node = {"args": [[_kt("a"), _kt("b", 1)], "text"],
+            "kwargs": {"value": _kt("v"), "mask": [_kt("m")], "training": False,
+                       "data": ["a", 0, 0]}}
+    call = node_call(node)
+    assert call.args == (("a", 0, 0), ("b", 1, 0))
+    assert call.kwargs == {"value": ("v", 0, 0), "mask": [_kt("m")], "training": False,
+                           "data": ["a", 0, 0]}       # a plain list is data in Keras 3
+    assert call.tensors == (("a", 0, 0), ("b", 1, 0), ("v", 0, 0), ("m", 0, 0))
+
+
+def test_a_keras2_node_gives_its_entries_and_keyword_tensors():
+    node = [["q", 0, 0, {"value": ["v", 1, 0], "training": True}], ["k", 2, 1]]
+    call = node_call(node)
+    assert call == Call((("q", 0, 0), ("k", 2, 1)), {"value": ("v", 1, 0), "training": True},
+                        (("q", 0, 0), ("k", 2, 1)))
+
+
+def test_empty_nodes_are_calls_without_inputs():
+    assert node_call({}) == node_call([]) == Call((), {}, ())
+
+
+@pytest.mark.parametrize("node, why", [
+    ("x", "is a str"),
+    ([["x", 0]], "has an entry \\['x', 0\\] that is not \\[layer, node_index, tensor_index, "
+                 "kwargs\\]"),
+    ([["x", 0, 0, {}, 5]], "has an entry .* that is not \\[layer"),
+    ([["x", "0", 0]], "has an entry .* that is not \\[layer"),
+    ([["x", 0, 0, "kw"]], "has an entry .* that is not \\[layer"),
+    ({"args": [{"class_name": "__keras_tensor__", "config": {}}]},
+     "has a __keras_tensor__ without a keras_history"),
+    ({"args": [], "kwargs": [1]}, "has kwargs that are not an object"),
+])
+def test_a_malformed_node_is_refused_naming_the_layer(node, why):
+    entry = {"class_name": "Dense", "name": "fc", "config": {"name": "fc"},
+             "inbound_nodes": [[], node]}
+    with pytest.raises(ValueError, match=f"layer 'fc': inbound node 1 {why}"):
+        layer_calls(entry)
+
+
+def test_tensor_ref_reads_plain_lists_only_when_asked():
+    assert tensor_ref(_kt("d", 2, 1)) == ("d", 2, 1)
+    assert tensor_ref(["d", 0, 0]) is None and tensor_ref(["d", 0, 0], lists=True) == ("d", 0, 0)
+    assert tensor_ref(["d", True, 0], lists=True) is None
+
+
+def test_io_refs_take_one_reference_or_a_list():
+    assert io_refs(["x", 0, 0]) == [("x", 0, 0)]
+    assert io_refs([["x", 0, 0], ["y", 1, 2]]) == [("x", 0, 0), ("y", 1, 2)]
+
+
+def _calls_by_producer(path):
+    """{(layer path, call): sorted tensor refs of the call}, nested models' node numbers
+    counted from their first call in the config (tf-keras counts the model's own call)."""
+    config = _config(path)
+    keras2, out = is_keras2(config), {}
+    for prefix, model in _models(config):
+        if model["class_name"] == "Sequential":
+            continue
+        entries = {layer_name(e): e for e in _graph.layer_list(model)}
+        for name, entry in entries.items():
+            for i, call in enumerate(layer_calls(entry)):
+                refs = call.args + tuple(v for v in call.kwargs.values() if isinstance(v, tuple))
+                out[(prefix + name, i)] = sorted(
+                    (n, node - node_offset(entries[n], keras2), t) for n, node, t in refs)
+    return out
+
+
+@pytest.mark.parametrize("model", sorted({p.name[3:-6] for p in FIX.glob("k2_*.keras")}))
+def test_the_three_producers_configs_are_read_as_the_same_calls(model):
+    """Keras 3 (jax, tf) write dict nodes, tf-keras list nodes: one parser, the same graph."""
+    calls = {prod: _calls_by_producer(FIX / f"{prod}_{model}.keras") for prod in ("k2", "k3", "k3tf")}
+    assert calls["k2"] == calls["k3"] == calls["k3tf"]
+    assert is_keras2(_config(FIX / f"k2_{model}.keras"))
+    assert not is_keras2(_config(FIX / f"k3_{model}.keras"))
+
+
+def test_the_graph_and_the_forward_pass_read_the_same_calls():
+    """Removal's graph takes its inputs from the parser the forward pass runs on."""
+    config = _config(FIX / "k3_rm_block_add.keras")
+    graph = _graph.build_graph(config)
+    for entry in _graph.layer_list(config):
+        calls = layer_calls(entry)
+        layer = graph.layers[layer_name(entry)]
+        assert layer.calls == tuple(tuple(r[0] for r in c.tensors) for c in calls)
+        assert layer.refs == tuple(c.tensors for c in calls)
+
+
+def test_a_keras2_keyword_tensor_feeds_the_forward_pass_and_is_not_a_graph_input():
+    """tf-keras writes MultiHeadAttention's value as a keyword list; Keras 3 as a second arg."""
+    k2 = next(e for e in _graph.layer_list(_config(FIX / "k2_mha.keras")) if layer_name(e) == "mha")
+    k3 = next(e for e in _graph.layer_list(_config(FIX / "k3_mha.keras")) if layer_name(e) == "mha")
+    (call2,), (call3,) = layer_calls(k2), layer_calls(k3)
+    assert call2.args == call2.tensors == (("seq", 0, 0),)
+    assert call2.kwargs == {"value": ("seq", 0, 0)}
+    assert call3.args == call3.tensors == (("seq", 0, 0), ("seq", 0, 0)) and call3.kwargs == {}
+
+
+# =========================================================================== names
+def test_layer_name_prefers_the_config_name():
+    assert layer_name({"name": "wire", "config": {"name": "own"}}) == "own"
+    assert layer_name({"name": "wire", "config": {"name": None}}) == "wire"
+    assert layer_name({"name": "wire", "config": [1]}) == "wire"
+    assert layer_name({"config": {}}) is None and layer_name({"name": 3}) is None
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
+def test_keras_writes_one_name_per_layer_and_wires_by_it(path):
+    """Every entry that has both names has them equal, and every reference of the wiring
+    (inbound nodes, input_layers, output_layers) names a layer by :func:`layer_name`:
+    the rule reads every file Keras writes as Keras does."""
+    config, both = _config(path), 0
+    for _, model in _models(config):
+        entries = _graph.layer_list(model)
+        names = {layer_name(e) for e in entries}
+        for entry in entries:
+            if isinstance(entry.get("name"), str) and isinstance(entry["config"].get("name"), str):
+                assert entry["name"] == entry["config"]["name"]
+                both += 1
+        if model["class_name"] == "Sequential":
+            continue
+        refs = [r for e in entries for c in layer_calls(e) for r in c.args]
+        refs += io_refs(model["config"]["input_layers"]) + io_refs(model["config"]["output_layers"])
+        assert refs and {r[0] for r in refs} <= names
+    assert both or config["class_name"] == "Sequential"
+
+
+def test_the_forward_pass_names_layers_like_the_reader():
+    cfg = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "Dense", "name": "wire", "config": {"name": "fc", "units": 2}}]}}
+    assert layer_weight_counts(cfg) == {"fc": 2}
