@@ -20,6 +20,8 @@ from weightshare._keras import _graph
 from weightshare._keras._names import MODEL_CLASSES, layer_name
 from weightshare._keras._nodes import (Call, io_refs, is_keras2, layer_calls, node_call,
                                        node_offset, tensor_ref)
+from weightshare._keras._roles import quantization_of, quantized_or_lora
+from weightshare._remove import _rules
 from weightshare.forward import layer_weight_counts
 
 FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
@@ -121,7 +123,8 @@ def _calls_by_producer(path):
 @pytest.mark.parametrize("model", sorted({p.name[3:-6] for p in FIX.glob("k2_*.keras")}))
 def test_the_three_producers_configs_are_read_as_the_same_calls(model):
     """Keras 3 (jax, tf) write dict nodes, tf-keras list nodes: one parser, the same graph."""
-    calls = {prod: _calls_by_producer(FIX / f"{prod}_{model}.keras") for prod in ("k2", "k3", "k3tf")}
+    calls = {prod: _calls_by_producer(FIX / f"{prod}_{model}.keras")
+             for prod in ("k2", "k3", "k3tf")}
     assert calls["k2"] == calls["k3"] == calls["k3tf"]
     assert is_keras2(_config(FIX / f"k2_{model}.keras"))
     assert not is_keras2(_config(FIX / f"k3_{model}.keras"))
@@ -181,3 +184,76 @@ def test_the_forward_pass_names_layers_like_the_reader():
     cfg = {"class_name": "Sequential", "config": {"name": "m", "layers": [
         {"class_name": "Dense", "name": "wire", "config": {"name": "fc", "units": 2}}]}}
     assert layer_weight_counts(cfg) == {"fc": 2}
+
+
+# =========================================================================== model classes
+def _dense(name, units=2):
+    return {"class_name": "Dense", "config": {"name": name, "units": units}}
+
+
+@pytest.mark.parametrize("cls", sorted(MODEL_CLASSES))
+def test_every_model_class_is_a_model_to_the_graph_and_the_forward_pass(cls):
+    inner = {"class_name": cls, "config": {"name": "inner", "layers": [_dense("fc")]}}
+    assert _graph.is_model(inner) and _graph.find_nested(
+        {"class_name": "Sequential", "config": {"layers": [inner]}}, "fc") == ("inner",)
+    outer = {"class_name": "Sequential", "config": {"name": "m", "layers": [inner, _dense("head")]}}
+    assert layer_weight_counts(outer) == {"inner/fc": 2, "head": 2}
+
+
+@pytest.mark.parametrize("cls", sorted(MODEL_CLASSES))
+def test_removal_does_not_cross_any_model_class(cls):
+    cfg = {"class_name": "Functional", "config": {"name": "f", "layers": [
+        {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+         "config": {"name": "x", "batch_input_shape": [None, 4]}},
+        dict(_dense("a", 4), name="a", inbound_nodes=[[["x", 0, 0, {}]]]),
+        {"class_name": cls, "name": "inner", "config": {"name": "inner", "layers": [_dense("fc")]},
+         "inbound_nodes": [[["a", 0, 0, {}]]]}],
+        "input_layers": [["x", 0, 0]], "output_layers": [["inner", 0, 0]]}}
+    shapes = {"a": ((4, 4), (4,))}
+    with pytest.raises(_rules.Blocked, match=f"layer 'inner' is a nested model \\({cls}\\)"):
+        _rules.plan_removal(_graph.build_graph(cfg), shapes, "a", [0])
+
+
+def test_the_forward_pass_takes_every_model_class_and_nothing_else():
+    for cls in MODEL_CLASSES:
+        assert layer_weight_counts({"class_name": cls, "config": {"layers": [_dense("fc")]}}) \
+            == {"fc": 2}
+    with pytest.raises(ValueError, match="describes a 'Dense', not a Sequential or Functional"):
+        layer_weight_counts(_dense("fc"))
+
+
+# =========================================================================== quantized
+QUANT = [
+    ({"dtype": "float32", "quantization_config": None}, None),
+    ({"dtype": {"class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}}}, None),
+    ({"dtype": {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8"}}}, "int8"),
+    ({"dtype": {"class_name": "GPTQDTypePolicy", "config": {"mode": "gptq/4/128"}}}, "gptq/4/128"),
+    ({"dtype": {"class_name": "QuantizedFloat8DTypePolicy", "config": {"name": "x"}}},
+     "QuantizedFloat8DTypePolicy"),
+    ({"dtype": "int8_from_float32"}, "int8_from_float32"),
+    ({"quantization_config": {"class_name": "Int8QuantizationConfig", "config": {}}},
+     "quantization_config"),
+    ({"lora_rank": 4, "lora_alpha": 4}, "lora"),
+    ({"lora_rank": None}, None),
+]
+
+
+@pytest.mark.parametrize("config, why", QUANT)
+def test_quantized_or_lora_extends_the_one_quantized_test(config, why):
+    assert quantized_or_lora(config) == why
+    mode = quantization_of(config)
+    assert mode == (why if why not in ("quantization_config", "lora") else None)
+
+
+@pytest.mark.parametrize("config, why", [q for q in QUANT if q[1]])
+@pytest.mark.parametrize("where", ["producer", "consumer"])
+def test_removal_refuses_what_quantized_or_lora_names(config, why, where):
+    layers = [("Dense", {"name": "fc1", "units": 4}), ("Dense", {"name": "head", "units": 2})]
+    layers[0 if where == "producer" else 1][1].update(config)
+    graph = _graph.build_graph({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 3]}}] +
+        [{"class_name": c, "config": cfg} for c, cfg in layers]}})
+    shapes = {"fc1": ((3, 4), (4,)), "head": ((4, 2), (2,))}
+    name = "fc1" if where == "producer" else "head"
+    with pytest.raises(_rules.Blocked, match=f"'{name}' \\(Dense\\) is quantized or has LoRA"):
+        _rules.plan_removal(graph, shapes, "fc1", [0])
