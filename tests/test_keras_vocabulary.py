@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
+from weightshare._codec._bf16 import (bf16_bits_of, bf16_is_zero, bf16_to_float32, is_bf16_exact,
+                                      is_bf16_storage)
 from weightshare._keras import _graph
 from weightshare._keras._names import MODEL_CLASSES, layer_name
 from weightshare._keras._nodes import (Call, io_refs, is_keras2, layer_calls, node_call,
@@ -257,3 +259,45 @@ def test_removal_refuses_what_quantized_or_lora_names(config, why, where):
     name = "fc1" if where == "producer" else "head"
     with pytest.raises(_rules.Blocked, match=f"'{name}' \\(Dense\\) is quantized or has LoRA"):
         _rules.plan_removal(graph, shapes, "fc1", [0])
+
+
+# =========================================================================== bfloat16 bits
+ALL_BF16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def _float32_patterns(n=200_000, seed=0):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    u[:8] = [0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0x3F808000, 0x0000FFFF]
+    return u.view(np.float32)
+
+
+def test_bf16_bits_of_is_the_upper_half_and_inverts_the_widening():
+    f = _float32_patterns()
+    old = (np.ascontiguousarray(f, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    np.testing.assert_array_equal(bf16_bits_of(f), old)
+    np.testing.assert_array_equal(bf16_bits_of(bf16_to_float32(ALL_BF16)), ALL_BF16)
+    minus_two = bf16_bits_of(np.float32(-2.0))
+    assert minus_two.shape == () and int(minus_two) == 0xC000
+    np.testing.assert_array_equal(bf16_bits_of(f.reshape(400, 500).T), old.reshape(400, 500).T)
+
+
+def test_is_bf16_exact_tests_the_lower_half():
+    f = _float32_patterns()
+    np.testing.assert_array_equal(is_bf16_exact(f), (f.view(np.uint32) & 0xFFFF) == 0)
+    assert is_bf16_exact(bf16_to_float32(ALL_BF16)).all()
+    assert is_bf16_exact(np.float32(1.0)) and not is_bf16_exact(np.float32(1.0 + 2 ** -10))
+
+
+def test_bf16_is_zero_finds_both_zeros_only():
+    zero = bf16_is_zero(ALL_BF16)
+    np.testing.assert_array_equal(zero, (ALL_BF16 & 0x7FFF) == 0)
+    assert np.flatnonzero(zero).tolist() == [0, 0x8000]
+    np.testing.assert_array_equal(bf16_is_zero(ALL_BF16.view("V2")), zero)
+    np.testing.assert_array_equal(zero, bf16_to_float32(ALL_BF16) == 0)
+
+
+def test_is_bf16_storage_is_the_opaque_two_byte_type():
+    assert is_bf16_storage(np.dtype("V2")) and is_bf16_storage(ALL_BF16.view("V2").dtype)
+    for other in ("u2", "f2", "V4", np.dtype([("a", "u1"), ("b", "u1")])):
+        assert not is_bf16_storage(other)
