@@ -16,10 +16,12 @@ import h5py
 import numpy as np
 import pytest
 
+import weightshare
+import weightshare.files
 from weightshare._codec._bf16 import (bf16_bits_of, bf16_is_zero, bf16_to_float32, is_bf16_exact,
                                       is_bf16_storage)
 from weightshare._keras import _graph
-from weightshare._keras._names import MODEL_CLASSES, layer_name
+from weightshare._keras._names import FLOAT_DTYPE_NAMES, MODEL_CLASSES, layer_name
 from weightshare._keras._nodes import (Call, io_refs, is_keras2, layer_calls, node_call,
                                        node_offset, tensor_ref)
 from weightshare._keras._roles import quantization_of, quantized_or_lora
@@ -259,6 +261,19 @@ def test_removal_refuses_what_quantized_or_lora_names(config, why, where):
     name = "fc1" if where == "producer" else "head"
     with pytest.raises(_rules.Blocked, match=f"'{name}' \\(Dense\\) is quantized or has LoRA"):
         _rules.plan_removal(graph, shapes, "fc1", [0])
+
+
+# =========================================================================== float dtype names
+def test_the_float_dtype_names_are_what_the_readers_call_floating_tensors(tmp_path):
+    assert weightshare.files.FLOAT_DTYPE_NAMES is FLOAT_DTYPE_NAMES
+    seen = {r.dtype for p in ("k3_bf16.keras", "k2_f16.h5", "k3_mixed.weights.h5")
+            for r in weightshare.read_weights(FIX / p, values=False)}
+    assert seen <= set(FLOAT_DTYPE_NAMES) and {"bfloat16", "float16", "float32"} <= seen
+    np.savez(tmp_path / "a.npz", w=np.ones(3), n=np.arange(3, dtype=np.int32))
+    records = {r.name: r.dtype for r in weightshare.read_weights(tmp_path / "a.npz")}
+    assert records == {"w": "float64", "n": "int32"}
+    rows = weightshare.prune_file(tmp_path / "a.npz", tmp_path / "b.npz", sparsity=0.5)
+    assert [r.tensor for r in rows] == ["w"]
 
 
 # =========================================================================== bfloat16 bits

@@ -1,4 +1,5 @@
-"""Names in Keras configs and weight stores: layer names, store group names, model classes.
+"""Names in Keras configs and weight stores: layer names, store group names, model classes,
+float dtype names.
 
 No I/O: the rules by which Keras names things, shared by the readers
 (:mod:`weightshare._io`), the layer graph and the forward pass.
@@ -6,10 +7,13 @@ No I/O: the rules by which Keras names things, shared by the readers
 
 import re
 
-__all__ = ["MODEL_CLASSES", "snake_case", "layer_name"]
+__all__ = ["MODEL_CLASSES", "FLOAT_DTYPE_NAMES", "snake_case", "layer_name"]
 
 #: layer classes that are models holding layers of their own
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+
+#: stored dtypes of floating-point weights, as the readers name them (``|V2`` is "bfloat16")
+FLOAT_DTYPE_NAMES = ("float16", "float32", "float64", "bfloat16")
 
 
 def snake_case(name):
