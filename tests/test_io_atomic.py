@@ -167,8 +167,11 @@ def test_a_signal_during_the_creation_of_a_temporary_file_waits_until_it_can_be_
     class Stop(Exception):
         pass
 
-    def stop(signum, frame):
+    def raise_stop():
         raise Stop
+
+    def stop(signum, frame):              # as the CLI's handler: through unwind_later
+        _atomic.unwind_later(raise_stop)
 
     real = _atomic.temp_path
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._codec._bf16 import bf16_bits_of, bf16_to_float32, is_bf16_exact
 from ._codec._bytes import Reader, uleb128, uleb128_size
 from ._codec._schemes import PLANNERS, READERS, SCHEME_CODES, analyse
 from ._base._validation import check_choice
@@ -121,14 +122,13 @@ def _bits(values, dtype):
         if kind == "u" and size == 2:
             bits = x.astype(np.uint16)
         elif kind == "f" and size == 4:
-            b32 = x.astype(np.float32).view(np.uint32)
-            low = (b32 & 0xFFFF) != 0
+            low = ~is_bf16_exact(x)
             if low.any():
                 first = tuple(int(i) for i in np.argwhere(low)[0])
                 raise ValueError(
                     f"values must be exactly representable in bfloat16 for dtype='bfloat16'; "
                     f"{int(low.sum())} value(s) are not, first {x[first]!r} at index {first}")
-            bits = (b32 >> 16).astype(np.uint16)
+            bits = bf16_bits_of(x)
         else:
             raise TypeError("with dtype='bfloat16', values must be float32 (bfloat16 values "
                             f"widened) or uint16 (bfloat16 bit patterns); got dtype {x.dtype}")
@@ -377,5 +377,5 @@ def decode(blob):
         r._fail("payload", f"{r.end - r.pos} bytes left over after the {scheme} payload")
     bits = np.asarray(bits, dtype=f"u{itemsize}").reshape(shape)
     if label == "bfloat16":
-        return (bits.astype(np.uint32) << 16).view(np.float32)
+        return bf16_to_float32(bits)
     return bits.view(label).copy() if not bits.flags.owndata else bits.view(label)

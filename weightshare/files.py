@@ -19,7 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._codec._bf16 import round_to_bf16
 from ._io._reader import FORMATS, WeightInfo, open_weights
+from ._keras._names import FLOAT_DTYPE_NAMES
 from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
 from .cluster import METHODS, assign, cluster
@@ -27,10 +29,11 @@ from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
-           "transform_file", "cluster_file", "file_format", "output_file", "FORMATS"]
+           "transform_file", "cluster_file", "file_format", "output_file", "unwind_later", "FORMATS",
+           "FLOAT_DTYPE_NAMES"]
 
-#: stored dtypes cluster_file works on (integer tensors, such as counters, never)
-_FLOAT_NAMES = ("float16", "float32", "float64", "bfloat16")
+# FLOAT_DTYPE_NAMES (public here; defined in weightshare._keras._names): the WeightInfo.dtype
+# of floating-point tensors, the ones cluster_file and prune_file work on (never integers)
 
 
 class ClusterSummary(NamedTuple):
@@ -373,7 +376,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
         if not wf.records:
             raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to cluster")
         chosen = select_weights(wf.records, layers=layers, roles=roles)
-    chosen = [r for r in chosen if r.dtype in _FLOAT_NAMES]
+    chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
     k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
     rows = []
@@ -433,7 +436,6 @@ def _sse(a, b, chunk=1 << 20):
 
 def _bf16_values(values, res, axis):
     """Centroids rounded to bfloat16 and entries re-assigned to the nearest rounded one."""
-    from ._codec._bf16 import round_to_bf16
     if axis is None:
         c = np.unique(round_to_bf16(res.centroids))
         return c[assign(values, c)]
@@ -461,3 +463,14 @@ def output_file(output, model, *, in_place=False):
     """
     from ._io._atomic import check_output
     return check_output(output, (model,), in_place=in_place)
+
+
+def unwind_later(action):
+    """Call `action` now, or as soon as no temporary output is being created.
+
+    For a signal handler that ends a run by raising (as the command line does
+    for SIGTERM and SIGHUP): raising between the creation of a temporary file
+    and the clean-up that knows its name would leave the file behind.
+    """
+    from ._io._atomic import unwind_later as later
+    later(action)

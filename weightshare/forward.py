@@ -19,12 +19,13 @@ import numpy as np
 
 from ._base._json import NestingError, check_depth, loads as load_json
 from ._forward._layers import LAYERS, refusal
+from ._keras._names import MODEL_CLASSES, layer_name
+from ._keras._nodes import io_refs, is_keras2, layer_calls, node_offset
 
 __all__ = ["forward", "unsupported_layers", "layer_weight_counts", "SUPPORTED"]
 
 #: Keras layer classes the forward pass computes (models: Sequential, Functional)
 SUPPORTED = tuple(sorted(LAYERS))
-_MODELS = ("Sequential", "Functional", "Model")
 _BATCH = 1024
 
 
@@ -43,7 +44,7 @@ def _top(config):
     if not isinstance(config, Mapping) or "class_name" not in config or "config" not in config:
         raise TypeError("config must be a Keras model config: a dict with 'class_name' and "
                         "'config' (config.json of a .keras file, model_config of a .h5)")
-    if config["class_name"] not in _MODELS:
+    if config["class_name"] not in MODEL_CLASSES:
         raise ValueError(f"config describes a {config['class_name']!r}, not a Sequential or "
                          "Functional model")
     return config
@@ -61,33 +62,11 @@ def _config_errors(fn):
     return wrapper
 
 
-def _layer_name(layer):
-    return layer.get("name") or layer["config"].get("name")
-
-
-def _is_keras2(config):
-    """tf-keras configs: list-style inbound nodes, or 'batch_input_shape' inputs."""
-    found = []
-
-    def walk(model):
-        for layer in model["config"].get("layers", []):
-            nodes = layer.get("inbound_nodes") or []
-            if nodes and isinstance(nodes[0], list):
-                found.append(True)
-            if layer["class_name"] == "InputLayer" and "batch_input_shape" in layer["config"]:
-                found.append(True)
-            if layer["class_name"] in _MODELS:
-                walk(layer)
-    walk(config)
-    return bool(found) or str(config.get("module", "")).startswith("tf_keras")
-
-
 def _walk(config, prefix=""):
     """(path, class_name, layer config) of every layer, nested models expanded, in order."""
     for layer in config["config"].get("layers", []):
-        name = _layer_name(layer)
-        path = f"{prefix}{name}"
-        if layer["class_name"] in _MODELS:
+        path = f"{prefix}{layer_name(layer)}"
+        if layer["class_name"] in MODEL_CLASSES:
             yield from _walk(layer, f"{path}/")
         else:
             yield path, layer["class_name"], layer["config"]
@@ -107,7 +86,7 @@ def unsupported_layers(config):
     [('f', 'Lambda', 'not a supported layer class')]
     """
     config = _top(config)
-    keras2 = _is_keras2(config)
+    keras2 = is_keras2(config)
     out = []
     for path, cls, cfg in _walk(config):
         if cls not in LAYERS:
@@ -161,22 +140,22 @@ class _Run:
 
     def call(self, layer, prefix, inputs, kwargs):
         cls = layer["class_name"]
-        path = f"{prefix}{_layer_name(layer)}"
-        if cls in _MODELS:
+        path = f"{prefix}{layer_name(layer)}"
+        if cls in MODEL_CLASSES:
             return self.model(layer, f"{path}/", inputs)
         return self.layer(path, cls, layer["config"], inputs, kwargs)
 
     def functional(self, config, prefix, inputs):
         cfg = config["config"]
-        layers = {_layer_name(layer): layer for layer in cfg["layers"]}
-        memo = {}
-        input_refs = _refs(cfg["input_layers"])
+        layers = {layer_name(layer): layer for layer in cfg["layers"]}
+        memo, calls = {}, {}
+        input_refs = io_refs(cfg["input_layers"])
         if len(input_refs) != len(inputs):
             raise ValueError(f"model {prefix or cfg.get('name', '')!r} takes {len(input_refs)} "
                              f"input(s); got {len(inputs)}")
         for (name, _, _), x in zip(input_refs, inputs):
             memo[(name, 0)] = x
-        offsets = {name: _node_offset(layer, self.keras2) for name, layer in layers.items()}
+        offsets = {name: node_offset(layer, self.keras2) for name, layer in layers.items()}
 
         def key(ref):
             return ref[0], ref[1] - offsets[ref[0]]
@@ -187,11 +166,13 @@ class _Run:
 
         def inputs_of(call):
             name, index = call
-            nodes = layers[name].get("inbound_nodes") or []
-            if not 0 <= index < len(nodes):
+            if name not in calls:
+                calls[name] = layer_calls(layers[name])
+            if not 0 <= index < len(calls[name]):
                 raise ValueError(f"config: layer {name!r} has no call number "
                                  f"{index + offsets[name]}")
-            return _node_inputs(nodes[index])
+            args, kwargs, _ = calls[name][index]
+            return args, kwargs
 
         def output(ref):
             # the calls `ref` needs, depth first on a stack (a chain of thousands of
@@ -220,58 +201,8 @@ class _Run:
                 stack.pop()
             return value(ref)
 
-        outs = [output(ref) for ref in _refs(cfg["output_layers"])]
+        outs = [output(ref) for ref in io_refs(cfg["output_layers"])]
         return outs[0] if len(outs) == 1 else outs
-
-
-def _refs(spec):
-    """[(layer, node, tensor)] of input_layers / output_layers (one or a list)."""
-    if spec and isinstance(spec[0], str):
-        spec = [spec]
-    return [(s[0], int(s[1]), int(s[2])) for s in spec]
-
-
-def _node_offset(layer, keras2):
-    """tf-keras counts a nested model's own first call (on its Input) as node 0."""
-    if not keras2 or layer["class_name"] not in _MODELS:
-        return 0
-    sub = layer["config"].get("layers", [])
-    return int(layer["class_name"] != "Sequential" or
-               bool(sub and sub[0]["class_name"] == "InputLayer"))
-
-
-def _history(obj):
-    if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
-        h = obj["config"]["keras_history"]
-        return (h[0], int(h[1]), int(h[2]))
-    if isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str) \
-            and all(isinstance(v, int) for v in obj[1:]):
-        return (obj[0], obj[1], obj[2])
-    return None
-
-
-def _flatten_tensors(obj, out):
-    ref = _history(obj)
-    if ref is not None:
-        out.append(ref)
-    elif isinstance(obj, (list, tuple)):
-        for item in obj:
-            _flatten_tensors(item, out)
-    return out
-
-
-def _node_inputs(node):
-    """(positional input refs, kwargs with refs as tuples) of one inbound node."""
-    if isinstance(node, dict):                         # Keras 3
-        args = _flatten_tensors(node.get("args", []), [])
-        kwargs = {k: (_history(v) or v) for k, v in (node.get("kwargs") or {}).items()}
-        return args, kwargs
-    args, kwargs = [], {}                              # Keras 2: [[name, node, tensor, kwargs], ...]
-    for entry in node:
-        args.append((entry[0], int(entry[1]), int(entry[2])))
-        if len(entry) > 3 and entry[3]:
-            kwargs.update({k: (_history(v) or v) for k, v in entry[3].items()})
-    return args, kwargs
 
 
 # --------------------------------------------------------------------------- public
@@ -348,7 +279,7 @@ def forward(config, weights, inputs):
     if len(n) != 1 or None in n:
         raise ValueError(f"inputs must share their first (batch) dimension; got shapes "
                          f"{[x.shape for x in xs]}")
-    run = _Run(w, _is_keras2(config))
+    run = _Run(w, is_keras2(config))
     total = n.pop()
     parts = [run.model(config, "", [x[i:i + _BATCH] for x in xs])
              for i in range(0, max(total, 1), _BATCH)]

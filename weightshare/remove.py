@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import _json
+from ._codec._bf16 import bf16_to_float32, is_bf16_storage
 
 __all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
 
@@ -174,9 +175,8 @@ def _check_suffix(fmt, dst):
 # --------------------------------------------------------------------------- helpers
 def _as_float(arr):
     """A stored array as float64 (bfloat16 ``|V2`` converted by its bits)."""
-    if arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
-        bits = arr.view(np.uint16).astype(np.uint32) << 16
-        return bits.view(np.float32).astype(np.float64)
+    if is_bf16_storage(arr.dtype):
+        return bf16_to_float32(arr).astype(np.float64)
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -354,8 +354,7 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
 
 def _check_kernel(src, layer, lay, ref):
     """Refuse a producer kernel that is not numbers or does not fit the layer's config."""
-    bf16 = ref.dtype.kind == "V" and ref.dtype.itemsize == 2 and ref.dtype.fields is None
-    if ref.dtype.kind not in "fiu" and not bf16:
+    if ref.dtype.kind not in "fiu" and not is_bf16_storage(ref.dtype):
         raise _refuse(src, f"{ref.path}: the kernel of layer {layer!r} holds {ref.dtype} values, "
                       "not numbers")
     key = "units" if "units" in lay.config else "filters"

@@ -19,6 +19,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import printable
+from ._codec._bf16 import bf16_bits_of
 from .encode import DTYPES, encoded_sizes
 
 __all__ = ["report", "Report", "TensorReport", "ReportTotal", "load_tensors", "DEFLATE_LEVEL"]
@@ -239,8 +240,7 @@ def _row(t, original):
     s = encoded_sizes(t.values, dtype=t.dtype)
     values = np.asarray(t.values)
     if t.dtype == "bfloat16":
-        raw_bytes = (np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> 16) \
-            .astype("<u2").tobytes()
+        raw_bytes = bf16_bits_of(values).astype("<u2").tobytes()
     else:
         raw_bytes = np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<"),
                                                        copy=False).tobytes()

@@ -8,7 +8,14 @@ widening is exact; narrowing rounds to nearest, ties to even (the rounding
 
 import numpy as np
 
-__all__ = ["bf16_to_float32", "float32_to_bf16_bits", "round_to_bf16"]
+__all__ = ["bf16_to_float32", "float32_to_bf16_bits", "round_to_bf16", "bf16_bits_of",
+           "is_bf16_exact", "bf16_is_zero", "is_bf16_storage"]
+
+
+def is_bf16_storage(dtype):
+    """True for the dtype h5py gives a Keras bfloat16 dataset: opaque, 2 bytes (``|V2``)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None
 
 
 def bf16_to_float32(raw):
@@ -37,6 +44,28 @@ def float32_to_bf16_bits(values):
     del work
     out[np.isnan(f)] = 0x7FC0
     return out.reshape(shape)
+
+
+def bf16_bits_of(values):
+    """uint16 bit patterns of bfloat16 values held as float32: the upper halves, no rounding.
+
+    Exact for values :func:`is_bf16_exact` accepts (what :func:`bf16_to_float32`
+    gives); any other value is truncated (use :func:`float32_to_bf16_bits` to round).
+    """
+    u = np.asarray(values, dtype=np.float32, order="C").view(np.uint32)
+    return (u >> 16).astype(np.uint16)
+
+
+def is_bf16_exact(values):
+    """Boolean array: True where a float32 value is exactly a bfloat16 (lower 16 bits zero)."""
+    u = np.asarray(values, dtype=np.float32, order="C").view(np.uint32)
+    return (u & np.uint32(0xFFFF)) == 0
+
+
+def bf16_is_zero(raw):
+    """Boolean array: True where bfloat16 data (``|V2`` or uint16 bits) is +0 or -0."""
+    bits = np.asarray(raw, order="C").view(np.uint16)
+    return (bits & np.uint16(0x7FFF)) == 0
 
 
 def round_to_bf16(values):

@@ -30,7 +30,8 @@ import threading
 
 from ..errors import FileFormatError
 
-__all__ = ["check_output", "same_file", "temp_path", "temp_file", "atomic_output", "FULL_DISK"]
+__all__ = ["check_output", "same_file", "temp_path", "temp_file", "atomic_output", "unwind_later",
+           "FULL_DISK"]
 
 #: a temporary name keeps at most this many bytes of the output's name, so
 #: that ``.{name}.XXXXXXXX{suffix}`` fits in NAME_MAX (255) for any valid name
@@ -125,23 +126,49 @@ def temp_path(folder, stem, suffix):
 _UNWINDING = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+#: unwinding actions that arrived while a temporary file was being created
+_PENDING = []
+_HOLDING = [0]
+
+
+def unwind_later(action):
+    """Run `action` (a signal handler's ``raise``) now, or when the file being created has a name.
+
+    A signal handler that unwinds (raises) calls this instead of raising
+    directly: between the creation of a temporary file and the clean-up that
+    knows its name, the action waits until the name is recorded.
+    """
+    if _HOLDING[0]:
+        _PENDING.append(action)
+        return
+    action()
+
+
 @contextlib.contextmanager
 def _signals_held():
-    """Hold SIGINT/SIGTERM/SIGHUP while a temporary file is created and its name recorded.
+    """Hold the unwinding signals while a temporary file is created and its name recorded.
 
     A signal that unwinds between the creation of a file and the ``try`` that
-    removes it would leave the file behind; held, it is delivered when the
-    block ends, where the caller's clean-up already knows the name.
+    removes it would leave the file behind; held, it acts when the block ends,
+    where the caller's clean-up already knows the name. SIGINT/SIGTERM/SIGHUP
+    are blocked for the main thread (a signal the kernel hands to another
+    thread still runs its Python handler in the main thread: handlers that go
+    through :func:`unwind_later` wait too).
     """
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING)
+    masked = hasattr(signal, "pthread_sigmask") and \
+        threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING) if masked else None
+    _HOLDING[0] += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _HOLDING[0] -= 1
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if not _HOLDING[0] and _PENDING:
+            action = _PENDING[0]
+            _PENDING.clear()
+            action()
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ._atomic import atomic_output, check_output, same_file, temp_file
-from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
+from .._codec._bf16 import bf16_is_zero, bf16_to_float32, float32_to_bf16_bits
 from ._h5check import check_local, raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip
@@ -102,7 +102,7 @@ def _bits(arr):
 
 def _zeros(stored, record):
     if record.dtype == "bfloat16":
-        return int(np.count_nonzero((_bits(stored) & np.uint16(0x7FFF)) == 0))
+        return int(np.count_nonzero(bf16_is_zero(stored)))
     if stored.dtype.kind in "fiub":
         return int(np.count_nonzero(stored == 0))
     return 0

@@ -13,14 +13,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .._keras._roles import output_axis
-from ..files import read_weights, select_weights, transform_file
+from ..files import FLOAT_DTYPE_NAMES, read_weights, select_weights, transform_file
 from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, apply_mask, prune,
                      prune_global)
 
 __all__ = ["PruneSummary", "prune_file"]
-
-#: stored dtypes prune_file works on (integer tensors, such as counters, never)
-_FLOAT_NAMES = ("float16", "float32", "float64", "bfloat16")
 
 
 class PruneSummary(NamedTuple):
@@ -198,7 +195,7 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     if not records:
         raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to prune")
     chosen = [r for r in select_weights(records, layers=layers, roles=roles)
-              if r.dtype in _FLOAT_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
+              if r.dtype in FLOAT_DTYPE_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
     axes = {r.name: (output_axis(r.layer_class, r.role, len(r.shape)) if per_channel else None)
             for r in chosen}
     if global_:

@@ -10,16 +10,19 @@ Accepts the top-level model dict of every config flavour weightshare meets:
 - Sequential configs (with or without an ``InputLayer`` entry; Keras 2.0 kept
   the layer list directly under ``config``).
 
-Only the top-level container is a graph here: a nested model is one node
-(removal refuses to cross it). Inputs are found structurally, and every layer
-name mentioned anywhere else in a call (for example in call kwargs) is kept
-as a *hidden* input, so that a use the parser does not understand blocks the
-removal instead of being missed.
+The calls of each layer are read by :func:`._nodes.layer_calls`, the parser
+the forward pass uses too. Only the top-level container is a graph here: a
+nested model is one node (removal refuses to cross it). Inputs are the
+tensors a call states unambiguously (:attr:`._nodes.Call.tensors`), and every
+layer name mentioned anywhere else in a call (for example in Keras 2 call
+kwargs) is kept as a *hidden* input, so that a use the parser does not
+understand blocks the removal instead of being missed.
 """
 
 from typing import NamedTuple
 
 from ._names import MODEL_CLASSES, layer_name
+from ._nodes import layer_calls
 
 __all__ = ["Layer", "Graph", "build_graph", "layer_list", "layer_name", "is_model",
            "find_nested"]
@@ -133,36 +136,12 @@ def _strings(obj, out):
     return out
 
 
-def _keras3_refs(obj, out):
-    """Collect ``keras_history`` triples of ``__keras_tensor__`` dicts, in order."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("class_name") == "__keras_tensor__":
-                hist = (item.get("config") or {}).get("keras_history")
-                if isinstance(hist, list) and len(hist) == 3 and isinstance(hist[0], str):
-                    out.append((hist[0], hist[1], hist[2]))
-                continue
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-    return out
-
-
-def _parse_call(node, names):
-    """(inputs, hidden, refs) of one inbound node, in either flavour."""
-    refs = []
-    if isinstance(node, dict):  # Keras 3
-        _keras3_refs(node, refs)
-    elif isinstance(node, list):  # tf-keras / Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-        for item in node:
-            if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str):
-                refs.append((item[0], item[1], item[2]))
+def _parse_call(node, call, names):
+    """(inputs, hidden, refs) of one inbound node and its :class:`~._nodes.Call`."""
+    refs = call.tensors
     inputs = tuple(r[0] for r in refs)
-    mentioned = _strings(node, set()) & names
-    hidden = frozenset(mentioned - set(inputs))
-    return inputs, hidden, tuple(refs)
+    hidden = frozenset((_strings(node, set()) & names) - set(inputs))
+    return inputs, hidden, refs
 
 
 # --------------------------------------------------------------------------- ranks
@@ -296,9 +275,8 @@ def _functional(model_config, entries, names):
     for entry, name in zip(entries, names):
         cls = entry.get("class_name")
         nodes = entry.get("inbound_nodes") or []
-        if not isinstance(nodes, list):
-            raise ValueError(f"layer {name!r}: inbound_nodes is not a list")
-        parsed = [_parse_call(node, nameset) for node in nodes]
+        parsed = [_parse_call(node, call, nameset)
+                  for node, call in zip(nodes, layer_calls(entry))]
         calls = tuple(p[0] for p in parsed)
         hidden = tuple(p[1] for p in parsed)
         refs = tuple(p[2] for p in parsed)

@@ -16,7 +16,8 @@ which of its tensors is a kernel, so default jobs leave it alone.
 
 import re
 
-__all__ = ["store_roles", "kind_of", "class_from_group", "quantization_of", "KERNEL_ROLES",
+__all__ = ["store_roles", "kind_of", "class_from_group", "quantization_of", "quantized_or_lora",
+           "KERNEL_ROLES",
            "output_axis", "OUTPUT_AXIS_DOC", "PLAIN_CLASSES"]
 
 KERNEL_ROLES = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings")
@@ -77,8 +78,10 @@ def quantization_of(config):
     """The quantization mode of a layer config (``"int8"``, ...), or None for a float layer.
 
     Keras 3.15 writes ``{"class_name": "QuantizedDTypePolicy", "config": {"mode":
-    "int8", "source_name": "float32"}}``; earlier Keras 3 releases wrote policy
-    names such as ``"int8_from_float32"``.
+    "int8", "source_name": "float32"}}`` (``GPTQDTypePolicy`` and
+    ``AWQDTypePolicy`` too carry a ``mode``); earlier Keras 3 releases wrote
+    policy names such as ``"int8_from_float32"``. The one test of "quantized":
+    the readers refuse such a layer, and :func:`quantized_or_lora` builds on it.
     """
     dtype = config.get("dtype") if isinstance(config, dict) else None
     if isinstance(dtype, str):
@@ -88,7 +91,7 @@ def quantization_of(config):
         mode = inner.get("mode")
         if isinstance(mode, str) and mode:
             return mode
-        if "Quantized" in str(dtype.get("class_name", "")):
+        if "Quantiz" in str(dtype.get("class_name", "")):
             return str(dtype.get("class_name"))
         name = inner.get("name", "")
     else:
@@ -97,6 +100,34 @@ def quantization_of(config):
         for m in _QUANTIZED_MODES:
             if name == m or name.startswith(m + "_") or name.startswith(m + "/"):
                 return name
+    return None
+
+
+def quantized_or_lora(config):
+    """Why a layer config is not a plain float layer, or None: quantization or LoRA.
+
+    The :func:`quantization_of` mode of a quantized layer;
+    ``"quantization_config"`` when the layer carries quantizer settings (Keras
+    quantizes with them when the layer is built under a quantized policy);
+    ``"lora"`` when it has a ``lora_rank`` (low-rank adapters beside its
+    kernel). Removal refuses all three, since shrinking the float variables
+    does not shrink what these add.
+
+    Examples
+    --------
+    >>> quantized_or_lora({"units": 4, "quantization_config": None}) is None
+    True
+    >>> quantized_or_lora({"units": 4, "lora_rank": 2, "lora_alpha": 2})
+    'lora'
+    """
+    cfg = config if isinstance(config, dict) else {}
+    mode = quantization_of(cfg)
+    if mode:
+        return mode
+    if cfg.get("quantization_config"):
+        return "quantization_config"
+    if cfg.get("lora_rank"):
+        return "lora"
     return None
 
 

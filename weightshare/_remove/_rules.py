@@ -1,7 +1,8 @@
 """Per-class rules of structured removal, and the planner that applies them.
 
-Pure: works on a :class:`~._graph.Graph` and the stored shapes of each layer's
-variables; imports only NumPy. The planner never touches a file: it returns
+Pure: works on a :class:`~weightshare._keras._graph.Graph` and the stored shapes
+of each layer's variables; imports only NumPy and the Keras vocabulary
+(:mod:`weightshare._keras`). The planner never touches a file: it returns
 which variable loses which indices along which axis, and it edits the config
 dicts of the graph it is given (the caller passes a copy).
 
@@ -42,6 +43,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+
+from .._keras._graph import is_model
+from .._keras._roles import quantized_or_lora
 
 __all__ = ["Blocked", "Slice", "Plan", "plan_removal", "apply_slices", "PRODUCERS",
            "layer_roles", "ELEMENTWISE_ACTIVATIONS", "downstream_rows"]
@@ -114,7 +118,6 @@ MERGES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimu
 RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "TimeDistributed",
                        "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "CuDNNLSTM", "CuDNNGRU",
                        "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells"})
-MODELS = frozenset({"Sequential", "Functional", "Model"})
 #: layers that hold no variables and act on each channel alone
 PASS = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                   "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
@@ -292,10 +295,7 @@ def _check_channels_last(ctx, layer):
 
 
 def _check_quantized(ctx, layer):
-    cfg = layer.config
-    dtype = cfg.get("dtype")
-    quant = isinstance(dtype, dict) and "Quantiz" in str(dtype.get("class_name", ""))
-    if quant or cfg.get("quantization_config") or cfg.get("lora_rank"):
+    if quantized_or_lora(layer.config):
         ctx.refuse(f"layer {layer.name!r} ({layer.class_name}) is quantized or has LoRA weights")
 
 
@@ -343,7 +343,7 @@ def _blocker(ctx, src, layer):
     if any(src in hid for hid in layer.hidden):
         ctx.refuse(f"layer {name!r} ({cls}) uses the output of {src!r} in a way that removal "
                    f"cannot follow")
-    if cls in MODELS or "layers" in layer.config:
+    if is_model(layer.entry):
         ctx.refuse(f"layer {name!r} is a nested model ({cls}); removal does not cross a model "
                    f"boundary")
     if cls in MERGES:

@@ -22,6 +22,7 @@ import threading
 
 from . import _cluster, _compare, _info, _prune, _remove, _report
 from ._common import EXIT_BAD_INPUT, EXIT_OK, one_line
+from ..files import unwind_later
 
 from ..errors import printable
 
@@ -50,7 +51,10 @@ class _Terminated(BaseException):
 def _terminate(signum, frame):
     for other in _SIGNALS:          # a second signal must not interrupt the clean-up
         signal.signal(other, signal.SIG_IGN)
-    raise _Terminated(signum)
+
+    def stop():
+        raise _Terminated(signum)
+    unwind_later(stop)              # not between a temporary file's creation and its clean-up
 
 
 _SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))

@@ -8,8 +8,6 @@ from ._common import (Progress, add_rewrite_options, add_target_options, output_
                       parse_k_map, parse_seed, print_json, print_table, printable,
                       stdout_may_close)
 
-_FLOATS = ("float16", "float32", "float64", "bfloat16")
-
 
 def register(sub):
     p = sub.add_parser(
@@ -67,16 +65,18 @@ def _k(args):
     if default is None:
         return per_layer
     # -k for every targeted layer, --k for those it names
+    import weightshare.files     # the file API loads on first use
+    floats = weightshare.files.FLOAT_DTYPE_NAMES
     records = weightshare.read_weights(args.model, values=False)
     chosen = weightshare.select_weights(records, layers=args.layers, roles=args.roles)
-    layers = dict.fromkeys(r.layer for r in chosen if r.dtype in _FLOATS)
+    layers = dict.fromkeys(r.layer for r in chosen if r.dtype in floats)
     out = {name: default for name in layers}
     for name, value in per_layer.items():
         top = next((r.layer for r in chosen if r.path == name), name)
         if top in out and top != name:      # a nested path overrides its top-level layer
             del out[top]
             for r in chosen:
-                if r.layer == top and r.path != name and r.dtype in _FLOATS:
+                if r.layer == top and r.path != name and r.dtype in floats:
                     out.setdefault(r.path, default)
         out[name] = value
     return out
