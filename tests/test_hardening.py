@@ -8,6 +8,11 @@ captured output, an address-space limit and a timeout per run
 repeated as real ``python -W error -m weightshare`` processes, and a large
 rewrite is killed with SIGKILL at several points.
 
+The matrix runs in :data:`SLICES` slices (every SLICES-th case), one test each,
+so that pytest-xdist spreads them over its workers; the tests of the whole
+matrix read the slices' runs (``run_cache.once``: each slice runs once per
+pytest run, whichever worker asks first). The corpus is built once per run too.
+
 docs/robustness.md gives the guarantees and the numbers; reproduce them with
 ``python tests/hardening/harness.py --seed 0``.
 """
@@ -30,21 +35,52 @@ import numpy as np
 import pytest
 
 from hardening import corpus, harness
+from run_cache import once, run_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CASES = corpus.build(seed=0)
 #: kinds of input the issue lists, each of which the corpus must hold
 KINDS = ("truncate", "flip-superblock", "flip-header", "flip-attribute", "flip-data", "flip-zip",
          "special", "zip", "h5", "tensor", "npy", "arg", "output")
+#: the matrix runs as this many tests, slice i holding cases[i::SLICES]
+SLICES = 8
+#: the real-process sample runs as this many tests
+SAMPLE_PARTS = 3
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory):
+    """The folder the processes of this pytest run share (``run_cache``)."""
+    return run_folder(tmp_path_factory)
+
+
+def _cases(shared):
+    return once(shared, "hardening-corpus", lambda: corpus.build(seed=0))
+
+
+@pytest.fixture(scope="session")
+def cases(shared):
+    """The corpus (seed 0), built once per pytest run."""
+    return _cases(shared)
+
+
+def _slice(shared, i):
+    """(runs, commands) of cases[i::SLICES] through every command, in one worker process."""
+    def run():
+        root = tempfile.mkdtemp(prefix="weightshare-hardening-")
+        try:
+            return harness.run_matrix(_cases(shared)[i::SLICES], root, workers=1)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return once(shared, f"hardening-matrix-{i}-of-{SLICES}", run)
 
 
 @pytest.fixture(scope="module")
-def matrix():
-    root = tempfile.mkdtemp(prefix="weightshare-hardening-")
-    try:
-        runs, commands = harness.run_matrix(CASES, root, workers=2)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def matrix(shared):
+    """(runs, commands) of the whole matrix: every slice's runs."""
+    runs = []
+    for i in range(SLICES):
+        part, commands = _slice(shared, i)
+        runs.extend(part)
     return runs, commands
 
 
@@ -58,12 +94,12 @@ def _report(runs, limit=25):
 
 
 # --------------------------------------------------------------------------- the corpus
-def test_the_corpus_holds_500_described_cases_of_every_kind():
-    assert len(CASES) >= 500
-    assert len({c.id for c in CASES}) == len(CASES)
-    kinds = collections.Counter(c.kind for c in CASES)
+def test_the_corpus_holds_500_described_cases_of_every_kind(cases):
+    assert len(cases) >= 500
+    assert len({c.id for c in cases}) == len(cases)
+    kinds = collections.Counter(c.kind for c in cases)
     assert set(KINDS) <= set(kinds), set(KINDS) - set(kinds)
-    for case in CASES:
+    for case in cases:
         assert case.what and case.input in dict(case.files), case.id
         assert set(case.commands) <= set(corpus.COMMANDS)
         assert all(case.expect_for(c) in ("any", "done", "refused") for c in case.commands)
@@ -83,7 +119,7 @@ def test_the_seeded_parts_of_the_corpus_are_deterministic():
     assert digest(0) == digest(0) != digest(1)
 
 
-def test_bit_flips_land_in_the_regions_they_name():
+def test_bit_flips_land_in_the_regions_they_name(cases):
     data = (corpus.FIXTURES / "k3_mlp.keras").read_bytes()
     regions = corpus._regions.file_regions(data)
     inner = corpus._regions.weights_member_offset(data)
@@ -91,13 +127,19 @@ def test_bit_flips_land_in_the_regions_they_name():
     for kind in ("superblock", "header", "attribute", "data"):
         assert regions[kind], kind
         assert all(inner[0] <= a < b <= inner[0] + inner[1] for a, b in regions[kind])
-    for case in CASES:
+    bases = {}
+    for case in cases:
         if case.kind.startswith("flip-") and case.kind != "flip-zip":
             name, new = case.files[0]
-            base = (corpus.FIXTURES / case.what.split(":")[0]).read_bytes()
-            changed = [i for i in range(min(len(base), len(new))) if base[i] != new[i]]
-            ranges = corpus._regions.file_regions(base)[case.kind[5:]]
-            assert changed and any(a <= changed[0] < b for a, b in ranges), case.id
+            fixture = case.what.split(":")[0]
+            if fixture not in bases:
+                base = (corpus.FIXTURES / fixture).read_bytes()
+                bases[fixture] = (np.frombuffer(base, np.uint8), corpus._regions.file_regions(base))
+            base, regions = bases[fixture]
+            n = min(base.size, len(new))
+            changed = np.flatnonzero(base[:n] != np.frombuffer(new, np.uint8, n))
+            ranges = regions[case.kind[5:]]
+            assert changed.size and any(a <= changed[0] < b for a, b in ranges), case.id
 
 
 def test_the_script_writes_cases_with_what_they_are(tmp_path):
@@ -112,25 +154,32 @@ def test_the_script_writes_cases_with_what_they_are(tmp_path):
 
 
 # --------------------------------------------------------------------------- the matrix
-def test_every_case_through_every_command(matrix):
-    runs, commands = matrix
-    assert {"info", "cluster", "remove", "report", "compare"} <= set(commands)
-    assert len(runs) >= 2500
+@pytest.mark.slow
+@pytest.mark.parametrize("part", range(SLICES))
+def test_every_case_through_every_command(part, shared):
+    runs, _ = _slice(shared, part)
     assert not any(r.problems for r in runs), _report(runs)
 
 
-def test_the_numbers(matrix):
+def test_the_matrix_holds_every_case_and_command(matrix, cases):
     runs, commands = matrix
-    numbers = harness.summarize(runs, CASES, commands)
+    assert {"info", "cluster", "remove", "report", "compare"} <= set(commands)
+    assert len(runs) >= 2500
+    assert {r.case for r in runs} == {c.id for c in cases if set(c.commands) & set(commands)}
+
+
+def test_the_numbers(matrix, cases):
+    runs, commands = matrix
+    numbers = harness.summarize(runs, cases, commands)
     assert numbers["tracebacks"] == numbers["modified_inputs"] == numbers["partial_outputs"] == 0
     assert numbers["done"] + numbers["refused"] == numbers["runs"]
     assert numbers["done"] > 500 and numbers["refused"] > 1000
     print(json.dumps({k: v for k, v in numbers.items() if k != "kinds"}))
 
 
-def test_the_corpus_meets_its_expectations_in_both_directions(matrix):
+def test_the_corpus_meets_its_expectations_in_both_directions(matrix, cases):
     runs, _ = matrix
-    by_case = {c.id: c for c in CASES}
+    by_case = {c.id: c for c in cases}
     outcomes = collections.Counter((by_case[r.case].expect_for(r.command), r.outcome) for r in runs
                                    if r.case in by_case)
     assert outcomes[("done", "done")] > 100 and outcomes[("refused", "refused")] > 500
@@ -138,10 +187,10 @@ def test_the_corpus_meets_its_expectations_in_both_directions(matrix):
 
 
 # --------------------------------------------------------------------------- real processes
-def _sample(n=60):
+def _sample(cases, n=60):
     """n (case, command) pairs spread over the corpus and the commands, deterministically."""
     commands, _ = harness.available_commands()
-    usable = [c for c in CASES if not (c.output == "readonly" and os.geteuid() == 0)]
+    usable = [c for c in cases if not (c.output == "readonly" and os.geteuid() == 0)]
     step = len(usable) / n
     out = []
     for i in range(n):
@@ -161,8 +210,10 @@ def _interpreter_bytes():
     return int(r.stdout.strip()) * 1024
 
 
-def test_a_sample_as_real_processes_with_warnings_as_errors():
-    sample = _sample()
+@pytest.mark.slow
+@pytest.mark.parametrize("part", range(SAMPLE_PARTS))
+def test_a_sample_as_real_processes_with_warnings_as_errors(part, cases):
+    sample = _sample(cases)[part::SAMPLE_PARTS]
     base = _interpreter_bytes()
     root = pathlib.Path(tempfile.mkdtemp(prefix="weightshare-hardening-sub-"))
     _, options = harness.available_commands()
@@ -252,6 +303,7 @@ def _run_until(src, dst, when, window):
         p.stderr.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
     src = tmp_path / "big.weights.h5"
     _big_store(src, 64)
@@ -305,6 +357,13 @@ def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
 
 
 # --------------------------------------------------------------------------- the fuzzer
+def _fuzz_seconds():
+    """45 s in CI (``CI=true`` or ``HYPOTHESIS_PROFILE=ci``), 15 s elsewhere."""
+    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+    return 45 if ci or os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 15
+
+
+@pytest.mark.slow
 def test_the_reader_fuzzer_runs_for_a_bounded_time_and_finds_nothing():
     """CI's bounded fuzzing run (fixed seed: the same examples every run; hunt with others).
 
@@ -312,7 +371,7 @@ def test_the_reader_fuzzer_runs_for_a_bounded_time_and_finds_nothing():
     the corpus replays from then on.
     """
     r = subprocess.run([sys.executable, "-W", "error", str(ROOT / "tests/hardening/fuzz_readers.py"),
-                        "--seconds", "45", "--seed", "0", "--supervise"],
+                        "--seconds", str(_fuzz_seconds()), "--seed", "0", "--supervise"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     done = [int(w) for line in r.stdout.splitlines() if "examples in" in line

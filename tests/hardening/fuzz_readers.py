@@ -186,6 +186,10 @@ def save_regression(name, data, what, problems):
 # --------------------------------------------------------------------------- driving
 def fuzz(seconds, base_seed, work, hang, examples_per_round=40, derandomize=True):
     """Run rounds of Hypothesis examples until `seconds` have passed; returns (examples, failure)."""
+    import gc
+    import weightshare.cli  # noqa: F401 - imported once: the modules are not garbage
+    gc.collect()
+    gc.freeze()      # the collection after each command then scans only what the examples made
     deadline = time.monotonic() + seconds
     count = [0]
     failing = []
