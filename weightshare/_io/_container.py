@@ -79,6 +79,31 @@ class ModelFile:
         """Raise FileFormatError naming the file (and `dataset`)."""
         raise FileFormatError(self.path, message, dataset)
 
+    @classmethod
+    def open(cls, path):
+        """A reader of `path` with its file mapped; closed again if that fails.
+
+        FileFormatError and FileNotFoundError pass through; any other error a
+        damaged file makes h5py or zipfile raise becomes one FileFormatError
+        naming the file.
+        """
+        reader = cls(path)
+        try:
+            reader._open()
+        except (FileFormatError, FileNotFoundError):
+            reader.close()
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, EOFError, AttributeError,
+                IndexError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError,
+                MemoryError) as exc:
+            reader.close()
+            raise FileFormatError(reader.path, f"cannot read the file ({type(exc).__name__}: "
+                                               f"{' '.join(str(exc).split())})") from None
+        except BaseException:
+            reader.close()
+            raise
+        return reader
+
 
 def check_model_path(path, fail, what):
     """Refuse a folder, a dangling link or loop, a pipe or device; FileNotFoundError if missing.

@@ -572,21 +572,4 @@ def _group_order(name):
 
 def open_weights(path):
     """Open `path` read-only and map its tensors; FileFormatError for anything unreadable."""
-    wf = WeightsFile(path)
-    try:
-        wf._open()
-    except FileFormatError:
-        wf.close()
-        raise
-    except FileNotFoundError:
-        wf.close()
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, EOFError, AttributeError,
-            IndexError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError, MemoryError) as exc:
-        wf.close()
-        raise FileFormatError(wf.path, f"cannot read the file ({type(exc).__name__}: "
-                                       f"{' '.join(str(exc).split())})") from None
-    except BaseException:
-        wf.close()
-        raise
-    return wf
+    return WeightsFile.open(path)

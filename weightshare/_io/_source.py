@@ -32,7 +32,6 @@ from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_p
                          keras_metadata, open_hdf5, open_member, open_zip)
 from ._h5check import check_dataset
 from .._base._json import NestingError, loads as load_json
-from ..errors import FileFormatError
 from .._keras._graph import is_model, layer_list
 from .._keras._names import layer_name, snake_case
 
@@ -276,20 +275,4 @@ class KerasFile(ModelFile):
 
 def open_model(path):
     """Open `path` as a :class:`KerasFile`; FileFormatError for anything not editable."""
-    kf = KerasFile(path)
-    try:
-        kf._open()
-    except FileFormatError:
-        kf.close()
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, zipfile.BadZipFile, EOFError,
-            AttributeError, IndexError, MemoryError) as exc:
-        kf.close()
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise FileFormatError(kf.path, f"cannot read the file ({type(exc).__name__}: "
-                                       f"{' '.join(str(exc).split())})") from None
-    except BaseException:
-        kf.close()
-        raise
-    return kf
+    return KerasFile.open(path)
