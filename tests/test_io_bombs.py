@@ -38,6 +38,10 @@ from weightshare._io._npy import load_npz
 from weightshare._io._source import open_model
 from weightshare.errors import FileFormatError
 
+#: a bound on cases that took 7 s to minutes before their fix and take well under a second
+#: now; loose enough for a loaded 2-core machine running tests in parallel
+QUICK = 3.0
+
 FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
 READERS = {"weights": open_weights, "model": open_model}
 MIB = 1 << 20
@@ -223,7 +227,7 @@ def test_a_duplicate_among_60000_members_is_refused_in_linear_time(reader, tmp_p
     path = write(tmp_path, "m.keras", raw_zip(members(extra=many_members(60000, "assets/7"))))
     line, _, seconds = refusal(READERS[reader], path, trace=False)
     assert "two members named 'assets/7'" in line
-    assert seconds < 1
+    assert seconds < QUICK
 
 
 def test_60000_distinct_members_are_checked_in_linear_time(tmp_path):
@@ -231,7 +235,7 @@ def test_60000_distinct_members_are_checked_in_linear_time(tmp_path):
     start = time.perf_counter()
     with open_weights(path) as wf:
         assert len(wf.zip_infos) == 60003 and wf.records
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < QUICK
 
 
 class _Counting(io.BytesIO):
@@ -287,7 +291,7 @@ def test_an_h5_followed_by_64_MiB_of_GCOL_is_read_in_well_under_a_second(name, t
     path = write(tmp_path, "m" + name[name.index("."):], (FIX / name).read_bytes()
                  + b"GCOL" * (16 * MIB))
     values, seconds = _timed_open(path)
-    assert values and seconds < 1
+    assert values and seconds < QUICK
 
 
 def test_a_keras_weights_member_followed_by_64_MiB_of_GCOL_is_read_fast(tmp_path):
@@ -295,7 +299,7 @@ def test_a_keras_weights_member_followed_by_64_MiB_of_GCOL_is_read_fast(tmp_path
     path = write(tmp_path, "m.keras", raw_zip(members(replace={"model.weights.h5": raw_member(
         "model.weights.h5", weights + b"GCOL" * (16 * MIB))})))
     values, seconds = _timed_open(path)
-    assert values and seconds < 1
+    assert values and seconds < QUICK
 
 
 @pytest.mark.parametrize("pad", ["flood", "tiny objects", "overlapping"])
@@ -308,7 +312,7 @@ def test_heap_lookalikes_beyond_the_budget_are_refused_in_well_under_a_second(pa
         tail = _overlapping_collections(16 * MIB)
     path = write(tmp_path, "m.weights.h5", (FIX / "k3_mlp.weights.h5").read_bytes() + tail)
     line, _, seconds = refusal(open_weights, path, trace=False)
-    assert f"more than {MAX_HEAP_OBJECTS} global heap" in line and seconds < 1
+    assert f"more than {MAX_HEAP_OBJECTS} global heap" in line and seconds < QUICK
 
 
 def _overlapping_collections(size, chains=256, stride=8208):
@@ -334,7 +338,7 @@ def test_a_collection_of_100000_small_objects_is_walked_not_refused(tmp_path):
     path = write(tmp_path, "m.weights.h5", (FIX / "k3_mlp.weights.h5").read_bytes()
                  + heap_collection(heap_objects(100000, 5)))
     values, seconds = _timed_open(path)
-    assert values and seconds < 1
+    assert values and seconds < QUICK
 
 
 @pytest.mark.parametrize("name", ["k3_mlp.h5", "k2_mlp.h5", "k3_mlp.weights.h5"])

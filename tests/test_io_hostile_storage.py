@@ -33,6 +33,10 @@ import weightshare
 from weightshare.cli import main
 from weightshare.errors import FileFormatError
 
+#: a bound on cases that took 7 s to minutes before their fix and take well under a second
+#: now; loose enough for a loaded 2-core machine running tests in parallel
+QUICK = 3.0
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 WEIGHTS = "model.weights.h5"
@@ -283,7 +287,7 @@ def test_dev_zero_is_refused_before_allocating(tmp_path, name):
         with pytest.raises(FileFormatError, match=REFUSAL) as e:
             call()
         assert path in e.value.dataset
-    assert time.perf_counter() - t < 1.0
+    assert time.perf_counter() - t < QUICK
     assert sorted(os.listdir(tmp_path)) == [dst.name]
 
 
@@ -385,7 +389,7 @@ def test_a_forged_chunk_size_does_not_count_as_stored(tmp_path, shape):
                                                   "a file of") as e:
             call()
         assert e.value.dataset == path
-    assert time.perf_counter() - t < 1.0
+    assert time.perf_counter() - t < QUICK
     assert sorted(os.listdir(tmp_path)) == [dst.name]
 
 
