@@ -24,6 +24,7 @@ EXAMPLE = ROOT / "docs" / "examples" / "keras_mask_callback.py"
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 @pytest.mark.parametrize("producer, backend", [("k3", "jax"), ("k3tf", "tensorflow")])
 def test_callback_keeps_exactly_200_nonzeros_while_training(producer, backend, tmp_path):
     python = keras_python(producer)

@@ -114,6 +114,7 @@ def _run_probe(python, producer, jobs, folder):
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 @pytest.mark.parametrize("producer", list(ENV))
 def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, tmp_path):
     python = keras_python(producer)
@@ -176,6 +177,7 @@ def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, tmp_path
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 def test_quantized_keras_layers_are_refused_in_every_format(tmp_path):
     python = keras_python("k3")
     run = subprocess.run([python, str(MAKE_QUANTIZED), str(tmp_path)], capture_output=True,

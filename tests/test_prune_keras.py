@@ -65,6 +65,7 @@ def prune(name, entry, out):
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 @pytest.mark.parametrize("producer", list(ENV))
 def test_pruned_fixtures_load_with_their_zeros_in_the_keras_that_wrote_them(producer, tmp_path):
     python = keras_python(producer)
