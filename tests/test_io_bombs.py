@@ -35,7 +35,7 @@ from weightshare._io._h5check import MAX_HEAP_OBJECTS, check_global_heaps
 from weightshare._io._reader import open_weights
 from weightshare._io._zip import write_zip
 from weightshare._io._npy import load_npz
-from weightshare._io._source import open_model
+from weightshare._io._reader import open_model
 from weightshare.errors import FileFormatError
 
 #: a bound on cases that took 7 s to minutes before their fix and take well under a second

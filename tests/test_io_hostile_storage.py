@@ -313,10 +313,8 @@ def test_dev_zero_under_an_address_space_limit(tmp_path):
 def readers_blind(monkeypatch):
     """The readers' storage checks switched off: what the writers check on their own."""
     from weightshare._io import _container, _reader
-    from weightshare._io import _source
     monkeypatch.setattr(_container, "check_storage", lambda *a, **k: None)
     monkeypatch.setattr(_reader, "check_dataset", lambda *a, **k: None)
-    monkeypatch.setattr(_source, "check_dataset", lambda *a, **k: None)
 
 
 @pytest.mark.parametrize("kind", ["external", "virtual"])

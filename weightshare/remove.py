@@ -228,7 +228,7 @@ def _plan_optimizer(rules, match_slots, graph, kf, plan, data, changes, warnings
     if not edits:
         return "kept", ()
     for slot, key in edits.items():
-        new = rules.apply_slices(kf.read(slot), plan.slices[key])
+        new = rules.apply_slices(kf.read_stored(slot), plan.slices[key])
         data[slot.path] = new
         changes.append(TensorChange("optimizer", f"slot of {key[0]}.{plan.roles[key]}", slot.path,
                                     tuple(slot.shape), tuple(new.shape)))
@@ -340,8 +340,8 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     # the writer's checks: a folder, the input as output; in place, a symlink is followed
     dst = check_output(dst, (src,), in_place=bool(in_place))
 
-    from ._io import _source
-    with _source.open_model(src) as kf:
+    from ._io import _reader
+    with _reader.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
         try:
             job = _prepare(kf, src, dst, layer, units, count, by)
@@ -400,7 +400,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
         removed = _check_units(units, n, layer)
         by_used = None
     else:
-        removed, norms = _choose(kf.read(refs[0]), _check_count(count, n, layer), by)
+        removed, norms = _choose(kf.read_stored(refs[0]), _check_count(count, n, layer), by)
         by_used = by
 
     shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
@@ -412,7 +412,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
     data, changes, warnings = {}, [], []
     for key, slices in plan.slices.items():
         ref = kf.variables[key[0]][key[1]]
-        new = _rules.apply_slices(kf.read(ref), slices)
+        new = _rules.apply_slices(kf.read_stored(ref), slices)
         data[ref.path] = new
         changes.append(TensorChange(key[0], plan.roles[key], ref.path, tuple(ref.shape),
                                     tuple(new.shape)))
@@ -430,7 +430,7 @@ def _prepare(kf, src, dst, layer, units, count, by):
 def _write(kf, src, dst, job, in_place):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
     from ._io._atomic import FULL_DISK
-    from ._io import _rebuild, _source
+    from ._io import _container, _rebuild
     from .errors import FileFormatError
 
     try:
@@ -443,10 +443,10 @@ def _write(kf, src, dst, job, in_place):
                 folder = os.path.dirname(os.path.abspath(dst))
                 with _rebuild.temp_file(folder, os.path.basename(dst), ".h5.tmp") as h5tmp:
                     _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop, path=kf.path,
-                                        where=_source.WEIGHTS_MEMBER)
-                    replace = {_source.WEIGHTS_MEMBER: h5tmp}
+                                        where=_container.WEIGHTS_MEMBER)
+                    replace = {_container.WEIGHTS_MEMBER: h5tmp}
                     if job.config is not None:
-                        replace[_source.CONFIG_MEMBER] = job.config.encode("utf-8")
+                        replace[_container.CONFIG_MEMBER] = job.config.encode("utf-8")
                     _rebuild.write_zip(kf._zip, tmp, replace)
             kf.close()
     except FileFormatError:
@@ -469,16 +469,16 @@ def _write_zeroed(src, dst, *, layer, units):
     """
     from ._keras import _graph
     from ._remove import _rules
-    from ._io import _source
+    from ._io import _reader
     src, dst = os.fspath(src), os.fspath(dst)
-    with _source.open_model(src) as kf:
+    with _reader.open_model(src) as kf:
         graph = _graph.build_graph(_json.copy(kf.config))
         shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
         plan = _rules.plan_removal(graph, shapes, layer, sorted(units))
         data = {}
         for (name, i), (axis, gone) in plan.zero.items():
             ref = kf.variables[name][i]
-            arr = np.array(kf.read(ref))
+            arr = np.array(kf.read_stored(ref))
             index = [slice(None)] * arr.ndim
             index[axis] = gone
             arr[tuple(index)] = np.zeros((), dtype=arr.dtype)

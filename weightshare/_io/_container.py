@@ -1,8 +1,7 @@
-"""Opening the container of a model file, with the checks both readers need.
+"""Opening the container of a model file, with the checks every reader needs.
 
-The weights reader (:mod:`weightshare._io._reader`) and the model reader of
-structured removal (:mod:`weightshare._io._source`) read different things
-from a file, but open it the same way: the path must be a regular file, a zip
+The reader (:mod:`weightshare._io._reader`, for weights and, as a model
+view, for structured removal) opens every file this way: the path must be a regular file, a zip
 must have unique members whose local headers agree with its central
 directory and whose data do not overlap, every member that is decompressed
 is bounded (the JSON members by a size cap and a ratio, the HDF5 weights

@@ -26,15 +26,16 @@ import numpy as np
 from .._base._json import NestingError, loads as load_json
 from ._npy import BoundedReader, check_archive, check_expansion, read_npy_header
 from ..errors import FileFormatError
-from .._codec._bf16 import bf16_to_float32
+from .._codec._bf16 import bf16_to_float32, is_bf16_storage
 from ._h5check import check_dataset
 from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
                          keras_metadata, open_hdf5, open_member, open_zip)
-from .._keras._names import MODEL_CLASSES, layer_name, snake_case
+from .._keras._graph import is_model, layer_list
+from .._keras._names import layer_name, snake_case
 from .._keras._roles import PLAIN_CLASSES, class_from_group, kind_of, quantization_of, store_roles
 
-__all__ = ["WeightInfo", "WeightsFile", "open_weights", "FORMATS", "CONFIG_MEMBER",
+__all__ = ["WeightInfo", "WeightsFile", "KerasModel", "VarRef", "open_weights", "open_model", "FORMATS", "CONFIG_MEMBER",
            "WEIGHTS_MEMBER", "suffix_of"]
 
 FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
@@ -104,31 +105,46 @@ def _layers_of(model):
     return None
 
 
-def _is_model(entry):
-    cfg = entry.get("config")
-    return entry.get("class_name") in MODEL_CLASSES or (isinstance(cfg, dict) and "layers" in cfg)
-
-
 def _dtype_name(ds):
-    if ds.dtype.kind == "V" and ds.dtype.itemsize == 2:
-        return "bfloat16"
-    return ds.dtype.name
+    return "bfloat16" if is_bf16_storage(ds.dtype) else ds.dtype.name
+
+
+class VarRef(NamedTuple):
+    """One stored variable of a model file: its HDF5 path, shape and stored dtype (bf16: ``|V2``)."""
+
+    path: str
+    shape: tuple
+    dtype: np.dtype
 
 
 class WeightsFile(ModelFile):
-    """A weights file opened read-only (a context manager). See :func:`open_weights`."""
+    """A weights file opened read-only (a context manager). See :func:`open_weights`.
+
+    The one walker of the Keras layouts: :func:`open_weights` maps every tensor
+    of a file to a :class:`WeightInfo`; :func:`open_model` opens the same way a
+    model file (architecture + weights) for structured removal, and adds the
+    view removal needs (:attr:`variables`, :attr:`optimizer`).
+    """
+
+    #: what the file must be, for the messages ("is a folder, not ...", "is not ...")
+    what, kind = "a weights file", "a Keras weights file"
+    #: map the layout only: no refusal of layers whose variables cannot be named
+    #: (quantized or custom variants) or whose kernels disagree with their config
+    structure_only = False
 
     def __init__(self, path):
         super().__init__(path)
         self.keras_version = None
         self.records = []
+        self.optimizer = ()
+        self.optimizer_root = None
         self._h5_size = 0
         self._member = None
 
     # ------------------------------------------------------------------ detection
     def _open(self):
         path = self.path
-        check_model_path(path, self.fail, "a weights file")
+        check_model_path(path, self.fail, self.what)
         if path.endswith(".weights.json"):
             self.fail(_SHARDED)
         with open(path, "rb") as f:
@@ -146,8 +162,8 @@ class WeightsFile(ModelFile):
             self.h5 = open_hdf5(path, self._h5_size, path)
             self._open_h5(self.h5, where="")
         else:
-            self.fail("is not a Keras weights file (neither a .keras zip, an HDF5 file nor a "
-                      "NumPy .npy/.npz file)")
+            self.fail(f"is not {self.kind} (neither a .keras zip, an HDF5 file nor a NumPy "
+                      ".npy/.npz file)")
         self._check_unique_names()
 
     def _check_unique_names(self):
@@ -365,7 +381,7 @@ class WeightsFile(ModelFile):
                           f"puts layer {name!r} there", self._where + f"{where}/{gname}/vars")
             path = f"{prefix}{name}"
             layer = top or name
-            if _is_model(entry):
+            if is_model(entry):
                 nested = _layers_of(entry) or []
                 self._store_root_vars(sub, f"{where}/{gname}", path)
                 if isinstance(sub.get("layers"), h5py.Group):
@@ -375,6 +391,8 @@ class WeightsFile(ModelFile):
             self._store_object(sub, entry, f"{where}/{gname}", layer, path)
 
     def _refuse_quantized(self, entry, layer, where):
+        if self.structure_only:
+            return
         cfg = entry.get("config") if isinstance(entry, dict) else None
         mode = quantization_of(cfg)
         if mode is not None:
@@ -392,6 +410,8 @@ class WeightsFile(ModelFile):
         if datasets:
             shapes = [d.shape for d in datasets]
             roles = store_roles(cls, cfg, shapes, sub=sub, tf_keras=self.tf_keras)
+            if roles is None and self.structure_only:
+                roles = [f"var{i}" for i in range(len(datasets))]
             if roles is None:
                 what = "its group name" if bare else "the config"
                 self.fail(f"layer {layer!r} stores {len(datasets)} variables, which a {cls} (from "
@@ -442,7 +462,7 @@ class WeightsFile(ModelFile):
             entry = self._config_of(lname)
             cls = entry.get("class_name") if entry else None
             self._refuse_quantized(entry, lname, f"{where}/{lname}")
-            nested = _layers_of(entry) if entry is not None and _is_model(entry) else None
+            nested = _layers_of(entry) if entry is not None and is_model(entry) else None
             seen, seen_wn = set(), set()
             roles, datasets = [], []
             for wn in wnames:
@@ -483,6 +503,8 @@ class WeightsFile(ModelFile):
     # ------------------------------------------------------------------ common
     def _check_config_shapes(self, cls, cfg, roles, datasets, layer):
         """Refuse a kernel whose output size disagrees with the config."""
+        if self.structure_only:     # removal checks the layers it edits against their rules
+            return
         want = None
         if cls == "Dense" or (cls or "").startswith("Conv") and not (cls or "").endswith("Transpose"):
             want = cfg.get("units", cfg.get("filters"))
@@ -545,6 +567,108 @@ class WeightsFile(ModelFile):
         return arr
 
 
+    def read_stored(self, ref):
+        """The stored array of a :class:`VarRef` (raw dtype; bfloat16 stays ``|V2``)."""
+        self._check_member_crc()
+        try:
+            return self.h5[ref.path][()]
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            self.fail(f"cannot read ({exc})", self._where + ref.path)
+
+    # ------------------------------------------------------------------ optimizer state
+    def _slot_refs(self, group, where, names=None):
+        """VarRefs of the datasets `names` of `group` (default: its ``vars/<i>``)."""
+        if names is None:
+            datasets = self._vars(group, where)
+        else:
+            datasets = []
+            for wn in names:
+                ds = group.get(wn)
+                if not isinstance(ds, h5py.Dataset):
+                    self.fail(f"weight_names lists {wn!r} but there is no such dataset",
+                              self._where + where)
+                datasets.append(ds)
+        refs = []
+        for ds in datasets:
+            check_dataset(ds, self.h5, self.path, self._where + ds.name, self._h5_size)
+            refs.append(VarRef(ds.name, tuple(ds.shape), ds.dtype))
+        return tuple(refs)
+
+    def _map_optimizer(self):
+        """Find the optimizer slot lists: :attr:`optimizer` and :attr:`optimizer_root`.
+
+        A weights store keeps them under ``optimizer/vars`` (and
+        ``optimizer/<inner>/vars``), one list per group; a legacy file under
+        ``optimizer_weights``, listed by its ``weight_names``.
+        """
+        opt = self.h5.get("optimizer")
+        if self.fmt == "keras_zip" and isinstance(opt, h5py.Group):
+            lists = []
+            stack = [(opt, "/optimizer")]
+            while stack:
+                group, where = stack.pop()
+                refs = self._slot_refs(group, where)
+                if refs:
+                    lists.append(refs)
+                subs = sorted(k for k in group if k != "vars" and isinstance(group[k], h5py.Group))
+                stack.extend((group[k], f"{where}/{k}") for k in reversed(subs))
+            self.optimizer_root, self.optimizer = "/optimizer", tuple(lists)
+        opt = self.h5.get("optimizer_weights")
+        if self.fmt == "legacy_full" and isinstance(opt, h5py.Group):
+            refs = self._slot_refs(opt, "/optimizer_weights", str_list_attr(opt, "weight_names")
+                                   or [])
+            self.optimizer_root, self.optimizer = "/optimizer_weights", (refs,) if refs else ()
+
+
+_WEIGHTS_ONLY = ("holds weights only (no model config); removal needs the architecture: give "
+                 "the full model file (.keras, or a legacy .h5 written by model.save)")
+
+
+class KerasModel(WeightsFile):
+    """A Keras model file (architecture + weights) opened read-only for structured removal.
+
+    Attributes (beyond :class:`WeightsFile`'s)
+    ------------------------------------------
+    fmt : {"keras_zip", "legacy_full"}
+    config : dict
+        The top-level model dict (``config.json`` or ``model_config``).
+    variables : dict of str to tuple of VarRef
+        Stored variables of each top-level layer, in stored order (a nested
+        model's variables flattened in its layer order).
+    optimizer : tuple of tuple of VarRef
+        Optimizer slot lists; ``optimizer_root`` the group holding them all.
+    """
+
+    what = kind = "a Keras model file"
+    structure_only = True
+
+    def _open(self):
+        if self.path.endswith(".weights.json"):
+            check_model_path(self.path, self.fail, self.what)
+            self.fail("is a sharded weights index; " + _WEIGHTS_ONLY)
+        super()._open()
+        if self.fmt in ("npy", "npz"):
+            self.fail("is a NumPy array file, not a Keras model file")
+        if self.fmt == "legacy_full" and self.config is None:
+            self.fail("is a legacy HDF5 file without model_config; " + _WEIGHTS_ONLY)
+        if self.fmt not in ("keras_zip", "legacy_full"):
+            self.fail(_WEIGHTS_ONLY)
+        try:
+            names = [layer_name(e) for e in layer_list(self.config)]
+        except ValueError as exc:
+            self.fail(f"cannot read the model config: {exc}")
+        self._check_member_crc()       # before anything of the member is copied
+        if self.fmt == "legacy_full":
+            names = list(str_list_attr(self.h5["model_weights"], "layer_names")) + names
+        variables = {name: [] for name in names}
+        for r in self.records:
+            if r.layer in variables:
+                ds = self.dataset(r)
+                variables[r.layer].append(VarRef(ds.name, tuple(ds.shape), ds.dtype))
+        self.variables = {name: tuple(refs) for name, refs in variables.items()}
+        self._map_optimizer()
+
+
 def _legacy_parts(weight_name, layer):
     """(sub-layer path components, role) of a legacy weight name inside the group of `layer`.
 
@@ -573,3 +697,8 @@ def _group_order(name):
 def open_weights(path):
     """Open `path` read-only and map its tensors; FileFormatError for anything unreadable."""
     return WeightsFile.open(path)
+
+
+def open_model(path):
+    """Open `path` as a :class:`KerasModel`; FileFormatError for anything not editable."""
+    return KerasModel.open(path)

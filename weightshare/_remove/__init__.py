@@ -8,6 +8,6 @@ One job per module, no file access:
 - :mod:`._optimizer`: which optimizer slots belong to which model variable.
 
 The layer graph they walk is :mod:`weightshare._keras._graph`; the file is
-read by :mod:`weightshare._io._source` and rewritten with changed shapes by
+read by :func:`weightshare._io._reader.open_model` and rewritten with changed shapes by
 :mod:`weightshare._io._rebuild`.
 """
