@@ -31,6 +31,7 @@ def test_the_walk_finds_the_examples_we_know_of():
     assert {"docs/clustering.md", "docs/removal.md"} <= set(PAGES)
 
 
+@pytest.mark.filterwarnings("error")   # a warning fails the example (issue 25)
 @pytest.mark.parametrize("name", MODULES)
 def test_module_docstring_examples(name, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -39,6 +40,7 @@ def test_module_docstring_examples(name, monkeypatch):
     assert result.failed == 0
 
 
+@pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("page", PAGES)
 def test_page_examples(page, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -31,7 +31,7 @@ from ..errors import printable
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = (_info, _cluster, _remove, _report, _compare, _prune)
+_COMMANDS = (_info, _cluster, _prune, _remove, _report, _compare)   # workflow order
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ import sys
 from ..errors import printable
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
-           "stdout_may_close", "discard_stdout", "output_name", "one_line",
+           "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 
 
@@ -81,6 +81,11 @@ def one_line(exc, file=None):
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(printable(text).split())
+
+
+def plural(n, noun):
+    """'1 tensor', '3 tensors' (an English count)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def print_table(headers, rows, out=None):

@@ -6,7 +6,7 @@ import sys
 
 import weightshare
 
-from ._common import EXIT_BAD_INPUT, one_line, printable
+from ._common import EXIT_BAD_INPUT, one_line, plural, printable
 
 
 def register(sub):
@@ -65,5 +65,5 @@ def run(args):
     if args.plot:
         from ..plot import plot_report
         drawn = plot_report(values, args.plot, compare=args.compare, tensors=tensors, rep=rep)
-        print(printable(f"wrote {args.plot} ({len(drawn)} histogram(s))"), file=sys.stderr)
+        print(printable(f"wrote {args.plot} ({plural(len(drawn), 'histogram')})"), file=sys.stderr)
     return 0

@@ -1,0 +1,135 @@
+"""Issue 25: no warning leaks (README/docs examples, every CLI command over the fixtures under
+-W error), a closed pipe ends a command quietly, help text wrapped and in workflow order."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from weightshare.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures" / "keras"
+DIGITS = ROOT / "examples" / "digits.keras"
+TEST = ROOT / "examples" / "digits_test.npz"
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def _python(*args, **kw):
+    return subprocess.run([sys.executable, "-W", "error", *args], capture_output=True, text=True,
+                          env=ENV, timeout=120, **kw)
+
+
+def test_readme_python_example_runs_without_a_warning(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert "weightshare.cluster(" in block
+    proc = _python("-c", block, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_pinned_zero_run_does_not_warn():
+    # the README's pruned tensor: the auto solver's pinned zero run weighs 0 (was 0/0 -> warning)
+    import numpy as np
+    import weightshare
+    w = np.random.default_rng(0).laplace(0, 0.05, (512, 256)).astype(np.float32)
+    w[np.abs(w) < 0.03] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = weightshare.cluster(w, 16)
+    assert np.all(res.values[w == 0] == 0) and np.unique(res.values).size == 16
+
+
+def _one_file_per_model():
+    """Every fixture model once, the formats in turn (.keras, .h5, .weights.h5, weights-only)."""
+    suffixes = (".keras", ".h5", ".weights.h5", ".weights_only.h5")
+    models = sorted({p.name.split(".")[0] for p in FIX.iterdir()
+                     if p.suffix in (".keras", ".h5") and not p.name.endswith("_io.npz")})
+    out = []
+    for i, model in enumerate(models):
+        for j in range(len(suffixes)):
+            path = FIX / (model + suffixes[(i + j) % len(suffixes)])
+            if path.exists():
+                out.append(path)
+                break
+    return out
+
+
+def _commands(path, tmp):
+    out = tmp / ("c-" + path.name)
+    yield ["info", str(path), "--json"]
+    yield ["report", str(path)]
+    yield ["cluster", str(path), "-o", str(out), "-k", "4", "--roles", "all"]
+    yield ["prune", str(path), "-o", str(tmp / ("p-" + path.name)), "--sparsity", "0.5"]
+    yield ["report", str(out), "--compare", str(path), "--json"]
+    io = FIX / (path.name.split(".")[0] + "_io.npz")
+    if io.exists() and path.suffix in (".keras", ".h5") and "weights" not in path.name:
+        yield ["compare", str(path), str(out), "--inputs", str(io)]
+
+
+@pytest.mark.slow
+def test_every_command_over_the_fixtures_warns_nothing(tmp_path, capsys):
+    files = _one_file_per_model() + [DIGITS]
+    assert len(files) > 30 and {p.suffix for p in files} == {".keras", ".h5"}
+    ran = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")         # a warning raises: main() does not catch it
+        for path in files:
+            for argv in _commands(path, tmp_path):
+                assert main(argv) == 0, (argv, capsys.readouterr().err)
+                ran += 1
+    assert capsys.readouterr().err == ""
+    assert ran > 150
+
+
+def test_cli_subprocess_under_w_error_is_silent(tmp_path):
+    proc = _python("-m", "weightshare", "cluster", str(FIX / "k3_pruned.keras"), "-o",
+                   str(tmp_path / "o.keras"), "-k", "8", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["report", str(DIGITS), "--json"],
+    ["info", str(DIGITS)],
+    ["compare", str(DIGITS), str(DIGITS), "--inputs", str(TEST)],
+])
+def test_a_closed_pipe_ends_quietly(argv):
+    # the reader closes the pipe before the command writes (it is still importing): a real EPIPE
+    proc = subprocess.Popen([sys.executable, "-m", "weightshare", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141) and err == "", err
+
+
+def test_head_one_of_a_pipe(tmp_path):
+    proc = subprocess.run(f"{sys.executable} -m weightshare report '{DIGITS}' --json 2>err | head -1",
+                          shell=True, capture_output=True, text=True, env=ENV, cwd=tmp_path,
+                          timeout=60)
+    assert proc.stdout == "{\n"
+    assert (tmp_path / "err").read_text() == ""
+
+
+def test_help_lists_commands_in_workflow_order_and_wraps(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    order = [m.group(1) for m in re.finditer(r"^    (\w+) ", text, re.M)]
+    assert order == ["info", "cluster", "prune", "remove", "report", "compare"]
+    for command in order:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        lines = capsys.readouterr().out.splitlines()
+        assert max(len(line) for line in lines) <= 90, command
+
+
+def test_one_tensor_is_singular(tmp_path, capsys):
+    import numpy as np
+    src = tmp_path / "w.npy"
+    np.save(src, np.linspace(-1, 1, 50, dtype=np.float32))
+    assert main(["cluster", str(src), "-o", str(tmp_path / "o.npy"), "-k", "4"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(": 1 tensor clustered")
