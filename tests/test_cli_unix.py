@@ -133,3 +133,22 @@ def test_one_tensor_is_singular(tmp_path, capsys):
     np.save(src, np.linspace(-1, 1, 50, dtype=np.float32))
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.npy"), "-k", "4"]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(": 1 tensor clustered")
+
+
+def test_report_checks_plot_tensors_before_printing(tmp_path, capsys):
+    assert main(["report", str(DIGITS), "--tensors", "nope", "--plot",
+                 str(tmp_path / "x.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "nope" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_checks_inputs_against_the_declared_shape(tmp_path, capsys):
+    import numpy as np
+    bad = tmp_path / "x.npy"
+    np.save(bad, np.zeros((5, 7), np.float32))
+    assert main(["compare", str(DIGITS), str(DIGITS), "--inputs", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "inputs must have shape (batch, 64) (the model's declared input shape" in err
+    assert "got (5, 7)" in err and "matmul" not in err
