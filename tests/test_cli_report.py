@@ -46,7 +46,7 @@ def test_json_writes_null_for_nan(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["report", "missing.npz"], "No such file"),
+    (["report", "missing.npz"], "missing.npz: (?i:no such file)"),
     (["report", "{model}", "--compare", "{bad}"], "not in the original"),
 ])
 def test_errors_are_one_line_and_exit_2(argv, match, files, tmp_path, capsys):

@@ -152,3 +152,16 @@ def test_compare_checks_inputs_against_the_declared_shape(tmp_path, capsys):
     assert err.count("\n") == 1
     assert "inputs must have shape (batch, 64) (the model's declared input shape" in err
     assert "got (5, 7)" in err and "matmul" not in err
+
+
+def test_npy_tensor_named_by_one_rule_whatever_the_file_name(tmp_path):
+    # issue 24: report("w.npy", compare=<byte copy under another name>) found no common tensor
+    import numpy as np
+    import weightshare
+    np.save(tmp_path / "w.npy", np.linspace(-1, 1, 20, dtype=np.float32))
+    (tmp_path / "w-copy.bin").write_bytes((tmp_path / "w.npy").read_bytes())
+    names = {p: [r.name for r in weightshare.read_weights(tmp_path / p)]
+             for p in ("w.npy", "w-copy.bin")}
+    assert names["w.npy"] == names["w-copy.bin"] == list(weightshare.load_tensors(tmp_path / "w.npy"))
+    rep = weightshare.report(tmp_path / "w.npy", compare=tmp_path / "w-copy.bin")
+    assert [r.name for r in rep.rows] == names["w.npy"] and rep.rows[0].sse == 0.0
