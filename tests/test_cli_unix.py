@@ -165,3 +165,20 @@ def test_npy_tensor_named_by_one_rule_whatever_the_file_name(tmp_path):
     assert names["w.npy"] == names["w-copy.bin"] == list(weightshare.load_tensors(tmp_path / "w.npy"))
     rep = weightshare.report(tmp_path / "w.npy", compare=tmp_path / "w-copy.bin")
     assert [r.name for r in rep.rows] == names["w.npy"] and rep.rows[0].sse == 0.0
+
+
+def test_plot_prefers_kernels_and_reads_plain_ticks():
+    import numpy as np
+    from weightshare.plot import _plain_log_ticks, choose_tensors
+    tensors = {f"l{i}/bias": np.zeros(100) for i in range(6)}     # biases larger than kernels
+    tensors.update({"fc/kernel": np.zeros((4, 4)), "out/kernel": np.zeros((2, 3))})
+    chosen = choose_tensors(tensors, None)
+    assert len(chosen) == 6 and {"fc/kernel", "out/kernel"} <= set(chosen)
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    ax = Figure().add_subplot()
+    ax.set_yscale("log")
+    _plain_log_ticks(ax)
+    fmt = ax.yaxis.get_major_formatter()
+    assert [fmt(v) for v in (1, 4, 1000, 0.5)] == ["1", "4", "1,000", "0.5"]
+    assert ax.yaxis.get_minor_formatter()(4) == ""
