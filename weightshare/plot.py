@@ -102,7 +102,8 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
         shared values the marks.
     tensors : list of str, optional
         Tensors to draw a histogram of, once each in the order given
-        (repeats are dropped); default: the six largest, kernels and matrices before vectors (biases).
+        (repeats are dropped); default: the six largest, kernels and
+        matrices before vectors (biases).
     rep : Report, optional
         The report of `path_or_tensors` if already computed.
 

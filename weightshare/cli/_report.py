@@ -24,7 +24,8 @@ def register(sub):
                         "format follows the extension (.png, .svg, .pdf); OUT must not be MODEL "
                         "or ORIGINAL nor a folder, and a symlink there is replaced, not followed")
     p.add_argument("--tensors", nargs="+", metavar="NAME",
-                   help="tensors to draw a histogram of, each once (default: the six largest, kernels before biases)")
+                   help="tensors to draw a histogram of, each once (default: the six largest, "
+                        "kernels before biases)")
     p.set_defaults(func=run)
 
 
