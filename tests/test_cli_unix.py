@@ -182,3 +182,26 @@ def test_plot_prefers_kernels_and_reads_plain_ticks():
     fmt = ax.yaxis.get_major_formatter()
     assert [fmt(v) for v in (1, 4, 1000, 0.5)] == ["1", "4", "1,000", "0.5"]
     assert ax.yaxis.get_minor_formatter()(4) == ""
+
+
+def test_bundled_examples_have_a_public_path(tmp_path, monkeypatch):
+    import importlib.resources
+    import weightshare
+    monkeypatch.chdir(tmp_path)                 # any folder
+    for name in weightshare.examples.NAMES:
+        path = pathlib.Path(weightshare.examples.path(name))
+        assert path.is_file() and path.read_bytes() == (ROOT / "examples" / name).read_bytes()
+        assert (importlib.resources.files("weightshare.examples") / name).is_file()
+    assert weightshare.file_format(weightshare.examples.path("digits.keras")) == "keras_zip"
+    with pytest.raises(ValueError, match="digits.keras"):
+        weightshare.examples.path("nope.keras")
+
+
+def test_the_wheel_ships_the_examples():
+    # setuptools' package data: the files are inside the weightshare.examples package
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert "examples/*" in cfg["options.package_data"]["weightshare"]
+    assert "weightshare*" in cfg["options.packages.find"]["include"]
+    assert (ROOT / "weightshare" / "examples" / "__init__.py").is_file()
