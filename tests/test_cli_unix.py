@@ -205,3 +205,10 @@ def test_the_wheel_ships_the_examples():
     assert "examples/*" in cfg["options.package_data"]["weightshare"]
     assert "weightshare*" in cfg["options.packages.find"]["include"]
     assert (ROOT / "weightshare" / "examples" / "__init__.py").is_file()
+
+
+def test_a_config_without_layers_is_a_value_error_not_a_key_error():
+    import numpy as np
+    from weightshare.forward import forward
+    with pytest.raises(ValueError, match="config is not a Keras model config"):
+        forward({"class_name": "Sequential", "config": {"name": "m"}}, {}, np.zeros((1, 2)))

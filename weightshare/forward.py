@@ -223,7 +223,6 @@ def _check_weights(config, weights):
     return out
 
 
-@_config_errors
 def _declared_shape(layer_config):
     """The batch shape an InputLayer (or a Sequential's first layer) declares, or None."""
     cfg = layer_config.get("config") if isinstance(layer_config, Mapping) else None
@@ -273,6 +272,7 @@ def _check_input_shapes(config, xs):
                              f"shape, batch first); got {tuple(got)}")
 
 
+@_config_errors
 def forward(config, weights, inputs):
     """Run a Keras model on inputs with NumPy, from its config and its weights.
 
