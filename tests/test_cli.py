@@ -92,7 +92,7 @@ def test_cluster_prints_the_per_layer_table(tmp_path, capsys):
     out = tmp_path / "d.keras"
     assert main(["cluster", str(DIGITS), "-o", str(out), "-k", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{DIGITS} -> {out}: 3 tensor(s) clustered"
+    assert lines[0] == f"{DIGITS} -> {out}: 3 tensors clustered"
     assert re.split(r"\s{2,}", lines[1]) == ["tensor", "shape", "k", "distinct before -> after",
                                              "zeros before -> after", "SSE"]
     table = [re.split(r"\s{2,}", line) for line in lines[3:6]]
@@ -392,7 +392,7 @@ def test_a_non_ascii_name_prints_on_an_ascii_stdout(tmp_path, monkeypatch):
     assert main(["cluster", str(src), "-o", str(dst), "-k", "2"]) == 0
     sys.stdout.flush()
     assert sys.stdout.errors == "strict"                      # restored after main
-    assert f"{tmp_path}/mod\\xe8le.npy -> {dst}: 1 tensor(s)".encode() in raw.getvalue()
+    assert f"{tmp_path}/mod\\xe8le.npy -> {dst}: 1 tensor".encode() in raw.getvalue()
     assert np.unique(np.load(dst)).size == 2
 
 

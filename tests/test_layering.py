@@ -35,7 +35,7 @@ STDLIB = set(sys.stdlib_module_names)
 
 #: layers, lowest first: (name, module-name prefixes, third-party modules it may import)
 LAYERS = (
-    ("base", ("weightshare.errors", "weightshare._base"), {"numpy"}),
+    ("base", ("weightshare.errors", "weightshare._base", "weightshare.examples"), {"numpy"}),
     ("core", ("weightshare._kmeans", "weightshare._codec", "weightshare.cluster",
               "weightshare.prune", "weightshare.encode"), {"numpy"}),
     ("keras vocabulary", ("weightshare._keras",), {"numpy"}),

@@ -271,7 +271,7 @@ def test_cli_table(tmp_path, capsys):
     assert main(["prune", str(FIX / "k3_emb.keras"), "-o", str(out), "--keep", "200",
                  "--layers", "embed"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{FIX / 'k3_emb.keras'} -> {out}: 1 tensor(s) pruned"
+    assert lines[0] == f"{FIX / 'k3_emb.keras'} -> {out}: 1 tensor pruned"
     assert lines[1].split() == ["tensor", "shape", "size", "non-zeros", "before", "->", "after",
                                 "sparsity", "threshold"]
     assert lines[3].split()[:7] == ["embed/embeddings", "50x8", "400", "400", "->", "200", "50.0%"]

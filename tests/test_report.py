@@ -83,7 +83,7 @@ def test_bad_inputs(source, exc, match):
 def test_npy_and_npz_paths(tmp_path):
     np.save(tmp_path / "w.npy", TOY)
     np.savez(tmp_path / "m.npz", a=TOY, b=np.ones(3, np.float64))
-    assert weightshare.report(tmp_path / "w.npy").rows[0].name == "w"
+    assert weightshare.report(tmp_path / "w.npy").rows[0].name == "array"   # as read_weights
     rep = weightshare.report(str(tmp_path / "m.npz"), compare=tmp_path / "m.npz")
     assert [r.name for r in rep.rows] == ["a", "b"] and rep.total.sse == 0.0
 

@@ -19,6 +19,7 @@ from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
 from .compare import CompareResult, compare_models, compare_outputs, load_array
 from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units
+from . import examples     # examples.path("digits.keras"): the bundled files, from any folder
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
@@ -27,7 +28,7 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
            "CompareResult", "compare_models", "compare_outputs", "load_array",
-           "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units"]
+           "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units", "examples"]
 
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
 # importing weightshare, or the array core, never loads it.

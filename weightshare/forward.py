@@ -223,6 +223,55 @@ def _check_weights(config, weights):
     return out
 
 
+def _declared_shape(layer_config):
+    """The batch shape an InputLayer (or a Sequential's first layer) declares, or None."""
+    cfg = layer_config.get("config") if isinstance(layer_config, Mapping) else None
+    if not isinstance(cfg, Mapping):
+        return None
+    shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+    if not isinstance(shape, (list, tuple)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
+        return None
+    return tuple(shape)
+
+
+def input_shapes(config):
+    """The input shapes a model config declares (batch first, None = any), or None per input.
+
+    Examples
+    --------
+    >>> input_shapes({"class_name": "Sequential", "config": {"name": "m", "layers": [
+    ...     {"class_name": "InputLayer", "config": {"batch_shape": [None, 64]}}]}})
+    [(None, 64)]
+    """
+    config = _top(config)
+    cfg = config["config"]
+    layers = cfg.get("layers") or []
+    if config["class_name"] == "Sequential":
+        return [_declared_shape(layers[0]) if layers else None]
+    by_name = {layer_name(layer): layer for layer in layers if isinstance(layer, Mapping)}
+    return [_declared_shape(by_name.get(name)) for name, _, _ in io_refs(cfg["input_layers"])]
+
+
+def _check_input_shapes(config, xs):
+    """Each input against the shape the model declares: one line saying what was expected."""
+    try:
+        declared = input_shapes(config)
+    except (KeyError, TypeError, ValueError):
+        return                  # the forward pass itself says what is wrong with the config
+    for i, (want, x) in enumerate(zip(declared, xs)):
+        if want is None or len(want) < 1:
+            continue
+        got = x.shape
+        if len(got) != len(want) or any(w is not None and w != g
+                                         for w, g in zip(want[1:], got[1:])):
+            shown = "(" + ", ".join("batch" if d is None and j == 0 else str(d)
+                                    for j, d in enumerate(want)) + ")"
+            which = f"input {i} " if len(declared) > 1 else "inputs "
+            raise ValueError(f"{which}must have shape {shown} (the model's declared input "
+                             f"shape, batch first); got {tuple(got)}")
+
+
 @_config_errors
 def forward(config, weights, inputs):
     """Run a Keras model on inputs with NumPy, from its config and its weights.
@@ -279,6 +328,7 @@ def forward(config, weights, inputs):
     if len(n) != 1 or None in n:
         raise ValueError(f"inputs must share their first (batch) dimension; got shapes "
                          f"{[x.shape for x in xs]}")
+    _check_input_shapes(config, xs)
     run = _Run(w, is_keras2(config))
     total = n.pop()
     parts = [run.model(config, "", [x[i:i + _BATCH] for x in xs])

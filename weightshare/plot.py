@@ -31,6 +31,13 @@ def matplotlib_available():
     return True
 
 
+def _plain_log_ticks(ax):
+    """Log-axis ticks that read as numbers (1, 10, 100, 4) rather than 10^2 or 4 x 10^0."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _matplotlib():
     try:
         import matplotlib  # noqa: F401  (a missing package is found here, not in a cached submodule)
@@ -42,9 +49,11 @@ def _matplotlib():
 
 
 def choose_tensors(tensors, names):
-    """The tensors to draw: `names` once each, in order (all known), or the largest six."""
+    """The tensors to draw: `names` once each, in order (all known), or the largest six
+    (matrices and kernels before vectors such as biases, which are seldom clustered)."""
     if names is None:   # the largest tensors, in model order
-        big = sorted(tensors, key=lambda k: -np.size(tensors[k]))[:_DEFAULT_PANELS]
+        big = sorted(tensors, key=lambda k: (np.ndim(tensors[k]) < 2,
+                                             -np.size(tensors[k])))[:_DEFAULT_PANELS]
         return [k for k in tensors if k in big]
     if isinstance(names, str):
         raise TypeError(f"tensors must be a list of tensor names; got the str {names!r}")
@@ -93,7 +102,8 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
         shared values the marks.
     tensors : list of str, optional
         Tensors to draw a histogram of, once each in the order given
-        (repeats are dropped); default: the six largest.
+        (repeats are dropped); default: the six largest, kernels and
+        matrices before vectors (biases).
     rep : Report, optional
         The report of `path_or_tensors` if already computed.
 
@@ -142,6 +152,7 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
                 ax.axvline(c, color="tab:red", linewidth=0.8, alpha=0.8)
         ax.set_title(f"{name}  (k={distinct.size})", fontsize=9)
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
         ax.tick_params(labelsize=7)
     ax = fig.add_subplot(rows, cols, n_panels)
     names = [r.name for r in rep.rows]
@@ -152,6 +163,7 @@ def plot_report(path_or_tensors, out, *, compare=None, tensors=None, rep=None):
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("bytes")
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.legend(fontsize=7)
     ax.set_title(f"bytes per tensor (total ratio {rep.total.ratio or 0:.2f}x vs float32)",
                  fontsize=9)

@@ -198,19 +198,13 @@ def _load(source, name):
     if not _is_path(source):
         raise TypeError(f"{name} must be a path or a dict of arrays; got {type(source).__name__}")
     path = os.fspath(source)
-    lower = path.lower()
-    if lower.endswith(".npy"):
-        from ._io._npy import load_npy      # checked before reading: names the file
-        stem = os.path.splitext(os.path.basename(path))[0]
-        return [_Tensor(stem, load_npy(path), None)]
-    if lower.endswith(".npz"):
-        from ._io._npy import load_npz
-        return [_Tensor(key, value, None) for key, value in load_npz(path).items()]
     return _load_keras(path)
 
 
 def _load_keras(path):
-    """Floating-point tensors of a Keras file, named by weightshare.files (``layer/role``)."""
+    """Floating-point tensors of a file, named by weightshare.files, whatever the file's name:
+    ``layer/role`` in Keras files, the member in a .npz, ``array`` for a .npy (one rule for
+    every reader, so that a byte copy under another name compares equal)."""
     from .files import read_weights   # h5py only when a Keras file is read
     return [_Tensor(rec.name, rec.value, "bfloat16" if rec.dtype == "bfloat16" else None)
             for rec in read_weights(path) if rec.value.dtype.kind == "f"]

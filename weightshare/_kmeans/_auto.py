@@ -195,7 +195,11 @@ def _step_gains(P, win, j0, j1):
 def _run_means(P, bounds):
     """Weighted mean of each run from the prefix sums (0.0 for the pinned run)."""
     a, b = bounds[:-1], bounds[1:]
-    c = P.mu + (P.S[b] - P.S[a]) / (P.W[b] - P.W[a])
+    # the pinned run (and a run of zero-weight points) weighs 0: its mean is NaN, not 0/0
+    dw = P.W[b] - P.W[a]
+    c = np.full(dw.shape, np.nan)
+    np.divide(P.S[b] - P.S[a], dw, out=c, where=dw != 0)
+    c += P.mu
     if P.z >= 0:
         c[int(np.searchsorted(bounds, P.z, side="right")) - 1] = 0.0
     return c

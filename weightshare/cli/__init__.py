@@ -11,7 +11,9 @@ unwind like Ctrl-C while a command runs, so that the atomic writer removes its
 temporary file; a signal that was ignored when ``main`` started (``nohup``)
 stays ignored, and the previous handlers are restored when ``main`` returns.
 stdout and stderr escape what their encoding cannot show (a file name in an
-ASCII locale) rather than fail after the output was written.
+ASCII locale) rather than fail after the output was written. A reader that
+closes the pipe early (``weightshare report m.keras --json | head -1``) ends
+the command quietly with exit code 0, as ``head`` expects of Unix tools.
 """
 
 import argparse
@@ -21,7 +23,7 @@ import sys
 import threading
 
 from . import _cluster, _compare, _info, _prune, _remove, _report
-from ._common import EXIT_BAD_INPUT, EXIT_OK, one_line
+from ._common import EXIT_BAD_INPUT, EXIT_OK, discard_stdout, one_line
 from ..files import unwind_later
 
 from ..errors import printable
@@ -29,7 +31,7 @@ from ..errors import printable
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = (_info, _cluster, _remove, _report, _compare, _prune)
+_COMMANDS = (_info, _cluster, _prune, _remove, _report, _compare)   # workflow order
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +115,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with _streams_escape(), _signals_unwind():
         try:
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()      # a closed pipe shows here, not in the interpreter's exit
+            return code
+        except BrokenPipeError:     # the reader (head, less) stopped reading: stop quietly
+            discard_stdout()
+            return EXIT_OK
         except KeyboardInterrupt:
             print(f"weightshare {args.command}: interrupted", file=sys.stderr)
             return 130

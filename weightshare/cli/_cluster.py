@@ -1,24 +1,25 @@
 """``weightshare cluster``: share weights in a file (k values per tensor)."""
 
 import sys
+import textwrap
 
 import weightshare
 
 from ._common import (Progress, add_rewrite_options, add_target_options, output_name, parse_k,
-                      parse_k_map, parse_seed, print_json, print_table, printable,
+                      parse_k_map, parse_seed, plural, print_json, print_table, printable,
                       stdout_may_close)
 
 
 def register(sub):
     p = sub.add_parser(
         "cluster", help="replace the weights of a file by k shared values per tensor",
-        description="Cluster the targeted tensors of MODEL (by default every kernel-like weight: "
+        description=textwrap.fill("Cluster the targeted tensors of MODEL (by default every kernel-like weight: "
                     "Dense/Conv kernels, depthwise and pointwise kernels, recurrent kernels, "
                     "embeddings, attention projections) to at most k shared values each, and "
                     "write OUT in the same format with everything else byte-identical. Zeros "
                     "stay exactly zero unless --no-keep-zeros. MODEL is never modified; OUT is "
                     "written to a temporary file and renamed into place. Prints, per tensor: "
-                    "shape, k, distinct values before -> after, zeros before -> after, SSE.",
+                    "shape, k, distinct values before -> after, zeros before -> after, SSE.", 79),
         epilog="examples:\n"
                "  weightshare cluster model.keras -o model-k8.keras -k 8\n"
                "  weightshare cluster model.h5 -o small.h5 -k 8 --k fc1=16,out=32\n"
@@ -112,7 +113,7 @@ def run(args):
         if args.json:
             print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
             return 0
-        print(printable(f"{args.model} -> {dst}: {len(rows)} tensor(s) clustered"))
+        print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} clustered"))
         print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",
                      "SSE"],
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.k,

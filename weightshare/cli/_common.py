@@ -16,15 +16,19 @@ import sys
 from ..errors import printable
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
-           "stdout_may_close", "output_name", "one_line",
+           "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 
 
-def _discard_stdout():
+def discard_stdout():
     """Point stdout at the null device, so that the interpreter's own last flush is quiet."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):       # not a real file (captured, replaced): nothing to flush
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, fd)
     finally:
         os.close(devnull)
 
@@ -46,12 +50,12 @@ def stdout_may_close(written=None):
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout()
     except (OSError, ValueError) as exc:
         if written is None:
             raise
         with contextlib.suppress(OSError, ValueError):
-            _discard_stdout()
+            discard_stdout()
         why = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
         raise OSError(getattr(exc, "errno", None), f"{written} was written (complete), but its "
                                                    f"summary could not be printed: {why}") from None
@@ -77,6 +81,11 @@ def one_line(exc, file=None):
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(printable(text).split())
+
+
+def plural(n, noun):
+    """'1 tensor', '3 tensors' (an English count)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def print_table(headers, rows, out=None):

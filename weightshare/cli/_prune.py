@@ -2,10 +2,11 @@
 
 import argparse
 import math
+import textwrap
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, output_name, print_json,
+from ._common import (Progress, add_rewrite_options, add_target_options, output_name, plural, print_json,
                       print_table, printable, stdout_may_close)
 
 
@@ -25,7 +26,7 @@ def parse_pair(sep, what):
 def register(sub):
     p = sub.add_parser(
         "prune", help="zero the smallest-magnitude weights of a file (exact count or sparsity)",
-        description="Magnitude-prune the targeted tensors of MODEL (by default every kernel-like "
+        description=textwrap.fill("Magnitude-prune the targeted tensors of MODEL (by default every kernel-like "
                     "weight: Dense/Conv kernels, depthwise and pointwise kernels, recurrent "
                     "kernels, embeddings, attention projections) and write OUT in the same format "
                     "with everything else byte-identical. --keep N leaves exactly N non-zeros per "
@@ -33,7 +34,7 @@ def register(sub):
                     "zeros; existing zeros count as pruned. Ties at the threshold: the lower flat "
                     "index is kept. MODEL is never modified; OUT is written to a temporary file "
                     "and renamed into place. Prints, per tensor: shape, size, non-zeros before -> "
-                    "after, sparsity, threshold (the smallest magnitude kept).",
+                    "after, sparsity, threshold (the smallest magnitude kept).", 79),
         epilog="examples:\n"
                "  weightshare prune model.keras -o sparse.keras --sparsity 0.8\n"
                "  weightshare prune model.keras -o sparse.keras --keep 200 --layers embed\n"
@@ -104,7 +105,7 @@ def run(args):
                         "size": size, "nonzero_before": before, "nonzero_after": after,
                         "tensors": [r.to_dict() for r in rows]})
             return 0
-        print(printable(f"{args.model} -> {dst}: {len(rows)} tensor(s) pruned"))
+        print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} pruned"))
         print_table(["tensor", "shape", "size", "non-zeros before -> after", "sparsity",
                      "threshold"],
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.size,

@@ -6,7 +6,7 @@ import sys
 
 import weightshare
 
-from ._common import EXIT_BAD_INPUT, one_line, printable
+from ._common import EXIT_BAD_INPUT, one_line, plural, printable
 
 
 def register(sub):
@@ -24,7 +24,8 @@ def register(sub):
                         "format follows the extension (.png, .svg, .pdf); OUT must not be MODEL "
                         "or ORIGINAL nor a folder, and a symlink there is replaced, not followed")
     p.add_argument("--tensors", nargs="+", metavar="NAME",
-                   help="tensors to draw a histogram of, each once (default: the six largest)")
+                   help="tensors to draw a histogram of, each once (default: the six largest, "
+                        "kernels before biases)")
     p.set_defaults(func=run)
 
 
@@ -65,5 +66,5 @@ def run(args):
     if args.plot:
         from ..plot import plot_report
         drawn = plot_report(values, args.plot, compare=args.compare, tensors=tensors, rep=rep)
-        print(printable(f"wrote {args.plot} ({len(drawn)} histogram(s))"), file=sys.stderr)
+        print(printable(f"wrote {args.plot} ({plural(len(drawn), 'histogram')})"), file=sys.stderr)
     return 0
