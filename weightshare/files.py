@@ -24,6 +24,8 @@ from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._keras._names import FLOAT_DTYPE_NAMES
 from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
+from ._io._safetensors import is_safetensors
+from ._io._safetensors_write import rewrite_safetensors
 from .cluster import METHODS, assign, cluster
 from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
@@ -204,7 +206,7 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     return out
 
 
-def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
+def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
     The building block of every same-shape edit (:func:`cluster_file`,
@@ -252,6 +254,10 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
         would leave the others with the old file).
     progress : callable(done, total, record), optional
         Called after each selected tensor (the CLI draws its progress bar).
+    note : dict, optional
+        What the job did, JSON-ready: a safetensors output records it (with the
+        names of the tensors `fn` was called on) as ``__metadata__["weightshare"]``;
+        other formats have no place for it.
 
     Returns
     -------
@@ -292,6 +298,11 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     in_place = _check_flag(in_place, "in_place")
+    if note is not None and not isinstance(note, Mapping):
+        raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
+    if is_safetensors(src):
+        return rewrite_safetensors(src, dst, fn, select=select, in_place=in_place,
+                                   progress=progress, note=dict(note or {}))
     return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
 
 
@@ -387,7 +398,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
         if values.size == 0:
             return None
-        axis = output_axis(record.layer_class, record.role, values.ndim) if per_channel else None
+        axis = _channel_axis(record, values.ndim) if per_channel else None
         try:
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, random_state=rng)
@@ -405,9 +416,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
                                    int(np.count_nonzero(new == 0)), sse))
         return new
 
+    note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
+            "method": method, "init": init if isinstance(init, str) else "array",
+            "keep_zeros": keep_zeros, "per_channel": per_channel}
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress)
+                   progress=progress, note=note)
     return rows
+
+
+def _channel_axis(record, ndim):
+    """The output-channel axis of a tensor: the format's (safetensors: 0), else from its class."""
+    if getattr(record, "channel_axis", None) is not None and ndim >= 1:
+        return record.channel_axis
+    return output_axis(record.layer_class, record.role, ndim)
 
 
 def _distinct(a):
