@@ -11,6 +11,7 @@ This module (with :mod:`weightshare._io`) is the file adapter: it imports h5py
 and calls the array core, never the reverse.
 """
 
+import fnmatch
 import math
 import numbers
 import os
@@ -142,8 +143,11 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     records : list of WeightInfo
         From :func:`read_weights`.
     layers : iterable of str, optional
-        Layer names (top-level, or a nested layer's path such as ``inner/dense``);
-        None targets every layer. Names are matched exactly, never as substrings.
+        Layer names (top-level, or a nested layer's path such as ``inner/dense``;
+        the tensor names of a safetensors file); None targets every layer. Names
+        are matched exactly, never as substrings; a name with ``*``, ``?`` or
+        ``[...]`` is a glob pattern (``model.layers.*.mlp.*``) and selects the
+        layers it matches that have weights of the roles asked for.
     roles : iterable of str, default ("kernel",)
         ``"kernel"`` selects every kernel-like weight (Dense/Conv kernels,
         depthwise and pointwise kernels, recurrent kernels, embeddings,
@@ -182,11 +186,13 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     if bad:
         raise ValueError(f"roles {bad} do not exist in this file; it has "
                          f"{sorted(known_roles)}")
+    patterns = ()
     if layers is not None:
         layers = [layers] if isinstance(layers, str) else list(layers)
         if not all(isinstance(name, str) for name in layers):
             raise TypeError(f"layers must be layer names; got {layers!r}")
         known = {r.layer for r in records} | {r.path for r in records}
+        layers, patterns = _expand_patterns(layers, records, known, wanted_roles=roles)
         missing = [name for name in layers if name not in known]
         if missing:
             names = dict.fromkeys(r.layer for r in records)      # model order
@@ -199,11 +205,36 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
            if (layers is None or r.layer in layers or r.path in layers) and wanted(r)]
     if layers is not None:
         for name in layers:
+            if name in patterns:
+                continue
             if not any(r.layer == name or r.path == name for r in out):
                 has = [r.role for r in records if r.layer == name or r.path == name]
                 raise ValueError(f"layer {name!r} has no weight with roles {list(roles)}; its "
                                  f"weights are: {', '.join(dict.fromkeys(has))}")
     return out
+
+
+def _expand_patterns(layers, records, known, wanted_roles):
+    """(names, names that came from glob patterns): ``*``, ``?`` and ``[...]`` match names
+    (:func:`fnmatch.fnmatchcase`); a pattern that matches no weight of the roles asked for is
+    an error."""
+    names, from_patterns = [], set()
+    for name in layers:
+        if name in known or not any(c in name for c in "*?["):
+            names.append(name)
+            continue
+        hits = [n for n in dict.fromkeys(x for r in records for x in (r.layer, r.path))
+                if fnmatch.fnmatchcase(n, name)]
+        useful = [n for n in hits if any((r.layer == n or r.path == n) and (
+            "all" in wanted_roles or r.role in wanted_roles or r.kind in wanted_roles)
+            for r in records)]
+        if not useful:
+            raise ValueError(f"the pattern {name!r} matches no layer with weights of roles "
+                             f"{list(wanted_roles)}" + (f" (it matches {len(hits)} of other "
+                                                        "roles)" if hits else ""))
+        names += [n for n in hits if n not in names]
+        from_patterns.update(hits)
+    return names, from_patterns
 
 
 def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None):

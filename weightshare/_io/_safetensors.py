@@ -332,6 +332,9 @@ class SafetensorsFile(ModelFile):
                     fail(f"the tensor is in two shards, {owner[e.name]!r} and {file_name!r}",
                          e.name)
                 owner[e.name] = file_name
+        for shard in self.shards:
+            file_name = shard.file_name
+            for e in shard.entries.values():
                 mapped = weight_map.get(e.name)
                 if mapped != file_name:
                     where = (f"maps it to {mapped!r}" if mapped is not None
