@@ -345,3 +345,27 @@ def test_prune_and_report_work_on_safetensors(tmp_path):
     pruned = by["model.layers.0.mlp.up_proj.weight"]
     kept = by["model.norm.weight"]
     assert kept.sse == 0 and pruned.sse > 0 and pruned.nonzeros <= pruned.n // 2
+
+
+# ------------------------------------------------------------------------------------ real libraries
+@pytest.mark.keras
+@pytest.mark.slow
+@pytest.mark.parametrize("model, cls, k", [(BERT_SHARDED, "BertModel", 256),
+                                           (LLAMA, "LlamaForCausalLM", 256)])
+def test_rewritten_checkpoints_load_in_transformers(tmp_path, model, cls, k):
+    import subprocess
+    import sys  # noqa: F401
+    from keras_env import keras_python
+    python = keras_python("st")
+    out = tmp_path / "out"
+    weightshare.cluster_file(model, out, k)
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, **{r.name: r.value for r in weightshare.read_weights(str(out))})
+    script = os.path.join(os.path.dirname(__file__), "safetensors", "load_check.py")
+    res = subprocess.run([python, script, model, str(out), cls, str(ref)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["tensors_loaded"] == len(weightshare.read_weights(model, values=False))
+    assert got["max_diff_vs_numpy_weights"] <= 1e-5 * max(1.0, got["scale"])
+    assert got["max_diff_vs_original"] <= 0.1 * got["scale"]
