@@ -354,7 +354,6 @@ def test_prune_and_report_work_on_safetensors(tmp_path):
                                            (LLAMA, "LlamaForCausalLM", 256)])
 def test_rewritten_checkpoints_load_in_transformers(tmp_path, model, cls, k):
     import subprocess
-    import sys  # noqa: F401
     from keras_env import keras_python
     python = keras_python("st")
     out = tmp_path / "out"
@@ -369,3 +368,20 @@ def test_rewritten_checkpoints_load_in_transformers(tmp_path, model, cls, k):
     assert got["tensors_loaded"] == len(weightshare.read_weights(model, values=False))
     assert got["max_diff_vs_numpy_weights"] <= 1e-5 * max(1.0, got["scale"])
     assert got["max_diff_vs_original"] <= 0.1 * got["scale"]
+
+
+def test_cli_info_shows_roles_and_cluster_names_what_it_skips(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    info = subprocess.run([sys.executable, "-m", "weightshare", "info", LLAMA], capture_output=True,
+                          text=True, env=env)
+    assert info.returncode == 0 and "safetensors_sharded, 21 tensors" in info.stdout
+    assert any(line.startswith("model.norm.weight") and " norm " in line
+               for line in info.stdout.splitlines())
+    out = tmp_path / "k4"
+    res = subprocess.run([sys.executable, "-m", "weightshare", "cluster", LLAMA, "-o", str(out),
+                          "-k", "4"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "left as they are: 5 norm" in res.stderr
+    assert "16 tensor(s) clustered" in res.stdout
