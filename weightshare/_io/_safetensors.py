@@ -217,6 +217,8 @@ def is_safetensors(path):
         except OSError:
             return False
         return any(n.endswith(".safetensors") or n.endswith(INDEX_SUFFIX) for n in names)
+    if not os.path.isfile(path):      # a pipe or device is never opened (it could block)
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(9)
