@@ -13,8 +13,10 @@ import pytest
 #: producer -> environment variables naming its interpreter (the first set one wins)
 ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
        "k3tf": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
-       "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON")}
-PRODUCERS = tuple(ENV)
+       "k2": ("WEIGHTSHARE_TF_PYTHON", "WEIGHTSHARE_TFKERAS_PYTHON"),
+       # not a Keras: torch + safetensors + transformers, for the safetensors round trips
+       "st": ("WEIGHTSHARE_ST_PYTHON",)}
+PRODUCERS = ("k3", "k3tf", "k2")       # the Keras producers ("st" is not one)
 
 
 def find_python(producer):

@@ -11,6 +11,7 @@ This module (with :mod:`weightshare._io`) is the file adapter: it imports h5py
 and calls the array core, never the reverse.
 """
 
+import fnmatch
 import math
 import numbers
 import os
@@ -24,6 +25,8 @@ from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._keras._names import FLOAT_DTYPE_NAMES
 from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
+from ._io._safetensors import is_safetensors
+from ._io._safetensors_write import rewrite_safetensors
 from .cluster import METHODS, assign, cluster
 from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
@@ -140,8 +143,11 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     records : list of WeightInfo
         From :func:`read_weights`.
     layers : iterable of str, optional
-        Layer names (top-level, or a nested layer's path such as ``inner/dense``);
-        None targets every layer. Names are matched exactly, never as substrings.
+        Layer names (top-level, or a nested layer's path such as ``inner/dense``;
+        the tensor names of a safetensors file); None targets every layer. Names
+        are matched exactly, never as substrings; a name with ``*``, ``?`` or
+        ``[...]`` is a glob pattern (``model.layers.*.mlp.*``) and selects the
+        layers it matches that have weights of the roles asked for.
     roles : iterable of str, default ("kernel",)
         ``"kernel"`` selects every kernel-like weight (Dense/Conv kernels,
         depthwise and pointwise kernels, recurrent kernels, embeddings,
@@ -180,11 +186,13 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     if bad:
         raise ValueError(f"roles {bad} do not exist in this file; it has "
                          f"{sorted(known_roles)}")
+    patterns = ()
     if layers is not None:
         layers = [layers] if isinstance(layers, str) else list(layers)
         if not all(isinstance(name, str) for name in layers):
             raise TypeError(f"layers must be layer names; got {layers!r}")
         known = {r.layer for r in records} | {r.path for r in records}
+        layers, patterns = _expand_patterns(layers, records, known, wanted_roles=roles)
         missing = [name for name in layers if name not in known]
         if missing:
             names = dict.fromkeys(r.layer for r in records)      # model order
@@ -197,6 +205,8 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
            if (layers is None or r.layer in layers or r.path in layers) and wanted(r)]
     if layers is not None:
         for name in layers:
+            if name in patterns:
+                continue
             if not any(r.layer == name or r.path == name for r in out):
                 has = [r.role for r in records if r.layer == name or r.path == name]
                 raise ValueError(f"layer {name!r} has no weight with roles {list(roles)}; its "
@@ -204,7 +214,30 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     return out
 
 
-def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
+def _expand_patterns(layers, records, known, wanted_roles):
+    """(names, names that came from glob patterns): ``*``, ``?`` and ``[...]`` match names
+    (:func:`fnmatch.fnmatchcase`); a pattern that matches no weight of the roles asked for is
+    an error."""
+    names, from_patterns = [], set()
+    for name in layers:
+        if name in known or not any(c in name for c in "*?["):
+            names.append(name)
+            continue
+        hits = [n for n in dict.fromkeys(x for r in records for x in (r.layer, r.path))
+                if fnmatch.fnmatchcase(n, name)]
+        useful = [n for n in hits if any((r.layer == n or r.path == n) and (
+            "all" in wanted_roles or r.role in wanted_roles or r.kind in wanted_roles)
+            for r in records)]
+        if not useful:
+            raise ValueError(f"the pattern {name!r} matches no layer with weights of roles "
+                             f"{list(wanted_roles)}" + (f" (it matches {len(hits)} of other "
+                                                        "roles)" if hits else ""))
+        names += [n for n in hits if n not in names]
+        from_patterns.update(hits)
+    return names, from_patterns
+
+
+def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
     The building block of every same-shape edit (:func:`cluster_file`,
@@ -252,6 +285,10 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
         would leave the others with the old file).
     progress : callable(done, total, record), optional
         Called after each selected tensor (the CLI draws its progress bar).
+    note : dict, optional
+        What the job did, JSON-ready: a safetensors output records it (with the
+        names of the tensors `fn` was called on) as ``__metadata__["weightshare"]``;
+        other formats have no place for it.
 
     Returns
     -------
@@ -292,6 +329,11 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None):
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     in_place = _check_flag(in_place, "in_place")
+    if note is not None and not isinstance(note, Mapping):
+        raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
+    if is_safetensors(src):
+        return rewrite_safetensors(src, dst, fn, select=select, in_place=in_place,
+                                   progress=progress, note=dict(note or {}))
     return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
 
 
@@ -387,7 +429,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
         if values.size == 0:
             return None
-        axis = output_axis(record.layer_class, record.role, values.ndim) if per_channel else None
+        axis = _channel_axis(record, values.ndim) if per_channel else None
         try:
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, random_state=rng)
@@ -405,9 +447,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
                                    int(np.count_nonzero(new == 0)), sse))
         return new
 
+    note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
+            "method": method, "init": init if isinstance(init, str) else "array",
+            "keep_zeros": keep_zeros, "per_channel": per_channel}
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress)
+                   progress=progress, note=note)
     return rows
+
+
+def _channel_axis(record, ndim):
+    """The output-channel axis of a tensor: the format's (safetensors: 0), else from its class."""
+    if getattr(record, "channel_axis", None) is not None and ndim >= 1:
+        return record.channel_axis
+    return output_axis(record.layer_class, record.role, ndim)
 
 
 def _distinct(a):

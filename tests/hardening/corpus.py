@@ -615,6 +615,67 @@ def npys(b):
           expect=arrays)
 
 
+# ---- safetensors
+def _st(header, data=b""):
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def _st_entry(dtype="F32", shape=(2,), offsets=(0, 8)):
+    return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+
+
+def safetensors_cases(b):
+    """Headers no library writes (built by hand on purpose), and indexes that lie."""
+    w = np.random.default_rng(4).normal(size=(8, 16)).astype("<f4")
+    arrays = (("compare", "refused"), ("*", "done"))   # no architecture to run
+    good = _st({"w.weight": _st_entry(shape=(8, 16), offsets=(0, w.nbytes))}, w.tobytes())
+    b.add("safetensors", "a valid .safetensors", {"m.safetensors": good}, expect=arrays,
+          arch=False)
+    bad = {
+        "a header length past the end of the file": struct.pack("<Q", 1 << 40) + b"{}",
+        "a header of 200 MB declared": struct.pack("<Q", 200_000_000) + b"{}" + bytes(64),
+        "a header that is JSON but not an object": _st(b"[1]"),
+        "a header that is not JSON": _st(b"{oops"),
+        "overlapping data_offsets": _st({"a": _st_entry(), "b": _st_entry(offsets=(4, 12))},
+                                        bytes(16)),
+        "data_offsets with the end before the beginning": _st({"a": _st_entry(offsets=(8, 0))},
+                                                              bytes(8)),
+        "data_offsets past the end": _st({"a": _st_entry(offsets=(0, 8))}, bytes(4)),
+        "a shape whose byte size disagrees with its offsets": _st(
+            {"a": _st_entry(shape=(1 << 40, 1 << 20), offsets=(0, 8))}, bytes(8)),
+        "a tensor name twice": _st(b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}'
+                                   b', "a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}',
+                                   bytes(16)),
+        "a __metadata__ that is not string -> string": _st(
+            {"__metadata__": {"k": [1]}, "a": _st_entry()}, bytes(8)),
+        "an unknown dtype": _st({"a": _st_entry(dtype="C128")}, bytes(8)),
+        "a header nested 10,000 levels": _st(b"[" * 10000 + b"]" * 10000),
+    }
+    for what, data in bad.items():
+        b.add("safetensors", f"a .safetensors with {what}", {"m.safetensors": data},
+              expect="refused", arch=False)
+    index = "model.safetensors.index.json"
+    shard = _st({"a.weight": _st_entry(shape=(8, 16), offsets=(0, w.nbytes))}, w.tobytes())
+    b.add("safetensors", "an index naming a shard that is missing",
+          {index: json.dumps({"weight_map": {"a.weight": "s1.safetensors"}}).encode()},
+          input=index, expect="refused", arch=False)
+    both = _st({"a.weight": _st_entry(shape=(8, 16), offsets=(0, w.nbytes)),
+                "b.weight": _st_entry(shape=(8, 16), offsets=(w.nbytes, 2 * w.nbytes))},
+               w.tobytes() * 2)
+    b.add("safetensors", "an index whose shards both hold a tensor",
+          {index: json.dumps({"weight_map": {"a.weight": "s1.safetensors",
+                                             "b.weight": "s2.safetensors"}}).encode(),
+           "s1.safetensors": shard, "s2.safetensors": both}, input=index, expect="refused",
+          arch=False)
+    b.add("safetensors", "an index naming a shard outside its folder",
+          {index: json.dumps({"weight_map": {"a.weight": "../s1.safetensors"}}).encode()},
+          input=index, expect="refused", arch=False)
+    b.add("safetensors", "an index whose tensors are not those of the shard",
+          {index: json.dumps({"weight_map": {"b.weight": "s1.safetensors"}}).encode(),
+           "s1.safetensors": shard}, input=index, expect="refused", arch=False)
+
+
 # ---- HDF5 structure
 def h5_structure(b):
     def add(what, name, data, **kw):
@@ -1576,7 +1637,7 @@ def build(seed=0, count=None):
         with seeded random mutations.
     """
     b = _Builder(seed)
-    for kind in (specials, truncations, bitflips, zips, npys, h5_structure, tensors, arguments,
+    for kind in (specials, truncations, bitflips, zips, npys, safetensors_cases, h5_structure, tensors, arguments,
                  outputs, regressions, output_links, hostile_storage, hostile_text_and_depth,
                  bombs_and_scans):
         kind(b)

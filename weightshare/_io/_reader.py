@@ -7,7 +7,10 @@ Formats (see docs/files.md):
 - ``legacy_full`` / ``legacy_weights``: legacy HDF5 from ``model.save('x.h5')``
   (Keras 1-3) and Keras 2 ``save_weights('x.h5')`` (``layer_names`` /
   ``weight_names`` attributes, possibly split as ``layer_names0, 1, ...``);
-- ``npy`` / ``npz``: NumPy array files.
+- ``npy`` / ``npz``: NumPy array files;
+- ``safetensors`` / ``safetensors_sharded``: a ``.safetensors`` file, or a
+  checkpoint given by its ``model.safetensors.index.json`` or its folder
+  (:mod:`weightshare._io._safetensors`).
 
 Every problem becomes one :class:`~weightshare.errors.FileFormatError` naming
 the file and, where it applies, the dataset. A file is read only from its own
@@ -28,6 +31,7 @@ from ._npy import BoundedReader, check_archive, check_expansion, read_npy_header
 from ..errors import FileFormatError
 from .._codec._bf16 import bf16_to_float32, is_bf16_storage
 from ._h5check import check_dataset
+from ._safetensors import SafetensorsFile, is_safetensors
 from ._common import MemberWindow, crc32_of, decode_str, str_list_attr
 from ._container import (CONFIG_MEMBER, WEIGHTS_MEMBER, ModelFile, check_model_path, keras_config,
                          keras_metadata, open_hdf5, open_member, open_zip)
@@ -38,7 +42,8 @@ from .._keras._roles import PLAIN_CLASSES, class_from_group, kind_of, quantizati
 __all__ = ["WeightInfo", "WeightsFile", "KerasModel", "VarRef", "open_weights", "open_model", "FORMATS", "CONFIG_MEMBER",
            "WEIGHTS_MEMBER", "suffix_of"]
 
-FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz")
+FORMATS = ("keras_zip", "weights_store", "legacy_full", "legacy_weights", "npy", "npz",
+           "safetensors", "safetensors_sharded")
 #: root groups of a weights store that hold training state, not layers (left untouched)
 _STATE_GROUPS = ("optimizer", "metrics")
 _SHARDED = ("is a sharded Keras weights index (.weights.json); sharded weights are not supported "
@@ -72,7 +77,10 @@ class WeightInfo(NamedTuple):
         Where it lives: the HDF5 dataset path (prefixed ``model.weights.h5:`` in
         a ``.keras`` zip), or the array name in an npz.
     value : ndarray or None
-        The values (bfloat16 as float32, exactly), when read.
+        The values (bfloat16 and float8 as float32, exactly), when read.
+    channel_axis : int or None
+        The output-channel axis when the format fixes it (safetensors: 0, the
+        ``[out, in]`` layout of PyTorch); None: from the Keras class and role.
     """
 
     name: str
@@ -85,6 +93,7 @@ class WeightInfo(NamedTuple):
     dtype: str
     location: str
     value: Optional[np.ndarray] = None
+    channel_axis: Optional[int] = None
 
 
 def suffix_of(path):
@@ -696,6 +705,8 @@ def _group_order(name):
 
 def open_weights(path):
     """Open `path` read-only and map its tensors; FileFormatError for anything unreadable."""
+    if is_safetensors(path):
+        return SafetensorsFile.open(path, WeightInfo)
     return WeightsFile.open(path)
 
 

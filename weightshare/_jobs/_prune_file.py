@@ -196,8 +196,7 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to prune")
     chosen = [r for r in select_weights(records, layers=layers, roles=roles)
               if r.dtype in FLOAT_DTYPE_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
-    axes = {r.name: (output_axis(r.layer_class, r.role, len(r.shape)) if per_channel else None)
-            for r in chosen}
+    axes = {r.name: (_channel_axis(r) if per_channel else None) for r in chosen}
     if global_:
         return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress)
     for r in chosen:
@@ -255,3 +254,10 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
     transform_file(src, dst, fn, select=lambda r: r.name in masks, in_place=in_place,
                    progress=progress)
     return rows
+
+
+def _channel_axis(r):
+    """The output-channel axis: the format's when it fixes one (safetensors: 0), else the class's."""
+    if r.channel_axis is not None and len(r.shape) >= 1:
+        return r.channel_axis
+    return output_axis(r.layer_class, r.role, len(r.shape))

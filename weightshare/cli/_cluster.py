@@ -26,7 +26,10 @@ def register(sub):
                "  weightshare cluster model.weights.h5 --in-place -k 4 --layers conv1,conv2 "
                "--per-channel",
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
+    p.add_argument("model", metavar="MODEL",
+                   help=".keras, .weights.h5, .h5/.hdf5, .npy, .npz, .safetensors, or a sharded "
+                        "checkpoint's model.safetensors.index.json or folder (then OUT is a new "
+                        "folder)")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output file (same suffix as MODEL); required unless --in-place")
     p.add_argument("-k", dest="k", type=parse_k, metavar="K",
@@ -90,6 +93,24 @@ def _unknown_layers(path):
                          if r.role.startswith("var") and r.role[3:].isdigit())
 
 
+def _note_skipped(path):
+    """safetensors: say which tensors the default roles leave as they are, and why."""
+    if not weightshare.file_format(path).startswith("safetensors"):
+        return
+    records = weightshare.read_weights(path, values=False)
+    counts = {}
+    for r in records:
+        if r.kind != "kernel":
+            counts[r.role] = counts.get(r.role, 0) + 1
+        elif r.dtype.startswith("float8"):
+            counts["float8 (not rounded to float8)"] = counts.get(
+                "float8 (not rounded to float8)", 0) + 1
+    if counts:
+        print(printable("weightshare cluster: note: left as they are: " + ", ".join(
+            f"{n} {role}" for role, n in counts.items()) + " (target roles with --roles)"),
+            file=sys.stderr)
+
+
 def run(args):
     if args.output is None and not args.in_place:
         raise ValueError("give -o OUT, or --in-place to replace MODEL")
@@ -99,6 +120,8 @@ def run(args):
             print(printable(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) "
                             "has tensors of unknown role (var0, var1, ...): left as they are; "
                             "target them with --roles"), file=sys.stderr)
+    if args.roles == ["kernel"]:
+        _note_skipped(args.model)
     dst = output_name(args)
     progress = Progress("clustering", quiet=args.quiet)
     try:
