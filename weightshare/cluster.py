@@ -59,14 +59,31 @@ class _Fit(NamedTuple):
 
 # --------------------------------------------------------------------------- validation
 
+#: The methods that start from ``init`` (the others ignore it, so giving it is an error).
+INIT_METHODS = ("lloyd",)
+
+
+def _check_init_method(init, method):
+    """`init` given with a method that does not use it: a ValueError saying which do."""
+    if init is not None and method not in INIT_METHODS:
+        users = ", ".join(f"method={m!r}" for m in INIT_METHODS)
+        given = f"init={init!r}" if isinstance(init, str) else "init (an array)"
+        raise ValueError(f"{given} is only used "
+                         f"by {users}; method={method!r} does not start from an init (leave "
+                         "init out, or pass method='lloyd')")
+
+
 def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
     x = check_weights(weights)
     k = check_k(k)
-    if isinstance(init, str):
-        check_choice(init, tuple(INITS), "init")
-    else:
-        init = _check_init_array(init)
     check_choice(method, METHODS, "method")
+    if not isinstance(init, str) and init is not None:
+        init = _check_init_array(init)
+    elif init is not None:
+        check_choice(init, tuple(INITS), "init")
+    _check_init_method(init, method)
+    if init is None:
+        init = "linear"
     if not isinstance(keep_zeros, (bool, np.bool_)):
         raise TypeError(f"keep_zeros must be True or False; got {keep_zeros!r}")
     if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
@@ -316,7 +333,7 @@ def _apply(x, sw, fit, keep_zeros, e=0):
 
 # --------------------------------------------------------------------------- public API
 
-def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=None,
+def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
             sample_weight=None, max_iter=300, tol=0.0, random_state=None):
     """Share weights: replace every entry of `weights` by one of at most `k` values.
 
@@ -330,9 +347,12 @@ def cluster(weights, k, *, init="linear", method="auto", keep_zeros=True, axis=N
     k : int >= 1
         Number of shared values per tensor (per slice with `axis`). With
         `keep_zeros`, the zero counts as one of them.
-    init : {'linear', 'density', 'random', 'forgy', 'kmeans++'} or array_like
-        Initial centroids for ``method='lloyd'`` (ignored by 'auto' and
-        'optimal'). An array gives the initial centroids themselves.
+    init : {'linear', 'density', 'random', 'forgy', 'kmeans++'} or array_like, optional
+        Initial centroids for ``method='lloyd'`` (default 'linear'). An
+        array gives the initial centroids themselves. Only 'lloyd' starts
+        from an init: giving `init` with 'auto' or 'optimal' is a
+        ValueError (they would ignore it). 'kmeans++' is the greedy variant
+        (``2 + ln k`` candidates per step, as scikit-learn).
     method : {'auto', 'lloyd', 'optimal'}
         'lloyd' iterates from `init` to a fixed point; 'optimal' returns the
         global minimum of the SSE (exact dynamic program, O(k m log m) for m

@@ -27,7 +27,7 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
-from .cluster import METHODS, assign, cluster
+from .cluster import METHODS, _check_init_method, assign, cluster
 from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
 
@@ -354,7 +354,7 @@ def _check_k_map(k, records):
     raise TypeError(f"k must be an int >= 1 or a mapping of layer name to int; got {k!r}")
 
 
-def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", method="auto",
+def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, random_state=None, in_place=False,
                  progress=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
@@ -378,7 +378,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
         Only floating-point tensors are clustered (float16, bfloat16,
         float32, float64); integer tensors are left as they are.
     init, method, keep_zeros, random_state
-        As in :func:`weightshare.cluster`.
+        As in :func:`weightshare.cluster` (`init` only with ``method='lloyd'``).
     per_channel : bool, default False
         k values per output channel, along this axis of each kernel:
         the last axis of Dense, EinsumDense and Conv kernels, pointwise
@@ -408,6 +408,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init="linear", 
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
         check_choice(init, tuple(INITS), "init")
+    _check_init_method(init, method)
     keep_zeros = _check_flag(keep_zeros, "keep_zeros")
     per_channel = _check_flag(per_channel, "per_channel")
     in_place = _check_flag(in_place, "in_place")

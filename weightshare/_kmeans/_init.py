@@ -14,11 +14,14 @@ names to them.
 - ``random``: uniform draws over [min, max] (what TFMOT calls RANDOM).
 - ``forgy``: k distinct data points, drawn in proportion to their weight
   (what Deep Compression calls random; Forgy, 1965).
-- ``kmeans++``: D² seeding (Arthur & Vassilvitskii, SODA 2007); a fixed zero
-  centroid counts as already chosen.
+- ``kmeans++``: greedy D² seeding (Arthur & Vassilvitskii, SODA 2007; the
+  greedy variant with ``2 + ln k`` candidates per step, as scikit-learn, see
+  :mod:`._kpp`); a fixed zero centroid counts as already chosen.
 """
 
 import numpy as np
+
+from ._kpp import greedy_kmeans_pp
 
 __all__ = ["INITS"]
 
@@ -48,22 +51,8 @@ def _forgy(x, w, k, rng, fixed_zero):
 
 
 def _kmeans_pp(x, w, k, rng, fixed_zero):
-    chosen = []
-    if fixed_zero:
-        d2 = x * x
-    else:
-        first = int(rng.choice(x.size, p=w / w.sum()))
-        chosen.append(x[first])
-        d2 = (x - x[first]) ** 2
-    while len(chosen) < k:
-        p = w * d2
-        total = p.sum()
-        if total <= 0:      # every point already is a centroid
-            break
-        i = int(rng.choice(x.size, p=p / total))
-        chosen.append(x[i])
-        np.minimum(d2, (x - x[i]) ** 2, out=d2)
-    return np.sort(np.asarray(chosen, dtype=np.float64))
+    idx = greedy_kmeans_pp(x[:, None], w, k, rng, np.zeros((1, 1)) if fixed_zero else None)
+    return np.unique(x[idx])
 
 
 INITS = {

@@ -37,9 +37,10 @@ def register(sub):
     p.add_argument("--k", dest="k_map", type=parse_k_map, metavar="LAYER=K,...",
                    help="k per layer, e.g. fc1=16,fc2=8: overrides -k for those layers; without "
                         "-k only the layers named are clustered")
-    p.add_argument("--init", default="linear",
+    p.add_argument("--init", default=None,
                    choices=["linear", "density", "random", "forgy", "kmeans++"],
-                   help="initial centroids for --method lloyd (default: linear)")
+                   help="initial centroids for --method lloyd (default: linear; kmeans++ is "
+                        "greedy, as scikit-learn's); an error with any other --method")
     p.add_argument("--method", default="auto", choices=["auto", "lloyd", "optimal"],
                    help="auto (default): near-optimal and fast; optimal: exact; lloyd: iterations "
                         "from --init")
