@@ -5,7 +5,6 @@ nothing but NumPy and the standard library.
 """
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -15,8 +14,9 @@ from ._kmeans._init import INITS
 from ._kmeans._lloyd import lloyd
 from ._kmeans._optimal import Prefix, optimal_partition, partition_centroids
 from ._kmeans._points import reduce_points
-from ._base._validation import (check_axis, check_choice, check_k, check_random_state,
-                                check_sample_weight, check_weights)
+from ._base._validation import (check_axis, check_choice, check_flag, check_int, check_k,
+                                check_number, check_random_state, check_sample_weight,
+                                check_weights)
 
 __all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS"]
 
@@ -84,16 +84,8 @@ def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
     _check_init_method(init, method)
     if init is None:
         init = "linear"
-    if not isinstance(keep_zeros, (bool, np.bool_)):
-        raise TypeError(f"keep_zeros must be True or False; got {keep_zeros!r}")
-    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an integer >= 1; got {max_iter!r}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1; got max_iter={max_iter}")
-    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) or not tol >= 0 \
-            or not np.isfinite(tol):
-        raise ValueError(f"tol must be a finite number >= 0; got tol={tol!r}")
-    return x, k, init, bool(keep_zeros), int(max_iter), float(tol)
+    return (x, k, init, check_flag(keep_zeros, "keep_zeros"), check_int(max_iter, "max_iter", 1),
+            check_number(tol, "tol", 0))
 
 
 def _check_init_array(init):

@@ -42,7 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base._validation import check_axis, check_choice, check_weights
+from ._base._validation import (check_axis, check_choice, check_fraction, check_int,
+                                check_number, check_weights)
 
 __all__ = ["PruneResult", "prune", "prune_global", "apply_mask", "sparsity_schedule",
            "SparsitySchedule", "SCHEDULES"]
@@ -92,21 +93,11 @@ def _check_target(sparsity, keep):
 
 
 def _check_sparsity(sparsity, name="sparsity"):
-    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1); got {sparsity!r} of type "
-                        f"{type(sparsity).__name__}")
-    s = float(sparsity)
-    if not 0.0 <= s < 1.0:   # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1); got {name}={sparsity!r}")
-    return s
+    return check_fraction(sparsity, name)
 
 
 def _check_keep(keep):
-    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, numbers.Integral):
-        raise TypeError(f"keep must be an integer >= 0; got {keep!r} of type {type(keep).__name__}")
-    if keep < 0:
-        raise ValueError(f"keep must be >= 0; got keep={keep}")
-    return int(keep)
+    return check_int(keep, "keep", 0)
 
 
 def _check_pair(value, name, what):
@@ -586,20 +577,7 @@ class SparsitySchedule:
 
 
 def _check_step(step):
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an integer >= 0; got {step!r} of type {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0; got step={step}")
-    return int(step)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r} of type "
-                        f"{type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
-    return int(value)
+    return check_int(step, "step", 0)
 
 
 def _polynomial(initial, final, target, begin_step, end_step, power, frequency):
@@ -612,16 +590,14 @@ def _polynomial(initial, final, target, begin_step, end_step, power, frequency):
         raise ValueError(f"sparsity_schedule('polynomial') needs {', '.join(missing)}")
     initial = _check_sparsity(initial, "initial")
     final = _check_sparsity(final, "final")
-    begin_step = _check_int(begin_step, "begin_step", 0)
-    end_step = _check_int(end_step, "end_step", 0)
+    begin_step = check_int(begin_step, "begin_step", 0)
+    end_step = check_int(end_step, "end_step", 0)
     if end_step <= begin_step:
         raise ValueError(f"end_step must be > begin_step; got begin_step={begin_step}, "
                          f"end_step={end_step}")
     power = 3 if power is None else power
-    if isinstance(power, (bool, np.bool_)) or not isinstance(power, numbers.Real) \
-            or not (math.isfinite(power) and power > 0):
-        raise ValueError(f"power must be a finite number > 0; got power={power!r}")
-    frequency = _check_int(100 if frequency is None else frequency, "frequency", 1)
+    power = check_number(power, "power", 0, strict=True)
+    frequency = check_int(100 if frequency is None else frequency, "frequency", 1)
     return SparsitySchedule("polynomial", initial, final, begin_step, end_step, float(power),
                             frequency)
 
@@ -634,13 +610,13 @@ def _constant(initial, final, target, begin_step, end_step, power, frequency):
     if target is None:
         raise ValueError("sparsity_schedule('constant') needs target")
     target = _check_sparsity(target, "target")
-    begin_step = _check_int(0 if begin_step is None else begin_step, "begin_step", 0)
+    begin_step = check_int(0 if begin_step is None else begin_step, "begin_step", 0)
     if end_step is not None:
-        end_step = _check_int(end_step, "end_step", 0)
+        end_step = check_int(end_step, "end_step", 0)
         if end_step < begin_step:
             raise ValueError(f"end_step must be >= begin_step; got begin_step={begin_step}, "
                              f"end_step={end_step}")
-    frequency = _check_int(100 if frequency is None else frequency, "frequency", 1)
+    frequency = check_int(100 if frequency is None else frequency, "frequency", 1)
     return SparsitySchedule("constant", target, target, begin_step, end_step, 1.0, frequency)
 
 

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._base._validation import check_flag, check_weights
+from ..errors import TensorArgumentError
 from .._keras._roles import output_axis
 from ..files import FLOAT_DTYPE_NAMES, read_weights, select_weights, transform_file
 from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, apply_mask, prune,
@@ -171,10 +173,8 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     """
     structure = [name for name, v in (("per_channel", per_channel), ("n_m", n_m),
                                       ("block", block)) if v not in (None, False)]
-    if not isinstance(global_, (bool, np.bool_)):
-        raise TypeError(f"global_ must be True or False; got {global_!r}")
-    if not isinstance(per_channel, (bool, np.bool_)):
-        raise TypeError(f"per_channel must be True or False; got {per_channel!r}")
+    global_ = check_flag(global_, "global_")
+    per_channel = check_flag(per_channel, "per_channel")
     if len(structure) > 1:
         raise ValueError(f"give at most one of per_channel, n_m and block; got "
                          f"{' and '.join(structure)}")
@@ -205,11 +205,12 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     rows = []
 
     def fn(record, values):
-        try:
+        check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
+        try:                                # the arguments' fault: TensorArgumentError
             res = prune(values, sparsity=sparsity, keep=keep, axis=axes[record.name],
                         block=block, n_m=n_m)
         except ValueError as exc:
-            raise ValueError(f"{record.name}: {exc}") from None
+            raise TensorArgumentError(f"{record.name}: {exc}") from None
         rows.append(PruneSummary(record.name, record.layer, record.role, tuple(record.shape),
                                  record.dtype, int(values.size), res.n_nonzero_before,
                                  res.n_kept, _threshold(res.threshold)))
