@@ -2,7 +2,7 @@
 
 Ground truth is tests/fixtures/keras/manifest.json: every variable Keras wrote,
 with its layer path, class, role, shape, dtype and the sha256 of its bytes.
-The private modules behind it are tested in tests/test_io_*.py.
+The private modules behind it are tested in tests/_io/.
 """
 
 import collections
