@@ -138,6 +138,43 @@ def _check_block(block, shape):
     return r, c
 
 
+def check_prune_args(shape, sparsity=None, keep=None, *, block=None, n_m=None):
+    """The checks :func:`prune` makes before any work, once, for one tensor or for many.
+
+    With `shape` None, the arguments alone (types, ranges, exactly one of
+    `sparsity`/`keep`); with a shape, also what a tensor of that shape can
+    take (``n_m``'s m divides the input axis, ``block`` divides the last two
+    dimensions, ``keep`` is a whole number of blocks). :func:`prune` and
+    :func:`weightshare.prune_file` (before it writes anything) both call it.
+
+    Returns
+    -------
+    (sparsity, keep, block, n_m)
+        Normalised: floats and ints, `block` and `n_m` as pairs of ints (None
+        when not given).
+    """
+    if n_m is not None:
+        if sparsity is not None or keep is not None:
+            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity "
+                             "or keep")
+        pair = _check_pair(n_m, "n_m", "(n, m)") if shape is None else _check_n_m(n_m, shape)[:2]
+        return None, None, None, pair
+    sparsity, keep = _check_target(sparsity, keep)
+    if block is None:
+        return sparsity, keep, None, None
+    if shape is None:
+        return sparsity, keep, _check_pair(block, "block", "(rows, cols)"), None
+    r, c = _check_block(block, shape)
+    size = r * c
+    if keep is not None:
+        kept = min(keep, math.prod(shape))       # larger: every block is kept
+        if kept % size:
+            lo = kept - kept % size
+            raise ValueError(f"keep={kept} must be a multiple of the block size {r}x{c}={size} "
+                             f"with block={block!r} (nearest: {lo} or {lo + size})")
+    return sparsity, keep, (r, c), None
+
+
 def _n_to_keep(n, sparsity, keep):
     """Number of entries to keep out of `n` (before existing zeros are taken out).
 
@@ -246,11 +283,7 @@ def _prune_block(x, block, sparsity, keep):
     size = r * c
     *lead, rows, cols = x.shape
     if keep is not None:
-        keep = min(keep, x.size)                # larger: every block is kept
-        if keep % size:
-            lo = keep - keep % size
-            raise ValueError(f"keep={keep} must be a multiple of the block size {r}x{c}={size} "
-                             f"with block={block!r} (nearest: {lo} or {lo + size})")
+        keep = min(keep, x.size)                # a multiple of `size` (check_prune_args)
     grid = x.astype(np.float64).reshape(*lead, rows // r, r, cols // c, c)
     norms = np.sqrt(np.einsum("...ibjc,...ibjc->...ij", grid, grid))
     n_blocks = norms.size
@@ -400,14 +433,12 @@ def prune(weights, *, sparsity=None, keep=None, axis=None, block=None, n_m=None)
         raise ValueError(f"give at most one of axis, block and n_m; got {' and '.join(given)}")
     a = _mag_bits(x)
     n_before = int(np.count_nonzero(a))
-    if n_m is not None:
-        if sparsity is not None or keep is not None:
-            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity or keep")
-        mask, thr = _prune_n_m(x, a, _check_n_m(n_m, x.shape))
+    sparsity, keep, block, pair = check_prune_args(x.shape, sparsity, keep, block=block, n_m=n_m)
+    if pair is not None:
+        mask, thr = _prune_n_m(x, a, _check_n_m(pair, x.shape))
         return _result(x, mask, thr, n_before)
-    sparsity, keep = _check_target(sparsity, keep)
     if block is not None:
-        mask, thr = _prune_block(x, _check_block(block, x.shape), sparsity, keep)
+        mask, thr = _prune_block(x, block, sparsity, keep)
     elif axis is not None:
         mask, thr = _prune_axis(x, a, check_axis(axis, x.ndim), sparsity, keep)
     else:
