@@ -63,7 +63,7 @@ class _Fit(NamedTuple):
 INIT_METHODS = ("lloyd",)
 
 
-def _check_init_method(init, method):
+def check_init_method(init, method):
     """`init` given with a method that does not use it: a ValueError saying which do."""
     if init is not None and method not in INIT_METHODS:
         users = ", ".join(f"method={m!r}" for m in INIT_METHODS)
@@ -81,7 +81,7 @@ def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
         init = _check_init_array(init)
     elif init is not None:
         check_choice(init, tuple(INITS), "init")
-    _check_init_method(init, method)
+    check_init_method(init, method)
     if init is None:
         init = "linear"
     return (x, k, init, check_flag(keep_zeros, "keep_zeros"), check_int(max_iter, "max_iter", 1),
