@@ -339,3 +339,8 @@ def test_docs_examples_are_what_the_commands_print(tmp_path, monkeypatch, capsys
         assert argv[-1] == "--json"
         got = run_json(capsys, *argv[:-1])
         assert _close(got, json.loads(shown)), f"weightshare {line}: prints\n{json.dumps(got)}"
+
+
+def test_the_page_is_linked_where_the_other_docs_are():
+    assert "[cli.md](cli.md)" in (ROOT / "docs" / "index.md").read_text()
+    assert "[docs/cli.md](docs/cli.md)" in (ROOT / "README.md").read_text()
