@@ -17,7 +17,8 @@ import sys
 
 from ..errors import printable
 
-__all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_document", "json_plain", "Progress", "parse_k", "parse_k_map", "parse_list",
+__all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_document", "json_plain",
+           "Progress", "parse_k", "parse_k_map", "parse_list",
            "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 

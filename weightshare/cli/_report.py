@@ -29,7 +29,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _size_first(row):
+def _n_as_size(row):
     """A report row with ``n`` named ``size``, as in every command's JSON (docs/cli.md)."""
     return {("size" if key == "n" else key): value for key, value in row.items()}
 
@@ -37,8 +37,8 @@ def _size_first(row):
 def _json(args, rep):
     """The Report in the JSON shape of every command (docs/cli.md)."""
     d = rep.to_dict()
-    return json_document("report", args.model, args.plot, map(_size_first, d["tensors"]), {
-        "original": args.compare, "total": _size_first(d["total"])})
+    return json_document("report", args.model, args.plot, map(_n_as_size, d["tensors"]), {
+        "original": args.compare, "total": _n_as_size(d["total"])})
 
 
 def _check_plot(args):
