@@ -25,7 +25,7 @@ import weightshare
 from weightshare.cli import build_parser, main
 from weightshare.cli._schema import COMMON, SCHEMA
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = next(p for p in pathlib.Path(__file__).resolve().parents if (p / "weightshare").is_dir())
 FIX = ROOT / "tests" / "fixtures" / "keras"
 ST = ROOT / "tests" / "fixtures" / "safetensors"
 DIGITS = weightshare.examples.path("digits.keras")
