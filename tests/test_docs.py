@@ -33,8 +33,10 @@ def test_the_walk_finds_the_examples_we_know_of():
 
 @pytest.mark.filterwarnings("error")   # a warning fails the example (issue 25)
 @pytest.mark.parametrize("name", MODULES)
-def test_module_docstring_examples(name, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_module_docstring_examples(name, monkeypatch, tmp_path):
+    # as test_page_examples: from a folder without the checkout's examples/ (issue 25, item 10)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(name), optionflags=FLAGS)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0

@@ -633,8 +633,9 @@ def test_cli_json(out_dir, capsys):
                  "--by", "l2", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["units_after"] == 12 and doc["by"] == "l2" and len(doc["removed"]) == 4
-    assert doc["tensors"][0] == {"layer": "fc2", "role": "kernel", "dataset": "/layers/dense_1/vars/0",
-                                 "old_shape": [16, 16], "new_shape": [16, 12]}
+    assert doc["tensors"][0] == {"name": "fc2/kernel", "layer": "fc2", "role": "kernel",
+                                 "location": "model.weights.h5:/layers/dense_1/vars/0",
+                                 "shape_before": [16, 16], "shape_after": [16, 12]}
 
 
 def run_cli(argv):

@@ -177,8 +177,9 @@ def read_model(path, *, architecture=None):
 
     Examples
     --------
+    >>> import weightshare
     >>> from weightshare.compare import read_model
-    >>> config, weights = read_model("examples/digits.keras")
+    >>> config, weights = read_model(weightshare.examples.path("digits.keras"))
     >>> config["class_name"], [(k, [a.shape for a in v]) for k, v in weights.items()][:1]
     ('Sequential', [('fc1', [(64, 64), (64,)])])
     """

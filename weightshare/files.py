@@ -92,7 +92,7 @@ def file_format(path):
     Examples
     --------
     >>> import weightshare
-    >>> weightshare.file_format("examples/digits.keras")
+    >>> weightshare.file_format(weightshare.examples.path("digits.keras"))
     'keras_zip'
     """
     with open_weights(path) as wf:
@@ -122,7 +122,8 @@ def read_weights(path, *, values=True):
     Examples
     --------
     >>> import weightshare
-    >>> [(w.name, w.shape) for w in weightshare.read_weights("examples/digits.keras")][:2]
+    >>> digits = weightshare.examples.path("digits.keras")
+    >>> [(w.name, w.shape) for w in weightshare.read_weights(digits)][:2]
     [('fc1/kernel', (64, 64)), ('fc1/bias', (64,))]
     """
     values = check_flag(values, "values")
@@ -167,7 +168,7 @@ def select_weights(records, *, layers=None, roles=("kernel",)):
     Examples
     --------
     >>> import weightshare
-    >>> w = weightshare.read_weights("examples/digits.keras", values=False)
+    >>> w = weightshare.read_weights(weightshare.examples.path("digits.keras"), values=False)
     >>> [r.name for r in weightshare.select_weights(w, layers=["out"], roles=["kernel", "bias"])]
     ['out/kernel', 'out/bias']
     >>> weightshare.select_weights(w, layers=["fc"])
@@ -312,11 +313,11 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
     >>> def prune(record, values):
     ...     cut = np.quantile(np.abs(values), 0.25)
     ...     return np.where(np.abs(values) < cut, 0, values)
-    >>> rows = weightshare.transform_file("examples/digits.keras", out, prune,
-    ...                                   select=lambda r: r.kind == "kernel")
+    >>> digits = weightshare.examples.path("digits.keras")
+    >>> rows = weightshare.transform_file(digits, out, prune, select=lambda r: r.kind == "kernel")
     >>> [(r.tensor, r.changed, r.zeros_after >= r.size // 4) for r in rows]
     [('fc1/kernel', True, True), ('fc2/kernel', True, True), ('out/kernel', True, True)]
-    >>> weightshare.transform_file("examples/digits.keras", out, lambda r, v: None)[0].changed
+    >>> weightshare.transform_file(digits, out, lambda r, v: None)[0].changed
     False
     """
     if not callable(fn):
@@ -398,7 +399,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     --------
     >>> import os, tempfile, weightshare
     >>> out = os.path.join(tempfile.mkdtemp(), "digits-k8.keras")
-    >>> rows = weightshare.cluster_file("examples/digits.keras", out, 8)
+    >>> rows = weightshare.cluster_file(weightshare.examples.path("digits.keras"), out, 8)
     >>> [(r.tensor, r.distinct_after) for r in rows]
     [('fc1/kernel', 8), ('fc2/kernel', 8), ('out/kernel', 8)]
     """

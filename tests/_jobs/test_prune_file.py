@@ -279,6 +279,15 @@ def test_cli_table(tmp_path, capsys):
     assert np.count_nonzero(records(out)["embed/embeddings"].value) == 200
 
 
+def _json_row(r):
+    """A PruneSummary as `weightshare prune --json` prints it (the keys of docs/cli.md)."""
+    d = r.to_dict()
+    return {"name": d["tensor"], "layer": d["layer"], "role": d["role"], "shape": d["shape"],
+            "dtype": d["dtype"], "size": d["size"], "nonzeros_before": d["nonzero_before"],
+            "nonzeros_after": d["nonzero_after"], "sparsity": d["sparsity"],
+            "threshold": d["threshold"]}
+
+
 def test_cli_json_equals_the_api_rows(tmp_path, capsys):
     out = tmp_path / "g.h5"
     assert main(["prune", str(FIX / "k2_cnn.h5"), "-o", str(out), "--sparsity", "0.8", "--global",
@@ -286,10 +295,10 @@ def test_cli_json_equals_the_api_rows(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     rows = weightshare.prune_file(FIX / "k2_cnn.h5", tmp_path / "api.h5", sparsity=0.8,
                                   global_=True)
-    assert data["tensors"] == [r.to_dict() for r in rows]
+    assert data["tensors"] == [_json_row(r) for r in rows]
     assert data["global"] is True and data["output"] == str(out)
-    assert data["nonzero_after"] == sum(r.nonzero_after for r in rows) == \
-        data["size"] - math.ceil(0.8 * data["size"])
+    assert data["total"]["nonzeros_after"] == sum(r.nonzero_after for r in rows) == \
+        data["total"]["size"] - math.ceil(0.8 * data["total"]["size"])
 
 
 @pytest.mark.parametrize("args, kwargs", [
@@ -304,7 +313,7 @@ def test_cli_options_reach_the_api(args, kwargs, tmp_path, capsys):
     assert main(["prune", str(DIGITS), "-o", str(out), "--json", *args]) == 0
     data = json.loads(capsys.readouterr().out)
     rows = weightshare.prune_file(DIGITS, tmp_path / "api.keras", **kwargs)
-    assert data["tensors"] == [r.to_dict() for r in rows]
+    assert data["tensors"] == [_json_row(r) for r in rows]
     api = records(tmp_path / "api.keras")
     for name, r in records(out).items():
         np.testing.assert_array_equal(r.value, api[name].value, err_msg=name)

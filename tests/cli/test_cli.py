@@ -56,13 +56,13 @@ def test_info_table(capsys):
 def test_info_json_matches_read_weights(capsys):
     assert main(["info", str(FIX / "k2_cnn.h5"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["format"] == "legacy_full" and data["file"] == str(FIX / "k2_cnn.h5")
+    assert data["format"] == "legacy_full" and data["input"] == str(FIX / "k2_cnn.h5")
     records = weightshare.read_weights(FIX / "k2_cnn.h5", values=False)
     assert [t["name"] for t in data["tensors"]] == [r.name for r in records]
     dw = [t for t in data["tensors"] if t["name"] == "dw/depthwise_kernel"][0]
     assert dw == {"name": "dw/depthwise_kernel", "layer": "dw", "path": "dw",
                   "layer_class": "DepthwiseConv2D", "role": "depthwise_kernel", "kind": "kernel",
-                  "shape": [3, 3, 8, 1], "dtype": "float32",
+                  "shape": [3, 3, 8, 1], "dtype": "float32", "size": 72,
                   "location": "/model_weights/dw/dw/depthwise_kernel:0"}
 
 
@@ -112,7 +112,12 @@ def test_cluster_json_rows_are_the_api_rows(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["input"] == str(FIX / "k2_digits.h5") and data["output"] == str(out)
     rows = weightshare.cluster_file(FIX / "k2_digits.h5", tmp_path / "p.h5", 5, method="optimal")
-    assert data["tensors"] == [r.to_dict() for r in rows]
+    assert data["tensors"] == [
+        {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
+         "dtype": r.dtype, "size": int(np.prod(r.shape)), "k": r.k,
+         "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
+         "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse}
+        for r in rows]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -129,7 +134,7 @@ def test_k_and_per_layer_k(args, expected, tmp_path, capsys):
     out = tmp_path / "o.h5"
     assert main(["cluster", str(FIX / "k2_digits.h5"), "-o", str(out), "--json", *args]) == 0
     rows = json.loads(capsys.readouterr().out)["tensors"]
-    assert {r["tensor"]: r["k"] for r in rows} == expected
+    assert {r["name"]: r["k"] for r in rows} == expected
     after, before = values(out), values(FIX / "k2_digits.h5")
     for name in before:
         if name in expected:
@@ -142,7 +147,7 @@ def test_nested_path_in_per_layer_k(tmp_path, capsys):
     assert main(["cluster", str(FIX / "k3_nested.keras"), "-o", str(tmp_path / "n.keras"),
                  "-k", "8", "--k", "inner/dense=2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["tensors"]
-    assert [(r["tensor"], r["k"]) for r in rows] == [
+    assert [(r["name"], r["k"]) for r in rows] == [
         ("inner/dense/kernel", 2), ("inner/dense_1/kernel", 8), ("shared/kernel", 8),
         ("head/kernel", 8)]
 

@@ -454,11 +454,11 @@ def verify_result(case, command, res, paths, argv):
             return []
         if command == "report":
             rows, total = data["tensors"], data["total"]
-            if total["n"] != sum(r["n"] for r in rows) or total["n_tensors"] != len(rows):
+            if total["size"] != sum(r["size"] for r in rows) or total["n_tensors"] != len(rows):
                 return ["report totals do not add up"]
             return []
         if command == "compare":
-            if not 0 <= data["top1_agreement"] <= 1 or data["n"] < 1:
+            if not 0 <= data["top1_agreement"] <= 1 or data["samples"] < 1:
                 return [f"compare result out of range: {data}"]
             return []
         src, dst = paths["input"], paths["output"]
@@ -481,7 +481,7 @@ def verify_result(case, command, res, paths, argv):
 
 def _verify_cluster(data, before, after, argv):
     k = _k_of(argv)
-    rows = {r["tensor"]: r for r in data["tensors"]}
+    rows = {r["name"]: r for r in data["tensors"]}
     problems = []
     for name, old in before.items():
         new = after[name].value

@@ -155,10 +155,11 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     --------
     >>> import os, tempfile, weightshare
     >>> out = os.path.join(tempfile.mkdtemp(), "digits-sparse.keras")
-    >>> rows = weightshare.prune_file("examples/digits.keras", out, sparsity=0.8)
+    >>> digits = weightshare.examples.path("digits.keras")
+    >>> rows = weightshare.prune_file(digits, out, sparsity=0.8)
     >>> [(r.tensor, r.size, r.nonzero_after) for r in rows]
     [('fc1/kernel', 4096, 819), ('fc2/kernel', 2048, 409), ('out/kernel', 320, 64)]
-    >>> rows = weightshare.prune_file("examples/digits.keras", out, keep=1000, global_=True)
+    >>> rows = weightshare.prune_file(digits, out, keep=1000, global_=True)
     >>> sum(r.nonzero_after for r in rows), len({r.threshold for r in rows})
     (1000, 1)
     """

@@ -1,12 +1,13 @@
 """``weightshare cluster``: share weights in a file (k values per tensor)."""
 
+import math
 import sys
 import textwrap
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, output_name, parse_k,
-                      parse_k_map, parse_seed, plural, print_json, print_table, printable,
+from ._common import (Progress, add_rewrite_options, add_target_options, json_document,
+                      output_name, parse_k, parse_k_map, parse_seed, plural, print_json, print_table, printable,
                       stdout_may_close)
 
 
@@ -53,7 +54,8 @@ def register(sub):
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
     add_rewrite_options(p)
     p.add_argument("--json", action="store_true",
-                   help="print JSON for programs: input, output, and one row per tensor")
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "total and one row per tensor")
     p.set_defaults(func=run)
 
 
@@ -112,6 +114,14 @@ def _note_skipped(path):
             file=sys.stderr)
 
 
+def _json_row(r):
+    """One ClusterSummary in the JSON shape of every command (docs/cli.md)."""
+    return {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
+            "dtype": r.dtype, "size": math.prod(r.shape), "k": r.k,
+            "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
+            "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse}
+
+
 def run(args):
     if args.output is None and not args.in_place:
         raise ValueError("give -o OUT, or --in-place to replace MODEL")
@@ -135,7 +145,9 @@ def run(args):
         progress.close()
     with stdout_may_close(written=dst):
         if args.json:
-            print_json({"input": args.model, "output": dst, "tensors": [r.to_dict() for r in rows]})
+            print_json(json_document("cluster", args.model, dst, map(_json_row, rows), {
+                "total": {"size": sum(math.prod(r.shape) for r in rows),
+                          "sse": sum(r.sse for r in rows)}}))
             return 0
         print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} clustered"))
         print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",

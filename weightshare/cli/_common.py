@@ -10,12 +10,15 @@ its control characters are shown escaped. JSON output is escaped by
 import argparse
 import contextlib
 import json
+import math
+import numbers
 import os
 import sys
 
 from ..errors import printable
 
-__all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k", "parse_k_map", "parse_list",
+__all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_document", "json_plain",
+           "Progress", "parse_k", "parse_k_map", "parse_list",
            "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 
@@ -99,8 +102,38 @@ def print_table(headers, rows, out=None):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
 
 
+def json_document(command, input, output, tensors, fields=None):
+    """The one JSON shape of every command (``_schema.SCHEMA``, docs/cli.md).
+
+    ``command``, ``input``, ``output`` (None: nothing written), the command's
+    own `fields`, then ``tensors`` (rows keyed ``name`` first).
+    """
+    return {"command": command, "input": os.fspath(input),
+            "output": None if output is None else os.fspath(output),
+            **(fields or {}), "tensors": list(tensors)}
+
+
+def json_plain(obj):
+    """`obj` as standard JSON values: a number that is not finite becomes None (null),
+    NumPy scalars plain numbers, tuples lists."""
+    if isinstance(obj, dict):
+        return {str(k): json_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (str, bool)):
+        return obj
+    if getattr(getattr(obj, "dtype", None), "kind", None) == "b":      # numpy.bool_
+        return bool(obj)
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj) if math.isfinite(obj) else None
+    return str(obj)
+
+
 def print_json(obj):
-    json.dump(obj, sys.stdout, indent=2, default=str)
+    """Print `obj` as standard JSON (never NaN or Infinity: see :func:`json_plain`)."""
+    json.dump(json_plain(obj), sys.stdout, indent=2, allow_nan=False)
     print()
 
 

@@ -1,10 +1,8 @@
 """``weightshare compare``: what a change did to a model's outputs."""
 
-import json
-import sys
-
 from ..compare import compare_models, load_array
 from ..errors import ForwardError
+from ._common import json_document, print_json
 
 
 def register(sub):
@@ -21,7 +19,9 @@ def register(sub):
     p.add_argument("--labels", metavar="y.npy",
                    help="true classes: .npy, or .npz (member y, Y, y_test, Y_test or labels, or "
                         "its only member)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "input is NEW, original, samples, agreement, accuracies, differences")
     p.set_defaults(func=run)
 
 
@@ -33,8 +33,12 @@ def run(args):
     except ForwardError as exc:       # the model did not run on these inputs: name them too
         raise ValueError(f"{exc} (inputs {args.inputs}, shape {inputs.shape})") from None
     if args.json:
-        json.dump(dict(r._asdict(), output_shape=list(r.output_shape)), sys.stdout, indent=2)
-        print()
+        print_json(json_document("compare", args.new, None, (), {
+            "original": args.original, "inputs": args.inputs, "labels": args.labels,
+            "samples": r.n, "output_shape": list(r.output_shape),
+            "top1_agreement": r.top1_agreement, "accuracy_original": r.accuracy_original,
+            "accuracy_new": r.accuracy_new, "max_abs_diff": r.max_abs_diff,
+            "mean_abs_diff": r.mean_abs_diff}))
         return 0
     agree = int(round(r.top1_agreement * r.n))
     rows = [("predictions", f"{r.n} (outputs of shape {r.output_shape})"),

@@ -4,7 +4,7 @@ import math
 
 import weightshare
 
-from ._common import print_json, print_table, printable, stdout_may_close
+from ._common import json_document, print_json, print_table, printable, stdout_may_close
 
 
 def register(sub):
@@ -17,8 +17,9 @@ def register(sub):
                     "MODEL is only read.")
     p.add_argument("model", metavar="MODEL", help=".keras, .weights.h5, .h5/.hdf5, .npy or .npz")
     p.add_argument("--json", action="store_true",
-                   help="print JSON for programs: file, format, and per tensor name, layer, "
-                        "path, layer_class, role, kind, shape, dtype, location")
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "format, and per tensor name, layer, path, layer_class, role, kind, "
+                        "shape, dtype, size, location")
     p.set_defaults(func=run)
 
 
@@ -27,11 +28,11 @@ def run(args):
     records = weightshare.read_weights(args.model, values=False)
     with stdout_may_close():
         if args.json:
-            print_json({"file": args.model, "format": fmt,
-                        "tensors": [{"name": r.name, "layer": r.layer, "path": r.path,
-                                     "layer_class": r.layer_class, "role": r.role, "kind": r.kind,
-                                     "shape": list(r.shape), "dtype": r.dtype,
-                                     "location": r.location} for r in records]})
+            print_json(json_document("info", args.model, None, (
+                {"name": r.name, "layer": r.layer, "path": r.path, "layer_class": r.layer_class,
+                 "role": r.role, "kind": r.kind, "shape": list(r.shape), "dtype": r.dtype,
+                 "size": math.prod(r.shape), "location": r.location} for r in records),
+                {"format": fmt}))
             return 0
         n = sum(math.prod(r.shape) for r in records)
         print(f"{printable(args.model)}: {fmt}, {len(records)} tensors, {n} values")

@@ -6,7 +6,8 @@ import textwrap
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, output_name, plural, print_json,
+from ._common import (Progress, add_rewrite_options, add_target_options, json_document,
+                      output_name, plural, print_json,
                       print_table, printable, stdout_may_close)
 
 
@@ -64,12 +65,20 @@ def register(sub):
     add_target_options(p, "prune", "bias,recurrent_kernel")
     add_rewrite_options(p)
     p.add_argument("--json", action="store_true",
-                   help="print JSON for programs: input, output, totals and one row per tensor")
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "global, total and one row per tensor")
     p.set_defaults(func=run)
 
 
 def _fmt_threshold(t):
     return "-" if not math.isfinite(t) else f"{t:.6g}"
+
+
+def _json_row(r):
+    """One PruneSummary in the JSON shape of every command (docs/cli.md)."""
+    return {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
+            "dtype": r.dtype, "size": r.size, "nonzeros_before": r.nonzero_before,
+            "nonzeros_after": r.nonzero_after, "sparsity": r.sparsity, "threshold": r.threshold}
 
 
 def run(args):
@@ -101,9 +110,10 @@ def run(args):
     after = sum(r.nonzero_after for r in rows)
     with stdout_may_close(written=dst):
         if args.json:
-            print_json({"input": args.model, "output": dst, "global": args.global_,
-                        "size": size, "nonzero_before": before, "nonzero_after": after,
-                        "tensors": [r.to_dict() for r in rows]})
+            print_json(json_document("prune", args.model, dst, map(_json_row, rows), {
+                "global": args.global_,
+                "total": {"size": size, "nonzeros_before": before, "nonzeros_after": after,
+                          "sparsity": 1 - after / size if size else 0.0}}))
             return 0
         print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} pruned"))
         print_table(["tensor", "shape", "size", "non-zeros before -> after", "sparsity",

@@ -1,11 +1,10 @@
 """``weightshare remove``: take units or filters out of a Keras model file, and propagate."""
 
-import json
 import sys
 
 import weightshare
 
-from ._common import printable, stdout_may_close
+from ._common import json_document, print_json, printable, stdout_may_close
 
 
 def register(sub):
@@ -31,7 +30,10 @@ def register(sub):
     p.add_argument("--in-place", action="store_true",
                    help="replace MODEL itself (atomically); a symlink is followed and the real "
                         "file replaced; a file with several hard links is refused")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "the units removed, the layers crossed, the config edits, and one "
+                        "row per tensor that shrank")
     p.set_defaults(func=run)
 
 
@@ -69,6 +71,39 @@ def _table(res):
     return "\n".join(lines)
 
 
+def _records(path):
+    """The tensors of the file written, as ``weightshare info`` names them (same layers and
+    datasets as the input's; () if it cannot be read, then the rows name the datasets)."""
+    try:
+        return weightshare.read_weights(path, values=False)
+    except (ValueError, OSError):
+        return ()
+
+
+def _json(model, res, records):
+    """The RemoveResult in the JSON shape of every command (docs/cli.md).
+
+    A model variable is named and located as ``weightshare info`` shows it
+    (``fc1/kernel``, ``model.weights.h5:/layers/dense/vars/0``); an optimizer
+    slot, which has no layer path, is named by its dataset (``optimizer/vars/2``).
+    """
+    tensors, prefix = [], ""       # prefix: the zip member's "model.weights.h5:" in a .keras
+    for t in res.tensors:
+        rec = next((r for r in records if r.layer == t.layer and (
+            r.location == t.dataset or r.location.endswith(":" + t.dataset))), None)
+        if rec is not None:
+            prefix = rec.location[:len(rec.location) - len(t.dataset)]
+        tensors.append({"name": rec.name if rec else t.dataset.lstrip("/"), "layer": t.layer,
+                        "role": t.role, "location": rec.location if rec else prefix + t.dataset,
+                        "shape_before": list(t.old_shape), "shape_after": list(t.new_shape)})
+    return json_document("remove", model, res.dst, tensors, {
+        "layer": res.layer, "removed": list(res.removed), "units_before": res.units_before,
+        "units_after": res.units_after, "by": res.by, "norms": list(res.norms),
+        "crossed": list(res.path), "config": list(res.config),
+        "params_before": res.params_before, "params_after": res.params_after,
+        "optimizer": res.optimizer, "warnings": list(res.warnings)})
+
+
 def run(args):
     dst = args.output
     if dst is None and not args.in_place:
@@ -79,8 +114,7 @@ def run(args):
         print(printable(f"weightshare remove: warning: {warning}"), file=sys.stderr)
     with stdout_may_close(written=res.dst):
         if args.json:
-            json.dump(res.to_dict(), sys.stdout, indent=2)
-            print()
+            print_json(_json(args.model, res, _records(res.dst)))
         else:
             print(_table(res))
     return 0

@@ -1,12 +1,10 @@
 """``weightshare report``: how small a model really is, tensor by tensor."""
 
-import json
-import math
 import sys
 
 import weightshare
 
-from ._common import EXIT_BAD_INPUT, one_line, plural, printable
+from ._common import EXIT_BAD_INPUT, json_document, one_line, plural, print_json, printable
 
 
 def register(sub):
@@ -18,7 +16,9 @@ def register(sub):
     p.add_argument("model", metavar="MODEL", help="a .keras, .weights.h5, .h5, .npy or .npz file")
     p.add_argument("--compare", metavar="ORIGINAL",
                    help="the original model: adds the SSE and max abs error per tensor")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs (the shape of every command, docs/cli.md): "
+                        "original, total and one row per tensor")
     p.add_argument("--plot", metavar="OUT.png",
                    help="draw weight histograms and bytes per tensor (needs matplotlib); the "
                         "format follows the extension (.png, .svg, .pdf); OUT must not be MODEL "
@@ -29,14 +29,16 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
+def _n_as_size(row):
+    """A report row with ``n`` named ``size``, as in every command's JSON (docs/cli.md)."""
+    return {("size" if key == "n" else key): value for key, value in row.items()}
+
+
+def _json(args, rep):
+    """The Report in the JSON shape of every command (docs/cli.md)."""
+    d = rep.to_dict()
+    return json_document("report", args.model, args.plot, map(_n_as_size, d["tensors"]), {
+        "original": args.compare, "total": _n_as_size(d["total"])})
 
 
 def _check_plot(args):
@@ -59,8 +61,7 @@ def run(args):
         values, tensors = _check_plot(args)
     rep = weightshare.report(args.model, compare=args.compare)
     if args.json:
-        json.dump(_json_safe(rep.to_dict()), sys.stdout, indent=2)
-        print()
+        print_json(_json(args, rep))
     else:
         print(rep.table())
     if args.plot:
