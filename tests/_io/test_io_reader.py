@@ -8,10 +8,8 @@ classes, configs that disagree with the weights, Keras 2.0 weight names,
 split ``layer_names`` attributes, sharded and zipped oddities.
 """
 
-import io
 import json
 import pathlib
-import shutil
 import zipfile
 
 import h5py
@@ -20,6 +18,7 @@ import pytest
 
 import weightshare
 from weightshare.errors import FileFormatError
+from edits import edit_keras, edit_legacy, layer_cfg, set_model_config
 from weightshare._keras._roles import (class_from_group, kind_of, output_axis, quantization_of,
                                        store_roles)
 
@@ -28,43 +27,6 @@ FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 
 def names(path):
     return [r.name for r in weightshare.read_weights(path, values=False)]
-
-
-def edit_keras(src, dst, config=None, h5=None, members=None):
-    """Copy a .keras zip, editing config.json (`config(dict)`) and/or the weights (`h5(File)`)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename == "config.json" and config is not None:
-                cfg = json.loads(data)
-                config(cfg)
-                data = json.dumps(cfg).encode()
-            if info.filename == "model.weights.h5" and h5 is not None:
-                bio = io.BytesIO(data)
-                with h5py.File(bio, "r+") as f:
-                    h5(f)
-                data = bio.getvalue()
-            zout.writestr(info, data)
-        for name, data in (members or {}).items():
-            zout.writestr(name, data)
-    return dst
-
-
-def edit_legacy(src, dst, fn):
-    shutil.copy(src, dst)
-    with h5py.File(dst, "r+") as f:
-        fn(f)
-    return dst
-
-
-def set_model_config(f, fn):
-    cfg = json.loads(f.attrs["model_config"])
-    fn(cfg)
-    f.attrs["model_config"] = json.dumps(cfg)
-
-
-def layer_cfg(cfg, name):
-    return [e for e in cfg["config"]["layers"] if e["config"].get("name") == name][0]
 
 
 # --------------------------------------------------------------------------- detection

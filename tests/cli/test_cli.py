@@ -305,7 +305,7 @@ def test_the_cli_uses_only_the_public_api():
 
 
 def test_layers_of_unknown_classes_are_named_on_stderr(tmp_path, capsys):
-    from test_io_reader import edit_keras, layer_cfg
+    from edits import edit_keras, layer_cfg
 
     def rename_class(cfg):
         e = layer_cfg(cfg, "hidden")
