@@ -83,7 +83,8 @@ def _float_points(lut_dtype, dtype):
         if lut_dtype == "float16":
             t = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float64)
         elif lut_dtype == "bfloat16":
-            t = bf16_to_float32(np.arange(1 << 16, dtype=np.uint16)).astype(np.float64)
+            with np.errstate(invalid="ignore"):     # (its signalling NaNs)
+                t = bf16_to_float32(np.arange(1 << 16, dtype=np.uint16)).astype(np.float64)
         else:
             t = fp8_table("float8_e4m3fn").astype(np.float64)
         t = t[np.isfinite(t)]
@@ -93,8 +94,8 @@ def _float_points(lut_dtype, dtype):
     return pts
 
 
-def _exact_scale(s, n_max, dtype):
-    """A scale >= `s` such that ``scale * n`` is exact in `dtype` for every |n| <= n_max.
+def _exact_scale(s, dtype):
+    """A scale >= `s` such that ``scale * n`` is exact in `dtype` for every |n| <= 255.
 
     The significand is rounded up to ``p - 8`` bits (p: the dtype's precision);
     a scale below the dtype's smallest normal is rounded up to a power of two
@@ -114,14 +115,15 @@ def _exact_scale(s, n_max, dtype):
 def _int_grid(v, signed, dtype):
     lo_v, hi_v = min(float(v.min()), 0.0), max(float(v.max()), 0.0)
     if signed:
-        scale = _exact_scale(max(-lo_v, hi_v) / 127.0, 128, dtype)
+        scale = _exact_scale(max(-lo_v, hi_v) / 127.0, dtype)
         zp, lo, hi = 0, -128, 127
     else:
-        scale = _exact_scale((hi_v - lo_v) / 255.0, 255, dtype)
+        scale = _exact_scale((hi_v - lo_v) / 255.0, dtype)
         zp = int(min(255, max(0, round(-lo_v / scale))))
         lo, hi = -zp, 255 - zp
     top = float(np.finfo(dtype).max) / scale     # products beyond the dtype's range: left out
-    lo, hi = max(lo, -math.floor(top)), min(hi, math.floor(top))
+    if top < 256:
+        lo, hi = max(lo, -math.floor(top)), min(hi, math.floor(top))
     return Grid(None, scale, lo, hi, zp)
 
 
