@@ -11,7 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._kmeans._auto import auto_centroids
-from ._kmeans._grid import LUT_DTYPES, grid_lloyd, make_grid
+from ._codec._lut import LUT_DTYPES, make_grid
+from ._kmeans._grid import grid_lloyd
 from ._kmeans._init import INITS
 from ._kmeans._lloyd import lloyd
 from ._kmeans._optimal import Prefix, optimal_partition, partition_centroids
@@ -179,7 +180,7 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0, grid=None)
     """Fit sorted float64 centroids to one tensor (or one slice).
 
     `e`: the points are fitted scaled by ``2**-e`` (see :func:`_exponent`).
-    `grid`: centroids restricted to it (a ``_grid.Grid`` of the unscaled
+    `grid`: centroids restricted to it (a ``_codec._lut.Grid`` of the unscaled
     points): 'optimal' is the exact optimum over the grid; the other methods
     round their centroids to the grid and run Lloyd on it (never above the
     SSE of the rounded centroids).

@@ -54,7 +54,7 @@ class Prefix:
         """
         m = self.m = x.size + int(insert)
         self.z = z
-        self.grid = None        # a _grid.Grid: centroids restricted to it (see _grid)
+        self.grid = None        # a Grid (weightshare._codec._lut): centroids restricted to it
         self._work = {}         # work arrays of the DP steps, kept between rows (_buffer)
         self.W = np.empty(m + 1)
         self.S = np.empty(m + 1)
@@ -186,7 +186,7 @@ _BAND = 2.0
 
 def _off_grid(P, ds, dw):
     """``W (mean - g)**2`` of runs with centred sums `ds`, `dw`: what the grid point g
-    nearest their mean adds to their cost (0.0 without a grid; see ``_grid``)."""
+    nearest their mean adds to their cost (0.0 without a grid; see ``_codec._lut``)."""
     if P.grid is None:
         return 0.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -412,7 +412,7 @@ def optimal_partition(x, w, k, fixed_zero=False, grid=None):
     k : int, 1 <= k <= len(x) (+1 with fixed_zero)
     fixed_zero : bool
         One of the k centroids is pinned to 0.0.
-    grid : _grid.Grid, optional
+    grid : weightshare._codec._lut.Grid, optional
         Centroids restricted to this grid (which holds 0.0): each run costs
         its squared deviations from the grid point nearest its mean.
 
