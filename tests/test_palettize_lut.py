@@ -4,13 +4,16 @@ Property tests, one invariant each, on small arrays.
 """
 
 import itertools
+import pathlib
 
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import weightshare
 from weightshare import cluster
+from weightshare.cli import main
 from weightshare._codec._bf16 import is_bf16_exact
 from weightshare._codec._fp8 import encode_exact, fp8_table
 
@@ -275,3 +278,68 @@ def test_optimal_on_the_grid_equals_a_plain_dp_on_a_larger_input(lut_dtype):
     res = cluster(x, 4, method="optimal", lut_dtype=lut_dtype, keep_zeros=False)
     grid = np.unique(_grid_points(lut_dtype, res))
     assert res.sse == pytest.approx(_plain_dp(x, 4, grid), rel=1e-9)
+
+
+# --------------------------------------------------------------------------- files and CLI
+
+DIGITS = "examples/digits.keras"
+FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+OPTIONS = [dict(group_size=4), dict(per_channel_scale=True), dict(lut_dtype="int8"),
+           dict(group_size=3, per_channel_scale=True, lut_dtype="float8_e4m3")]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_cluster_file_writes_the_dense_reconstruction_in_the_same_dtype(tmp_path, options):
+    out = tmp_path / "o.keras"
+    weightshare.cluster_file(DIGITS, out, 6, method="optimal", **options)
+    before = {r.name: r for r in weightshare.read_weights(DIGITS)}
+    for r in weightshare.read_weights(out):
+        if r.kind != "kernel":
+            assert np.array_equal(r.value, before[r.name].value)
+            continue
+        axis = -1 if options.keys() & {"group_size", "per_channel_scale"} else None
+        want = cluster(before[r.name].value, 6, method="optimal", axis=axis, **options).values
+        assert r.value.dtype == want.dtype and r.value.shape == want.shape
+        assert np.array_equal(r.value, want)
+
+
+def test_cluster_file_bfloat16_groups_keep_k_values_per_group(tmp_path):
+    weightshare.cluster_file(FIX / "k3_bf16.keras", tmp_path / "o.keras", 3, group_size=2)
+    checked = 0
+    for r in weightshare.read_weights(tmp_path / "o.keras"):
+        if r.kind == "kernel" and r.value.ndim == 2:
+            assert r.dtype == "bfloat16" and is_bf16_exact(r.value).all()
+            for start in range(0, r.shape[-1], 2):
+                assert np.unique(r.value[:, start:start + 2]).size <= 3
+            checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(group_size=0), r"group_size must be >= 1; got group_size=0"),
+    (dict(lut_dtype="int4"), r"lut_dtype must be one of .*; got 'int4'"),
+    (dict(per_channel=True, group_size=2), r"per_channel=True and group_size=2 exclude"),
+])
+def test_cluster_file_rejects_bad_lut_options_and_writes_nothing(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        weightshare.cluster_file(DIGITS, tmp_path / "o.keras", 4, **kwargs)
+    assert not (tmp_path / "o.keras").exists()
+
+
+def test_cli_passes_the_lut_options_through(tmp_path):
+    cli, api = tmp_path / "cli.keras", tmp_path / "api.keras"
+    assert main(["cluster", DIGITS, "-o", str(cli), "-k", "5", "--group-size", "3",
+                 "--per-channel-scale", "--lut-dtype", "uint8", "--quiet"]) == 0
+    weightshare.cluster_file(DIGITS, api, 5, group_size=3, per_channel_scale=True,
+                             lut_dtype="uint8")
+    got = {r.name: r.value for r in weightshare.read_weights(cli)}
+    for r in weightshare.read_weights(api):
+        assert np.array_equal(got[r.name], r.value)
+
+
+def test_cli_rejects_a_group_size_below_one(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cluster", DIGITS, "-o", str(tmp_path / "o.keras"), "-k", "4", "--group-size", "0"])
+    assert exc.value.code == 2
+    assert "--group-size: expected an integer >= 1; got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "o.keras").exists()

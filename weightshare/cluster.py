@@ -551,6 +551,16 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
 
 def _check_lut_options(axis, group_size, per_channel_scale, lut_dtype):
     """Check the LUT layout options of :func:`cluster` (once, at the public boundary)."""
+    group_size, per_channel_scale = _check_lut_values(group_size, per_channel_scale, lut_dtype)
+    if axis is None and (group_size is not None or per_channel_scale):
+        given = f"group_size={group_size}" if group_size is not None else \
+            "per_channel_scale=True"
+        raise ValueError(f"{given} needs axis (the channel axis, e.g. axis=-1)")
+    return group_size, per_channel_scale
+
+
+def _check_lut_values(group_size, per_channel_scale, lut_dtype):
+    """group_size (None or int >= 1), per_channel_scale (bool), lut_dtype (None or a name)."""
     if group_size is not None:
         if isinstance(group_size, (bool, np.bool_)) or not isinstance(group_size,
                                                                       numbers.Integral):
@@ -562,10 +572,6 @@ def _check_lut_options(axis, group_size, per_channel_scale, lut_dtype):
         raise TypeError(f"per_channel_scale must be True or False; got {per_channel_scale!r}")
     if lut_dtype is not None:
         check_choice(lut_dtype, tuple(LUT_DTYPES), "lut_dtype")
-    if axis is None and (group_size is not None or per_channel_scale):
-        given = f"group_size={group_size}" if group_size is not None else \
-            "per_channel_scale=True"
-        raise ValueError(f"{given} needs axis (the channel axis, e.g. axis=-1)")
     return group_size, bool(per_channel_scale)
 
 
