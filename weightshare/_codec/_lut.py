@@ -21,8 +21,9 @@ Grids:
 - ``"float16"``, ``"bfloat16"``, ``"float8_e4m3"`` (E4M3FN): every finite value
   of that dtype that the tensor's dtype also holds exactly.
 
-Snapping to an integer grid is O(1) arithmetic; to a float grid a binary
-search in its sorted values (at most 65,536).
+Snapping to an integer grid is O(1) arithmetic, to float16 one conversion
+(every float16 is exact in float16, float32 and float64); to the others a
+binary search in their sorted values (at most 65,536).
 """
 
 import math
@@ -43,9 +44,10 @@ class Grid:
     Float grids: ``points``, sorted.
     """
 
-    def __init__(self, points=None, scale=None, lo=0, hi=0, zero_point=0):
+    def __init__(self, points=None, scale=None, lo=0, hi=0, zero_point=0, cast=None):
         self.points, self.scale, self.lo, self.hi = points, scale, lo, hi
         self.zero_point = zero_point
+        self.cast = cast        # a NumPy dtype whose every finite value is a point (float16)
 
     def nearest(self, v):
         """The grid point nearest each value of `v` (float64 array); ties go either way."""
@@ -55,6 +57,9 @@ class Grid:
                 n = np.clip(np.rint(v / self.scale), self.lo, self.hi)
             return n * self.scale
         p = self.points
+        if self.cast is not None:   # NumPy's conversion rounds to nearest (clipped: no inf)
+            with np.errstate(invalid="ignore"):
+                return np.clip(v, p[0], p[-1]).astype(self.cast).astype(np.float64)
         i = np.clip(np.searchsorted(p, v), 1, p.size - 1) if p.size > 1 else \
             np.zeros(v.shape, dtype=np.intp)
         if p.size == 1:
@@ -69,7 +74,7 @@ class Grid:
             return self
         if self.scale is not None:
             return Grid(None, math.ldexp(self.scale, -e), self.lo, self.hi, self.zero_point)
-        return Grid(np.ldexp(self.points, -e))
+        return Grid(np.ldexp(self.points, -e))    # (no longer the cast dtype's values)
 
 
 _FLOAT_TABLES = {}
@@ -131,7 +136,7 @@ def _int_grid(v, signed, dtype):
 LUT_DTYPES = {
     "int8": lambda v, dtype: _int_grid(v, True, dtype),
     "uint8": lambda v, dtype: _int_grid(v, False, dtype),
-    "float16": lambda v, dtype: Grid(_float_points("float16", dtype)),
+    "float16": lambda v, dtype: Grid(_float_points("float16", dtype), cast=np.float16),
     "bfloat16": lambda v, dtype: Grid(_float_points("bfloat16", dtype)),
     "float8_e4m3": lambda v, dtype: Grid(_float_points("float8_e4m3", dtype)),
 }
