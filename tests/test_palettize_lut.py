@@ -90,6 +90,24 @@ def test_per_channel_scale_values_are_scale_times_lut_entry(w, k, g, lut_dtype):
 
 
 @FAST
+@given(matrices(dtype=np.float16) | matrices(), st.integers(2, 5), st.sampled_from([None, 2]),
+       st.sampled_from([None, "uint8"]))
+def test_per_channel_scale_keeps_zeros_zero(w, k, g, lut_dtype):
+    res = cluster(w, k, axis=1, group_size=g, per_channel_scale=True, lut_dtype=lut_dtype)
+    assert np.all(res.values[w == 0] == 0)
+
+
+@FAST
+@given(matrices(dtype=np.float16) | matrices() | matrices(dtype=np.float64),
+       st.sampled_from(["auto", "optimal"]))
+def test_int8_lut_scale_is_max_abs_over_127_rounded_up_a_little(w, method):
+    res = cluster(w, 4, lut_dtype="int8", method=method, keep_zeros=False)
+    bits = np.finfo(w.dtype).nmant + 1 - 8        # the scale keeps p - 8 significand bits
+    want = float(np.abs(w).max()) / 127
+    assert want <= float(res.lut_scales) <= want * (1 + 2.0 ** (1 - bits)) or want == 0
+
+
+@FAST
 @given(st.integers(0, 2**32 - 1), st.integers(2, 5), st.integers(2, 4), st.integers(2, 4))
 def test_per_channel_scale_never_worse_than_per_tensor_when_channel_ranges_differ(seed, k, cols,
                                                                                     spread):

@@ -33,7 +33,8 @@ class ClusterResult(NamedTuple):
     values : ndarray, same shape and dtype as the input
         Every entry replaced by its centroid.
     labels : ndarray of int32, same shape
-        Index of each entry's centroid (into its slice's row when ``axis`` is given).
+        Index of each entry's centroid (into its group's row when ``axis`` is
+        given: channel c belongs to group ``c // group_size``).
     centroids : ndarray of the input dtype
         The LUT(s). Sorted ascending, shape (k_used,); with ``axis``, shape
         (n_groups, k_used) (a group per slice unless ``group_size``; one
