@@ -2,7 +2,7 @@
 
 Ground truth is tests/fixtures/keras/manifest.json: every variable Keras wrote,
 with its layer path, class, role, shape, dtype and the sha256 of its bytes.
-The private modules behind it are tested in tests/test_io_*.py.
+The private modules behind it are tested in tests/_io/.
 """
 
 import collections
@@ -611,6 +611,23 @@ def test_existing_output_unchanged_when_a_job_fails(tmp_path):
         weightshare.transform_file(FIX / "k3_mlp.keras", dst, lambda r, v: np.full(v.shape, "a"))
     assert dst.read_bytes() == b"previous"
     assert sorted(os.listdir(tmp_path)) == ["o.keras"]
+
+
+@pytest.mark.parametrize("ext", [".keras", ".weights.h5", ".h5", ".safetensors"])
+def test_an_argument_a_tensor_cannot_take_is_not_a_file_error(ext, tmp_path):
+    """k=1 on a tensor holding zeros (kept zero) is the caller's argument, not a bad file."""
+    src = {".keras": FIX / "k3_mlp.keras", ".weights.h5": FIX / "k3_mlp.weights.h5",
+           ".h5": FIX / "k2_mlp.h5",
+           ".safetensors": FIX.parent / "safetensors" / "tiny_bert" / "model.safetensors"}[ext]
+    pruned = tmp_path / ("pruned" + ext)
+    weightshare.prune_file(src, pruned, sparsity=0.5)
+    dst = tmp_path / ("out" + ext)
+    with pytest.raises(ValueError, match=r"k=1 cannot hold the fixed zero") as info:
+        weightshare.cluster_file(pruned, dst, 1)
+    assert not isinstance(info.value, FileFormatError)
+    assert isinstance(info.value, weightshare.errors.TensorArgumentError)
+    assert any(str(info.value).startswith(r.name + ": ") for r in weightshare.read_weights(pruned))
+    assert not dst.exists() and sorted(os.listdir(tmp_path)) == [pruned.name]
 
 
 def test_an_interrupted_run_leaves_nothing(tmp_path):

@@ -231,6 +231,17 @@ def test_the_top_level_holds_public_modules_only():
     assert not private, f"private modules at the top level: {private} (move them into a folder)"
 
 
+def test_the_tests_mirror_the_package():
+    """Tests of a package folder live in the tests/ folder of the same name; tests of the
+    top-level modules and of the whole package (layering, docs, hardening) at the top."""
+    tests = ROOT / "tests"
+    folders = {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")} - {"."}
+    package = {p.relative_to(PKG).as_posix() for p in PKG.rglob("*") if p.is_dir()
+               and (p / "__init__.py").exists()}
+    assert folders <= package, f"test folders with no package folder: {sorted(folders - package)}"
+    assert {"_kmeans", "_io", "cli"} <= folders
+
+
 def test_importing_and_clustering_loads_no_framework_and_no_h5py():
     forbidden = sorted(FRAMEWORKS | {"h5py", "hypothesis", "sklearn", "matplotlib"})
     code = ("import sys, numpy as np, weightshare\n"

@@ -491,7 +491,7 @@ BAD_ARGS = [
     (dict(layer="fc1", units=[1.5]), TypeError, "units must hold integers; got 1.5"),
     (dict(layer="fc1", units=[True]), TypeError, "units must hold integers"),
     (dict(layer="fc1", units="1,2"), TypeError, "units must be a sequence"),
-    (dict(layer="fc1", count=0), ValueError, "count must be >= 1; got 0"),
+    (dict(layer="fc1", count=0), ValueError, "count must be >= 1; got count=0"),
     (dict(layer="fc1", count=16), ValueError, "count=16 would remove all 16 units"),
     (dict(layer="fc1", count=2.0), TypeError, "count must be an integer"),
     (dict(layer="fc1", units=[1], count=2), TypeError, "exactly one of units= and count="),
@@ -527,7 +527,7 @@ def test_destination_rules(out_dir, tmp_path):
         remove_units(SRC, out_dir, layer="fc1", units=[0])
     with pytest.raises(TypeError, match="dst must be a path"):
         remove_units(SRC, 5, layer="fc1", units=[0])
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="the output folder does not exist"):
         remove_units(SRC, out_dir / "missing" / "o.keras", layer="fc1", units=[0])
     only(out_dir, [])
 

@@ -17,8 +17,6 @@ from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_s
 # measurement and models (h5py only when a file is read; matplotlib only when plotting)
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
-from .compare import CompareResult, compare_models, compare_outputs, load_array
-from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units
 from . import examples     # examples.path("digits.keras"): the bundled files, from any folder
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
@@ -27,8 +25,7 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
-           "CompareResult", "compare_models", "compare_outputs", "load_array",
-           "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units", "examples"]
+           "examples"]
 
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
 # importing weightshare, or the array core, never loads it.
@@ -36,6 +33,10 @@ _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSumma
                                     "read_weights", "select_weights", "transform_file",
                                     "cluster_file", "file_format")}
 _LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
+_LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
+                                           "load_array")})
+_LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",
+                                          "remove_units")})
 __all__ += sorted(_LAZY)
 
 

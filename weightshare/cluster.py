@@ -5,7 +5,6 @@ nothing but NumPy and the standard library.
 """
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -17,8 +16,9 @@ from ._kmeans._init import INITS
 from ._kmeans._lloyd import lloyd
 from ._kmeans._optimal import Prefix, optimal_partition, partition_centroids
 from ._kmeans._points import reduce_points
-from ._base._validation import (check_axis, check_choice, check_k, check_random_state,
-                                check_sample_weight, check_weights)
+from ._base._validation import (check_axis, check_choice, check_flag, check_int, check_k,
+                                check_number, check_random_state, check_sample_weight,
+                                check_weights)
 
 __all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS", "LUT_DTYPES"]
 
@@ -101,16 +101,8 @@ def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
     _check_init_method(init, method)
     if init is None:
         init = "linear"
-    if not isinstance(keep_zeros, (bool, np.bool_)):
-        raise TypeError(f"keep_zeros must be True or False; got {keep_zeros!r}")
-    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an integer >= 1; got {max_iter!r}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1; got max_iter={max_iter}")
-    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) or not tol >= 0 \
-            or not np.isfinite(tol):
-        raise ValueError(f"tol must be a finite number >= 0; got tol={tol!r}")
-    return x, k, init, bool(keep_zeros), int(max_iter), float(tol)
+    return (x, k, init, check_flag(keep_zeros, "keep_zeros"), check_int(max_iter, "max_iter", 1),
+            check_number(tol, "tol", 0))
 
 
 def _check_init_array(init):
@@ -563,17 +555,10 @@ def _check_lut_options(axis, group_size, per_channel_scale, lut_dtype):
 def _check_lut_values(group_size, per_channel_scale, lut_dtype):
     """group_size (None or int >= 1), per_channel_scale (bool), lut_dtype (None or a name)."""
     if group_size is not None:
-        if isinstance(group_size, (bool, np.bool_)) or not isinstance(group_size,
-                                                                      numbers.Integral):
-            raise TypeError(f"group_size must be None or an int >= 1; got {group_size!r}")
-        if group_size < 1:
-            raise ValueError(f"group_size must be >= 1; got group_size={group_size}")
-        group_size = int(group_size)
-    if not isinstance(per_channel_scale, (bool, np.bool_)):
-        raise TypeError(f"per_channel_scale must be True or False; got {per_channel_scale!r}")
+        group_size = check_int(group_size, "group_size", 1)
     if lut_dtype is not None:
         check_choice(lut_dtype, tuple(LUT_DTYPES), "lut_dtype")
-    return group_size, bool(per_channel_scale)
+    return group_size, check_flag(per_channel_scale, "per_channel_scale")
 
 
 def _per_tensor(x, sw, f, k, init, method, keep_zeros, max_iter, tol, rng, e, lut_dtype):

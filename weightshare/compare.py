@@ -12,7 +12,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import ForwardError
-from .forward import forward
+from .forward import forward, layer_weight_counts
+from ._io._npy import load_npy, load_npz
+from ._io._reader import open_weights
 
 __all__ = ["compare_outputs", "compare_models", "read_model", "load_array", "CompareResult"]
 
@@ -115,7 +117,6 @@ def compare_outputs(y_original, y_new, *, labels=None):
 def _read_config(path):
     """The model config a Keras file stores (``.keras``: config.json; ``.h5``: model_config),
     or None for a weights-only file. The file is checked as :func:`read_weights` checks it."""
-    from ._io._reader import open_weights   # h5py only when a file is read
     with open_weights(path) as wf:
         return wf.config
 
@@ -181,8 +182,6 @@ def read_model(path, *, architecture=None):
     >>> config["class_name"], [(k, [a.shape for a in v]) for k, v in weights.items()][:1]
     ('Sequential', [('fc1', [(64, 64), (64,)])])
     """
-    from ._io._reader import open_weights   # h5py only when a file is read
-    from .forward import layer_weight_counts
     with open_weights(path) as wf:    # raises FileFormatError for what is not a weights file
         config = wf.config
         records = [r._replace(value=wf.read(r)) for r in wf.records]
@@ -319,7 +318,6 @@ def load_array(path, what="inputs"):
     if what not in NPZ_KEYS:
         raise ValueError(f"what must be 'inputs' or 'labels'; got {what!r}")
     keys = NPZ_KEYS[what]
-    from ._io._npy import load_npy, load_npz
     if not str(path).lower().endswith(".npz"):
         arr = load_npy(path)
     else:

@@ -11,7 +11,7 @@ line prints every message and table through it.
 
 import re
 
-__all__ = ["WeightshareError", "FileFormatError", "ForwardError", "printable"]
+__all__ = ["WeightshareError", "FileFormatError", "TensorArgumentError", "ForwardError", "printable"]
 
 
 class WeightshareError(Exception):
@@ -37,6 +37,17 @@ class FileFormatError(WeightshareError, ValueError):
         self.message = message
         where = f"{self.path}: {dataset}: " if dataset else f"{self.path}: "
         super().__init__(where + message)
+
+
+class TensorArgumentError(WeightshareError, ValueError):
+    """An argument that one tensor of a sound file cannot take; the message names the tensor.
+
+    Raised by the file jobs (:func:`weightshare.cluster_file`,
+    :func:`weightshare.prune_file`) when the array function refuses an argument
+    for this tensor, e.g. ``k=1`` on a tensor holding zeros that are kept zero.
+    Unlike :class:`FileFormatError`, nothing is wrong with the file: change the
+    argument.
+    """
 
 
 class ForwardError(WeightshareError, ValueError):

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._codec._bf16 import round_to_bf16
+from ._io._atomic import check_output, unwind_later as _unwind_later
 from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._keras._names import FLOAT_DTYPE_NAMES
 from ._keras._roles import output_axis
@@ -29,7 +30,9 @@ from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
 from .cluster import METHODS, _check_init_method, _check_lut_values, assign, cluster
 from ._kmeans._init import INITS
-from ._base._validation import check_choice, check_k, check_random_state
+from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
+                                check_weights)
+from .errors import TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
            "transform_file", "cluster_file", "file_format", "output_file", "unwind_later", "FORMATS",
@@ -83,12 +86,6 @@ class ClusterSummary(NamedTuple):
         return d
 
 
-def _check_flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
-
-
 def file_format(path):
     """The format of a weights file, from its content: one of :data:`FORMATS`.
 
@@ -128,7 +125,7 @@ def read_weights(path, *, values=True):
     >>> [(w.name, w.shape) for w in weightshare.read_weights("examples/digits.keras")][:2]
     [('fc1/kernel', (64, 64)), ('fc1/bias', (64,))]
     """
-    values = _check_flag(values, "values")
+    values = check_flag(values, "values")
     with open_weights(path) as wf:
         if not values:
             return list(wf.records)
@@ -328,7 +325,7 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
         raise TypeError(f"select must be callable or None; got {type(select).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
-    in_place = _check_flag(in_place, "in_place")
+    in_place = check_flag(in_place, "in_place")
     if note is not None and not isinstance(note, Mapping):
         raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
     if is_safetensors(src):
@@ -422,14 +419,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if isinstance(init, str):
         check_choice(init, tuple(INITS), "init")
     _check_init_method(init, method)
-    keep_zeros = _check_flag(keep_zeros, "keep_zeros")
-    per_channel = _check_flag(per_channel, "per_channel")
+    keep_zeros = check_flag(keep_zeros, "keep_zeros")
+    per_channel = check_flag(per_channel, "per_channel")
     group_size, per_channel_scale = _check_lut_values(group_size, per_channel_scale, lut_dtype)
     if per_channel and group_size is not None:
         raise ValueError(f"per_channel=True and group_size={group_size} exclude each other "
                          "(per_channel is group_size=1)")
     channels = per_channel or group_size is not None or per_channel_scale
-    in_place = _check_flag(in_place, "in_place")
+    in_place = check_flag(in_place, "in_place")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -449,12 +446,13 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         if values.size == 0:
             return None
         axis = _channel_axis(record, values.ndim) if channels else None
-        try:
+        check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
+        try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
                           lut_dtype=lut_dtype, random_state=rng)
         except ValueError as exc:
-            raise ValueError(f"{record.name}: {exc}") from None
+            raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
             if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
                 new = round_to_bf16(res.values)
@@ -540,7 +538,6 @@ def output_file(output, model, *, in_place=False):
     str
         `output`, or the real file behind it when `model` is rewritten in place.
     """
-    from ._io._atomic import check_output
     return check_output(output, (model,), in_place=in_place)
 
 
@@ -551,5 +548,4 @@ def unwind_later(action):
     for SIGTERM and SIGHUP): raising between the creation of a temporary file
     and the clean-up that knows its name would leave the file behind.
     """
-    from ._io._atomic import unwind_later as later
-    later(action)
+    _unwind_later(action)

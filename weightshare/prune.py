@@ -42,7 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base._validation import check_axis, check_choice, check_weights
+from ._base._validation import (check_axis, check_choice, check_fraction, check_int,
+                                check_number, check_weights)
 
 __all__ = ["PruneResult", "prune", "prune_global", "apply_mask", "sparsity_schedule",
            "SparsitySchedule", "SCHEDULES"]
@@ -92,21 +93,11 @@ def _check_target(sparsity, keep):
 
 
 def _check_sparsity(sparsity, name="sparsity"):
-    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1); got {sparsity!r} of type "
-                        f"{type(sparsity).__name__}")
-    s = float(sparsity)
-    if not 0.0 <= s < 1.0:   # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1); got {name}={sparsity!r}")
-    return s
+    return check_fraction(sparsity, name)
 
 
 def _check_keep(keep):
-    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, numbers.Integral):
-        raise TypeError(f"keep must be an integer >= 0; got {keep!r} of type {type(keep).__name__}")
-    if keep < 0:
-        raise ValueError(f"keep must be >= 0; got keep={keep}")
-    return int(keep)
+    return check_int(keep, "keep", 0)
 
 
 def _check_pair(value, name, what):
@@ -145,6 +136,43 @@ def _check_block(block, shape):
         raise ValueError(f"block={block!r} must divide the last two dimensions ({rows}, {cols}) "
                          f"of shape {tuple(shape)}; edge blocks are refused, not padded")
     return r, c
+
+
+def check_prune_args(shape, sparsity=None, keep=None, *, block=None, n_m=None):
+    """The checks :func:`prune` makes before any work, once, for one tensor or for many.
+
+    With `shape` None, the arguments alone (types, ranges, exactly one of
+    `sparsity`/`keep`); with a shape, also what a tensor of that shape can
+    take (``n_m``'s m divides the input axis, ``block`` divides the last two
+    dimensions, ``keep`` is a whole number of blocks). :func:`prune` and
+    :func:`weightshare.prune_file` (before it writes anything) both call it.
+
+    Returns
+    -------
+    (sparsity, keep, block, n_m)
+        Normalised: floats and ints, `block` and `n_m` as pairs of ints (None
+        when not given).
+    """
+    if n_m is not None:
+        if sparsity is not None or keep is not None:
+            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity "
+                             "or keep")
+        pair = _check_pair(n_m, "n_m", "(n, m)") if shape is None else _check_n_m(n_m, shape)[:2]
+        return None, None, None, pair
+    sparsity, keep = _check_target(sparsity, keep)
+    if block is None:
+        return sparsity, keep, None, None
+    if shape is None:
+        return sparsity, keep, _check_pair(block, "block", "(rows, cols)"), None
+    r, c = _check_block(block, shape)
+    size = r * c
+    if keep is not None:
+        kept = min(keep, math.prod(shape))       # larger: every block is kept
+        if kept % size:
+            lo = kept - kept % size
+            raise ValueError(f"keep={kept} must be a multiple of the block size {r}x{c}={size} "
+                             f"with block={block!r} (nearest: {lo} or {lo + size})")
+    return sparsity, keep, (r, c), None
 
 
 def _n_to_keep(n, sparsity, keep):
@@ -255,11 +283,7 @@ def _prune_block(x, block, sparsity, keep):
     size = r * c
     *lead, rows, cols = x.shape
     if keep is not None:
-        keep = min(keep, x.size)                # larger: every block is kept
-        if keep % size:
-            lo = keep - keep % size
-            raise ValueError(f"keep={keep} must be a multiple of the block size {r}x{c}={size} "
-                             f"with block={block!r} (nearest: {lo} or {lo + size})")
+        keep = min(keep, x.size)                # a multiple of `size` (check_prune_args)
     grid = x.astype(np.float64).reshape(*lead, rows // r, r, cols // c, c)
     norms = np.sqrt(np.einsum("...ibjc,...ibjc->...ij", grid, grid))
     n_blocks = norms.size
@@ -409,14 +433,12 @@ def prune(weights, *, sparsity=None, keep=None, axis=None, block=None, n_m=None)
         raise ValueError(f"give at most one of axis, block and n_m; got {' and '.join(given)}")
     a = _mag_bits(x)
     n_before = int(np.count_nonzero(a))
-    if n_m is not None:
-        if sparsity is not None or keep is not None:
-            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity or keep")
-        mask, thr = _prune_n_m(x, a, _check_n_m(n_m, x.shape))
+    sparsity, keep, block, pair = check_prune_args(x.shape, sparsity, keep, block=block, n_m=n_m)
+    if pair is not None:
+        mask, thr = _prune_n_m(x, a, _check_n_m(pair, x.shape))
         return _result(x, mask, thr, n_before)
-    sparsity, keep = _check_target(sparsity, keep)
     if block is not None:
-        mask, thr = _prune_block(x, _check_block(block, x.shape), sparsity, keep)
+        mask, thr = _prune_block(x, block, sparsity, keep)
     elif axis is not None:
         mask, thr = _prune_axis(x, a, check_axis(axis, x.ndim), sparsity, keep)
     else:
@@ -586,20 +608,7 @@ class SparsitySchedule:
 
 
 def _check_step(step):
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an integer >= 0; got {step!r} of type {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0; got step={step}")
-    return int(step)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r} of type "
-                        f"{type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
-    return int(value)
+    return check_int(step, "step", 0)
 
 
 def _polynomial(initial, final, target, begin_step, end_step, power, frequency):
@@ -612,16 +621,14 @@ def _polynomial(initial, final, target, begin_step, end_step, power, frequency):
         raise ValueError(f"sparsity_schedule('polynomial') needs {', '.join(missing)}")
     initial = _check_sparsity(initial, "initial")
     final = _check_sparsity(final, "final")
-    begin_step = _check_int(begin_step, "begin_step", 0)
-    end_step = _check_int(end_step, "end_step", 0)
+    begin_step = check_int(begin_step, "begin_step", 0)
+    end_step = check_int(end_step, "end_step", 0)
     if end_step <= begin_step:
         raise ValueError(f"end_step must be > begin_step; got begin_step={begin_step}, "
                          f"end_step={end_step}")
     power = 3 if power is None else power
-    if isinstance(power, (bool, np.bool_)) or not isinstance(power, numbers.Real) \
-            or not (math.isfinite(power) and power > 0):
-        raise ValueError(f"power must be a finite number > 0; got power={power!r}")
-    frequency = _check_int(100 if frequency is None else frequency, "frequency", 1)
+    power = check_number(power, "power", 0, strict=True)
+    frequency = check_int(100 if frequency is None else frequency, "frequency", 1)
     return SparsitySchedule("polynomial", initial, final, begin_step, end_step, float(power),
                             frequency)
 
@@ -634,13 +641,13 @@ def _constant(initial, final, target, begin_step, end_step, power, frequency):
     if target is None:
         raise ValueError("sparsity_schedule('constant') needs target")
     target = _check_sparsity(target, "target")
-    begin_step = _check_int(0 if begin_step is None else begin_step, "begin_step", 0)
+    begin_step = check_int(0 if begin_step is None else begin_step, "begin_step", 0)
     if end_step is not None:
-        end_step = _check_int(end_step, "end_step", 0)
+        end_step = check_int(end_step, "end_step", 0)
         if end_step < begin_step:
             raise ValueError(f"end_step must be >= begin_step; got begin_step={begin_step}, "
                              f"end_step={end_step}")
-    frequency = _check_int(100 if frequency is None else frequency, "frequency", 1)
+    frequency = check_int(100 if frequency is None else frequency, "frequency", 1)
     return SparsitySchedule("constant", target, target, begin_step, end_step, 1.0, frequency)
 
 

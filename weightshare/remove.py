@@ -21,6 +21,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import _json
+from ._base._validation import check_flag, check_int
+from .errors import FileFormatError
+from ._io import _container, _rebuild, _reader
+from ._io._atomic import FULL_DISK, check_output, same_file
+from ._keras import _graph
+from ._remove import _optimizer, _rules
 from ._codec._bf16 import bf16_to_float32, is_bf16_storage
 
 __all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
@@ -143,11 +149,7 @@ def _check_units(units, n, layer):
 
 
 def _check_count(count, n, layer):
-    if isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral):
-        raise TypeError(f"count must be an integer >= 1; got {count!r} of type {type(count).__name__}")
-    count = int(count)
-    if count < 1:
-        raise ValueError(f"count must be >= 1; got {count}")
+    count = check_int(count, "count", 1)
     if count >= n:
         raise ValueError(f"count={count} would remove all {n} units of layer {layer!r}; "
                          f"at most {n - 1}")
@@ -168,8 +170,8 @@ def _check_suffix(fmt, dst):
     ok = low.endswith(_SUFFIXES[fmt]) and not low.endswith((".weights.h5", ".weights.hdf5"))
     if not ok:
         want = " or ".join(_SUFFIXES[fmt][:2])
-        raise ValueError(f"dst {dst!r} must end in {want} like the input (Keras picks the reader "
-                         f"from the file name)")
+        raise FileFormatError(dst, f"must end in {want} like the input (Keras picks the reader "
+                                   "from the file name)")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -245,7 +247,6 @@ class _Job(NamedTuple):
 
 
 def _refuse(path, msg):
-    from .errors import FileFormatError
     return FileFormatError(path, f"{msg}; nothing was written")
 
 
@@ -301,6 +302,9 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         file). The message names the layer; nothing is written.
     ValueError, TypeError
         For bad arguments (the message names the parameter and the value).
+    OSError
+        For an output that cannot be written (``FileNotFoundError`` when its
+        folder does not exist), as in every job that writes a file.
 
     Examples
     --------
@@ -318,14 +322,12 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     (7, 9)
     """
     src = _check_path(src, "src")
-    if not isinstance(in_place, (bool, np.bool_)):
-        raise TypeError(f"in_place must be True or False; got {in_place!r}")
+    in_place = check_flag(in_place, "in_place")
     if dst is None:
         if not in_place:
             raise TypeError("dst is required (or pass in_place=True to replace src)")
         dst = src
     dst = _check_path(dst, "dst")
-    from ._io._atomic import check_output, same_file
     if in_place and not same_file(src, dst):
         raise ValueError(f"in_place=True replaces src; dst must be None or {src!r}, got {dst!r}")
     if not isinstance(layer, str) or not layer:
@@ -334,13 +336,10 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         raise TypeError("give exactly one of units= and count=")
     if not isinstance(by, str) or by not in REMOVE_BY:
         raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
-        raise ValueError(f"dst {dst!r}: the folder {os.path.dirname(os.path.abspath(dst))!r} "
-                         f"does not exist")
-    # the writer's checks: a folder, the input as output; in place, a symlink is followed
+    # the writer's checks, with its exceptions: a folder, a missing folder, the input as
+    # output; in place, a symlink is followed
     dst = check_output(dst, (src,), in_place=bool(in_place))
 
-    from ._io import _reader
     with _reader.open_model(src) as kf:
         _check_suffix(kf.fmt, dst)
         try:
@@ -369,8 +368,6 @@ def _check_kernel(src, layer, lay, ref):
 
 def _prepare(kf, src, dst, layer, units, count, by):
     """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
-    from ._keras import _graph
-    from ._remove import _optimizer, _rules
 
     config = _json.copy(kf.config)
     try:
@@ -429,9 +426,6 @@ def _prepare(kf, src, dst, layer, units, count, by):
 
 def _write(kf, src, dst, job, in_place):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
-    from ._io._atomic import FULL_DISK
-    from ._io import _container, _rebuild
-    from .errors import FileFormatError
 
     try:
         with _rebuild.atomic_output(dst, mode_from=src if in_place else None, inputs=(src,),
@@ -467,9 +461,6 @@ def _write_zeroed(src, dst, *, layer, units):
     The reference for tests: the removal's output must compute exactly what
     this file computes. Config and optimizer state are copied unchanged.
     """
-    from ._keras import _graph
-    from ._remove import _rules
-    from ._io import _reader
     src, dst = os.fspath(src), os.fspath(dst)
     with _reader.open_model(src) as kf:
         graph = _graph.build_graph(_json.copy(kf.config))

@@ -1,9 +1,10 @@
-"""Fuzz the Keras file readers: Hypothesis-driven mutations of real fixture bytes.
+"""Fuzz the file readers: Hypothesis-driven mutations of real fixture bytes.
 
-Each example takes a real-Keras fixture, applies 1-4 mutations (bit flips,
-overwritten runs, truncation, zeroed runs, repeated chunks; half of them
-aimed at the metadata regions ``regions.py`` finds: superblock, object
-headers, attribute values, zip structures) and runs ``info``, ``report``,
+Each example takes a fixture written by a real library (Keras 3, tf-keras 2,
+safetensors, transformers), applies 1-4 mutations (bit flips, overwritten
+runs, truncation, zeroed runs, repeated chunks; half of them aimed at the
+metadata regions ``regions.py`` finds: superblock, object headers, attribute
+values, zip structures, the safetensors header) and runs ``info``, ``report``,
 ``cluster`` and ``remove`` on it in this process, through
 ``weightshare.cli.main``, with warnings as errors. It fails when a run
 
@@ -52,13 +53,18 @@ from hypothesis import strategies as st  # noqa: E402
 import regions as _regions  # noqa: E402
 
 FIXTURES = HERE.parent / "fixtures" / "keras"
+ST_FIXTURES = HERE.parent / "fixtures" / "safetensors"
 REGRESSIONS = HERE / "regressions"
 #: small fixtures of every format and producer: (file, a layer remove may shrink)
 BASES = (("k3_mlp.keras", "hidden"), ("k3_mlp.weights.h5", "hidden"), ("k3_mlp.h5", "hidden"),
          ("k2_mlp.keras", "hidden"), ("k2_mlp.h5", "hidden"), ("k2_mlp.weights_only.h5", "hidden"),
          ("k3tf_cnn.h5", "conv1"), ("k2_cnn.keras", "conv1"), ("k3_bf16.weights.h5", "conv1"),
-         ("k3_rnn.keras", "head"))
-_DATA = {name: (FIXTURES / name).read_bytes() for name, _ in BASES}
+         ("k3_rnn.keras", "head"),
+         # safetensors (``remove`` must refuse them: no architecture)
+         ("numpy_dtypes.safetensors", "hidden"), ("model.safetensors", "hidden"))
+_PATHS = {"numpy_dtypes.safetensors": ST_FIXTURES / "numpy_dtypes.safetensors",
+          "model.safetensors": ST_FIXTURES / "tiny_bert" / "model.safetensors"}
+_DATA = {name: (_PATHS.get(name) or FIXTURES / name).read_bytes() for name, _ in BASES}
 _META = {name: [r for kind, rs in _regions.file_regions(data).items() if kind != "data"
                 for r in rs] for name, data in _DATA.items()}
 #: exit code of a run that found (and saved) a failing input; a hang exits 1 (faulthandler)
@@ -161,7 +167,8 @@ def check_example(work, name, layer, data):
                 problems.append(f"{tag}: the error is not one line naming the file: {stderr!r}")
             if os.listdir(outs):
                 problems.append(f"{tag}: files left in the output folder: {os.listdir(outs)}")
-        elif rc == 0 and any(ln and not ln.startswith(f"weightshare {tag}: warning:")
+        elif rc == 0 and any(ln and not ln.startswith((f"weightshare {tag}: warning:",
+                                                       f"weightshare {tag}: note:"))
                              for ln in stderr.splitlines()):
             problems.append(f"{tag}: stderr on success: {stderr!r}")
         if _state(case) != before:

@@ -130,8 +130,16 @@ def zip_regions(data):
     return regions
 
 
+def safetensors_regions(data):
+    """The 8-byte length and the JSON header of a safetensors file; the rest is data."""
+    n = struct.unpack("<Q", data[:8])[0]
+    return {"header": [(0, 8 + n)], "data": [(8 + n, len(data))]}
+
+
 def file_regions(data):
-    """Regions of a Keras file (HDF5 or ``.keras`` zip), as offsets into `data`."""
+    """Regions of a file (HDF5, ``.keras`` zip or safetensors), as offsets into `data`."""
+    if data[8:9] == b"{" and data[:4] != b"PK\x03\x04" and data[:8] != b"\x89HDF\r\n\x1a\n":
+        return safetensors_regions(data)
     if data[:4] == b"PK\x03\x04":
         regions = zip_regions(data)
         member = weights_member_offset(data)

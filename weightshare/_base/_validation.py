@@ -5,12 +5,14 @@ helpers that assume valid input (the scikit-learn convention). Every error
 names the parameter, the rule and the offending value.
 """
 
+import math
 import numbers
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "check_weights", "check_k", "check_random_state",
-           "check_choice", "check_axis", "check_sample_weight", "describe_nonfinite"]
+__all__ = ["FLOAT_DTYPES", "check_weights", "check_k", "check_int", "check_flag", "check_fraction",
+           "check_number", "check_random_state", "check_choice", "check_axis",
+           "check_sample_weight", "describe_nonfinite"]
 
 #: dtypes the array API accepts (bfloat16 enters through the file adapters).
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -56,14 +58,48 @@ def check_weights(weights, name="weights", allow_empty=False):
     return x
 
 
+def check_int(value, name, minimum):
+    """Return `value` as a Python int >= `minimum`, or raise (a bool is not an int here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r} of type "
+                        f"{type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
+    return value
+
+
 def check_k(k, name="k"):
     """Return `k` as a Python int >= 1, or raise."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1; got {k!r} of type {type(k).__name__}")
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"{name} must be >= 1; got {name}={k}")
-    return k
+    return check_int(k, name, 1)
+
+
+def check_flag(value, name):
+    """Return `value` as a Python bool; only True and False (NumPy's too) are flags."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_fraction(value, name):
+    """Return `value` as a float in [0, 1), or raise (NaN is out of range)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r} of type "
+                        f"{type(value).__name__}")
+    f = float(value)
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"{name} must be in [0, 1); got {name}={value!r}")
+    return f
+
+
+def check_number(value, name, minimum, *, strict=False):
+    """Return `value` as a finite float >= `minimum` (> with `strict`), or raise ValueError."""
+    ok = (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+          and math.isfinite(value) and (value > minimum if strict else value >= minimum))
+    if not ok:
+        rule = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {rule} {minimum}; got {name}={value!r}")
+    return float(value)
 
 
 def check_random_state(random_state):

@@ -13,6 +13,9 @@
 - otherwise a symlink at the output path is replaced by the new file, never
   written through: the file it pointed to is left as it was.
 
+:func:`atomic_folder` does the same for an output that is a folder of files (a
+sharded checkpoint): a temporary folder beside it, renamed into place whole.
+
 :func:`atomic_output` writes a temporary file in the output's folder,
 ``fsync``\\ s it and renames it into place (``os.replace``) on success. On
 any exception (an error, Ctrl-C, SIGTERM or SIGHUP in the command line) the
@@ -24,14 +27,15 @@ Inputs are never opened for writing.
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import tempfile
 import threading
 
 from ..errors import FileFormatError
 
-__all__ = ["check_output", "same_file", "temp_path", "temp_file", "atomic_output", "unwind_later",
-           "FULL_DISK"]
+__all__ = ["check_output", "same_file", "temp_path", "temp_file", "atomic_output",
+           "atomic_folder", "unwind_later", "FULL_DISK"]
 
 #: a temporary name keeps at most this many bytes of the output's name, so
 #: that ``.{name}.XXXXXXXX{suffix}`` fits in NAME_MAX (255) for any valid name
@@ -220,9 +224,7 @@ def atomic_output(dst, mode_from=None, *, inputs=(), in_place=None):
         if mode_from is not None and os.path.exists(mode_from):
             mode = os.stat(mode_from).st_mode & 0o7777
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:     # the bytes are on disk before the name is
             os.fsync(f.fileno())
@@ -237,3 +239,43 @@ def atomic_output(dst, mode_from=None, *, inputs=(), in_place=None):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     _sync_folder(folder)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_folder(dst):
+    """Yield a temporary folder next to `dst`; on success it becomes `dst`, whole.
+
+    `dst` must be missing or an empty folder (the caller's checks say why in
+    its own terms); its parent must exist. Every file of the folder is fsynced
+    and the folder gets ``0o777 & ~umask`` before the rename. On any exception
+    the temporary folder and all in it are removed and `dst` is left as it was.
+    """
+    dst = os.path.abspath(os.fspath(dst))
+    parent = os.path.dirname(dst)
+    tmp = None
+    try:
+        with _signals_held():
+            tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(dst)[:100]}.")
+        yield tmp
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name), "rb+") as f:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, dst)
+        tmp = None
+    except OSError as exc:
+        if exc.errno in FULL_DISK:
+            why = exc.strerror or os.strerror(exc.errno)
+            raise OSError(exc.errno, f"{why}: the output was not written", dst) from None
+        raise
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(tmp)
+    _sync_folder(parent)

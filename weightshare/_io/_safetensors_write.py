@@ -23,19 +23,17 @@ into place at the end, removed on any failure: the output appears complete
 or not at all.
 """
 
-import contextlib
 import json
 import os
 import shutil
 import struct
-import tempfile
 
 import numpy as np
 
 from ..errors import FileFormatError
 from .._codec._bf16 import float32_to_bf16_bits
 from .._codec._fp8 import encode_exact
-from ._atomic import FULL_DISK, _signals_held, _sync_folder, atomic_output, check_output, same_file
+from ._atomic import atomic_folder, atomic_output, check_output, same_file
 from ._reader import open_weights
 from ._safetensors import INDEX_SUFFIX
 from ._writer import _call, _one_tensor, _summary
@@ -184,12 +182,8 @@ def _output_folder(sf, src, dst, in_place):
 
 def _write_folder(sf, src, dst, records, fn, note, progress, in_place):
     out_dir, index_name, src_folder = _output_folder(sf, src, dst, in_place)
-    parent = os.path.dirname(out_dir)
-    tmp = None
     rows = []
-    try:
-        with _signals_held():
-            tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)[:100]}.")
+    with atomic_folder(out_dir) as tmp:
         counter = [0, len(records)]
         for shard in sf.shards:
             mine = [r for r in records if sf.place(r)[0] is shard]
@@ -212,26 +206,4 @@ def _write_folder(sf, src, dst, records, fn, note, progress, in_place):
                     or not name.endswith(_COPIED) or not os.path.isfile(path)):
                 continue
             shutil.copyfile(path, os.path.join(tmp, name))
-        for name in os.listdir(tmp):
-            with open(os.path.join(tmp, name), "rb+") as f:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(tmp, out_dir)
-        tmp = None
-    except OSError as exc:
-        if exc.errno in FULL_DISK:
-            raise OSError(exc.errno, f"{exc.strerror}: the output was not written",
-                          out_dir) from None
-        raise
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(tmp)
-    _sync_folder(parent)
     return rows
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

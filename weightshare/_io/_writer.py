@@ -22,7 +22,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, TensorArgumentError
 from ._atomic import atomic_output, check_output, same_file, temp_file
 from .._codec._bf16 import bf16_is_zero, bf16_to_float32, float32_to_bf16_bits
 from ._h5check import check_local, raw_place
@@ -146,10 +146,13 @@ def _one_tensor(src, record):
 
 
 def _call(fn, record, values, src):
-    """fn(record, values), with its errors re-raised once as FileFormatError naming the tensor."""
+    """fn(record, values), with its errors re-raised once as FileFormatError naming the tensor.
+
+    A TensorArgumentError (the job's argument does not fit this tensor; the file is fine)
+    passes as it is."""
     try:
         return fn(record, values)
-    except FileFormatError:
+    except (FileFormatError, TensorArgumentError):
         raise
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise FileFormatError(src, " ".join(str(exc).split()) or type(exc).__name__,

@@ -12,10 +12,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._base._validation import check_flag, check_weights
+from ..errors import TensorArgumentError
 from .._keras._roles import output_axis
 from ..files import FLOAT_DTYPE_NAMES, read_weights, select_weights, transform_file
-from ..prune import (_check_block, _check_n_m, _check_pair, _check_target, apply_mask, prune,
-                     prune_global)
+from ..prune import apply_mask, check_prune_args, prune, prune_global
 
 __all__ = ["PruneSummary", "prune_file"]
 
@@ -69,16 +70,8 @@ class PruneSummary(NamedTuple):
 def _check_tensor(record, sparsity, keep, axis, block, n_m):
     """Refuse a target this tensor cannot take, from its shape alone (before anything is written)."""
     shape = tuple(record.shape)
-    size = int(np.prod(shape, dtype=np.int64))
     try:
-        if n_m is not None:
-            _check_n_m(n_m, shape)
-        elif block is not None:
-            r, c = _check_block(block, shape)
-            if keep is not None and keep < size:     # larger: every block is kept
-                if keep % (r * c):
-                    raise ValueError(f"keep={keep} must be a multiple of the block size "
-                                     f"{r}x{c}={r * c} with block={block!r}")
+        check_prune_args(shape, sparsity, keep, block=block, n_m=n_m)
     except ValueError as exc:
         raise ValueError(f"{record.name} (shape {shape}): {exc}") from None
 
@@ -171,25 +164,15 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     """
     structure = [name for name, v in (("per_channel", per_channel), ("n_m", n_m),
                                       ("block", block)) if v not in (None, False)]
-    if not isinstance(global_, (bool, np.bool_)):
-        raise TypeError(f"global_ must be True or False; got {global_!r}")
-    if not isinstance(per_channel, (bool, np.bool_)):
-        raise TypeError(f"per_channel must be True or False; got {per_channel!r}")
+    global_ = check_flag(global_, "global_")
+    per_channel = check_flag(per_channel, "per_channel")
     if len(structure) > 1:
         raise ValueError(f"give at most one of per_channel, n_m and block; got "
                          f"{' and '.join(structure)}")
     if global_ and structure:
         raise ValueError(f"global_=True ranks magnitudes across tensors; it does not combine "
                          f"with {structure[0]}")
-    if n_m is not None:
-        if sparsity is not None or keep is not None:
-            raise ValueError(f"n_m={n_m!r} sets the sparsity itself; do not also give sparsity "
-                             "or keep")
-        _check_pair(n_m, "n_m", "(n, m)")
-    else:
-        sparsity, keep = _check_target(sparsity, keep)
-    if block is not None:
-        _check_pair(block, "block", "(rows, cols)")
+    sparsity, keep, _, _ = check_prune_args(None, sparsity, keep, block=block, n_m=n_m)
 
     records = read_weights(src, values=bool(global_))
     if not records:
@@ -205,11 +188,12 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     rows = []
 
     def fn(record, values):
-        try:
+        check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
+        try:                                # the arguments' fault: TensorArgumentError
             res = prune(values, sparsity=sparsity, keep=keep, axis=axes[record.name],
                         block=block, n_m=n_m)
         except ValueError as exc:
-            raise ValueError(f"{record.name}: {exc}") from None
+            raise TensorArgumentError(f"{record.name}: {exc}") from None
         rows.append(PruneSummary(record.name, record.layer, record.role, tuple(record.shape),
                                  record.dtype, int(values.size), res.n_nonzero_before,
                                  res.n_kept, _threshold(res.threshold)))

@@ -31,7 +31,7 @@ def layer_name(entry):
     layer from ``config`` (so ``config.name`` is the layer's own name, the one
     its weights are saved under) and keys its wiring by the top-level ``name``.
     Keras 3 and tf-keras write both from ``layer.name``, so they agree in every
-    file Keras writes (tests/test_keras_vocabulary.py checks every fixture); a
+    file Keras writes (tests/_keras/test_keras_vocabulary.py checks every fixture); a
     Sequential entry has only ``config.name``, a Keras 2.0 one only ``name``.
 
     Examples

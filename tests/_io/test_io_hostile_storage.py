@@ -37,7 +37,7 @@ from weightshare.errors import FileFormatError
 #: now; loose enough for a loaded 2-core machine running tests in parallel
 QUICK = 3.0
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 WEIGHTS = "model.weights.h5"
 #: .weights.h5, legacy .h5 of Keras 3 and 2, Keras 2 weights-only .h5, .keras of Keras 3 and 2

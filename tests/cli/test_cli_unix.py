@@ -12,7 +12,7 @@ import pytest
 
 from weightshare.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 DIGITS = ROOT / "examples" / "digits.keras"
 TEST = ROOT / "examples" / "digits_test.npz"

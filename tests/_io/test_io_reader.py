@@ -23,7 +23,7 @@ from weightshare.errors import FileFormatError
 from weightshare._keras._roles import (class_from_group, kind_of, output_axis, quantization_of,
                                        store_roles)
 
-FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 
 
 def names(path):

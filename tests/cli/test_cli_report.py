@@ -88,7 +88,7 @@ def test_plot_unknown_tensor_is_named(files, tmp_path, capsys):
 def _keras_named(path):
     """A real Keras model under any name (weightshare detects files by content)."""
     import pathlib
-    fix = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras" / "k3_mlp.keras"
+    fix = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras" / "k3_mlp.keras"
     path.write_bytes(fix.read_bytes())
     return path
 
@@ -193,7 +193,7 @@ def test_plot_report_api_without_matplotlib(monkeypatch, tmp_path):
 
 def test_keras_file_table(capsys):
     import os
-    digits = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    digits = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "examples", "digits.keras")
     assert main(["report", digits]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-2]]

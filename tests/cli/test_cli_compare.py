@@ -9,7 +9,7 @@ import pytest
 import weightshare
 from weightshare.cli import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIGITS = os.path.join(ROOT, "examples", "digits.keras")
 TEST = os.path.join(ROOT, "examples", "digits_test.npz")
 FIX = os.path.join(ROOT, "tests", "fixtures", "keras")

@@ -29,7 +29,7 @@ import pytest
 import weightshare
 from keras_env import ENV, keras_python
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 PROBE = ROOT / "tests" / "keras" / "probe.py"
 MANIFEST = json.loads((FIX / "manifest.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from weightshare._io._zip import clone_info, write_zip
 
-FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 
 
 def make_zip(path):

@@ -28,7 +28,7 @@ from weightshare._keras._roles import quantization_of, quantized_or_lora
 from weightshare._remove import _rules
 from weightshare.forward import layer_weight_counts
 
-FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 MODEL_FILES = sorted(p for p in FIX.iterdir()
                      if p.suffix == ".keras" or (p.suffix == ".h5" and "weights" not in p.name))
 

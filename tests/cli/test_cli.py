@@ -19,7 +19,7 @@ import weightshare
 from weightshare.cli import main
 from weightshare.cli._common import Progress
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 DIGITS = ROOT / "examples" / "digits.keras"
 

@@ -18,7 +18,7 @@ import weightshare
 from weightshare import testing as wst
 from weightshare.testing._reference import brute_force_sse
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- known-bad implementations

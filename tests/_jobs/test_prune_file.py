@@ -3,7 +3,7 @@
 Every pruned tensor must equal ``weightshare.prune`` of the tensor read from the input, every
 other tensor must be untouched, the input must be byte-identical afterwards, and a refused
 target must leave nothing behind. The loading side (Keras reads the zeros back) is in
-tests/test_prune_keras.py.
+tests/_jobs/test_prune_keras.py.
 """
 
 import hashlib
@@ -21,7 +21,7 @@ import pytest
 import weightshare
 from weightshare.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 DIGITS = ROOT / "examples" / "digits.keras"
 

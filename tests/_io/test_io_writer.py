@@ -16,7 +16,7 @@ import weightshare
 from weightshare.errors import FileFormatError
 from weightshare._io._writer import check_destination
 
-FIX = pathlib.Path(__file__).resolve().parent / "fixtures" / "keras"
+FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 
 
 def storage(ds):
