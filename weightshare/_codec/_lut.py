@@ -102,19 +102,17 @@ def _float_points(lut_dtype, dtype):
 def _exact_scale(s, dtype):
     """A scale >= `s` such that ``scale * n`` is exact in `dtype` for every |n| <= 255.
 
-    The significand is rounded up to ``p - 8`` bits (p: the dtype's precision);
-    a scale below the dtype's smallest normal is rounded up to a power of two
-    (a multiple of the subnormal quantum).
+    Its significand is rounded up to ``p - 8`` bits (p: the dtype's precision)
+    and its last bit kept at or above the dtype's smallest subnormal: then
+    every ``n * scale`` is an integer of at most p bits times a power of two
+    the dtype resolves.
     """
     info = np.finfo(dtype)
     if not s > 0 or not math.isfinite(s):
         return 1.0
-    if s < float(info.smallest_normal):
-        return max(2.0 ** math.ceil(math.log2(s)), float(info.smallest_subnormal))
     bits = info.nmant + 1 - 8
-    m, ex = math.frexp(s)                     # s = m * 2**ex, 0.5 <= m < 1
-    m = math.ceil(math.ldexp(m, bits))        # integer significand of `bits` bits
-    return math.ldexp(m, ex - bits)
+    lsb = max(math.frexp(s)[1] - bits, math.frexp(float(info.smallest_subnormal))[1] - 1)
+    return math.ldexp(math.ceil(math.ldexp(s, -lsb)), lsb)
 
 
 def _int_grid(v, signed, dtype):
