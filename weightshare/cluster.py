@@ -80,7 +80,7 @@ class _Fit(NamedTuple):
 INIT_METHODS = ("lloyd",)
 
 
-def _check_init_method(init, method):
+def check_init_method(init, method):
     """`init` given with a method that does not use it: a ValueError saying which do."""
     if init is not None and method not in INIT_METHODS:
         users = ", ".join(f"method={m!r}" for m in INIT_METHODS)
@@ -98,7 +98,7 @@ def _check_common(weights, k, init, method, keep_zeros, max_iter, tol):
         init = _check_init_array(init)
     elif init is not None:
         check_choice(init, tuple(INITS), "init")
-    _check_init_method(init, method)
+    check_init_method(init, method)
     if init is None:
         init = "linear"
     return (x, k, init, check_flag(keep_zeros, "keep_zeros"), check_int(max_iter, "max_iter", 1),
@@ -478,7 +478,7 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     """
     x, k, init, keep_zeros, max_iter, tol = _check_common(weights, k, init, method,
                                                           keep_zeros, max_iter, tol)
-    group_size, per_channel_scale = _check_lut_options(axis, group_size, per_channel_scale,
+    group_size, per_channel_scale = _check_lut_layout(axis, group_size, per_channel_scale,
                                                        lut_dtype)
     sw = None if sample_weight is None else check_sample_weight(sample_weight, x.shape)
     rng = check_random_state(random_state)
@@ -542,9 +542,10 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
                          lut_scales, zero_points)
 
 
-def _check_lut_options(axis, group_size, per_channel_scale, lut_dtype):
-    """Check the LUT layout options of :func:`cluster` (once, at the public boundary)."""
-    group_size, per_channel_scale = _check_lut_values(group_size, per_channel_scale, lut_dtype)
+def _check_lut_layout(axis, group_size, per_channel_scale, lut_dtype):
+    """The LUT layout options of :func:`cluster`, checked (group_size and per_channel_scale
+    need an axis)."""
+    group_size, per_channel_scale = check_lut_options(group_size, per_channel_scale, lut_dtype)
     if axis is None and (group_size is not None or per_channel_scale):
         given = f"group_size={group_size}" if group_size is not None else \
             "per_channel_scale=True"
@@ -552,8 +553,9 @@ def _check_lut_options(axis, group_size, per_channel_scale, lut_dtype):
     return group_size, per_channel_scale
 
 
-def _check_lut_values(group_size, per_channel_scale, lut_dtype):
-    """group_size (None or int >= 1), per_channel_scale (bool), lut_dtype (None or a name)."""
+def check_lut_options(group_size, per_channel_scale, lut_dtype):
+    """group_size (None or int >= 1), per_channel_scale (bool), lut_dtype (None or a name):
+    (group_size, per_channel_scale) checked (cluster and cluster_file)."""
     if group_size is not None:
         group_size = check_int(group_size, "group_size", 1)
     if lut_dtype is not None:

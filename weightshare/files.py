@@ -28,7 +28,7 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
-from .cluster import METHODS, _check_init_method, _check_lut_values, assign, cluster
+from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
@@ -418,10 +418,10 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
         check_choice(init, tuple(INITS), "init")
-    _check_init_method(init, method)
+    check_init_method(init, method)
     keep_zeros = check_flag(keep_zeros, "keep_zeros")
     per_channel = check_flag(per_channel, "per_channel")
-    group_size, per_channel_scale = _check_lut_values(group_size, per_channel_scale, lut_dtype)
+    group_size, per_channel_scale = check_lut_options(group_size, per_channel_scale, lut_dtype)
     if per_channel and group_size is not None:
         raise ValueError(f"per_channel=True and group_size={group_size} exclude each other "
                          "(per_channel is group_size=1)")

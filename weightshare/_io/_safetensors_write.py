@@ -36,7 +36,7 @@ from .._codec._fp8 import encode_exact
 from ._atomic import atomic_folder, atomic_output, check_output, same_file
 from ._reader import open_weights
 from ._safetensors import INDEX_SUFFIX
-from ._writer import _call, _one_tensor, _summary
+from ._writer import _call, _one_tensor, _summary  # the same-shape writer's steps, shared
 
 __all__ = ["rewrite_safetensors", "METADATA_KEY"]
 
