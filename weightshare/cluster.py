@@ -10,6 +10,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._kmeans._auto import auto_centroids
+from ._codec._lut import LUT_DTYPES, make_grid
+from ._kmeans._grid import grid_lloyd
 from ._kmeans._init import INITS
 from ._kmeans._lloyd import lloyd
 from ._kmeans._optimal import Prefix, optimal_partition, partition_centroids
@@ -18,7 +20,7 @@ from ._base._validation import (check_axis, check_choice, check_flag, check_int,
                                 check_number, check_random_state, check_sample_weight,
                                 check_weights)
 
-__all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS"]
+__all__ = ["ClusterResult", "cluster", "init_centroids", "assign", "METHODS", "LUT_DTYPES"]
 
 METHODS = ("auto", "lloyd", "optimal")
 
@@ -31,17 +33,29 @@ class ClusterResult(NamedTuple):
     values : ndarray, same shape and dtype as the input
         Every entry replaced by its centroid.
     labels : ndarray of int32, same shape
-        Index of each entry's centroid (into its slice's row when ``axis`` is given).
+        Index of each entry's centroid (into its group's row when ``axis`` is
+        given: channel c belongs to group ``c // group_size``).
     centroids : ndarray of the input dtype
-        Sorted ascending, shape (k_used,); with ``axis``, shape
-        (n_slices, k_used) where rows of slices that use fewer centroids are
-        padded with NaN.
+        The LUT(s). Sorted ascending, shape (k_used,); with ``axis``, shape
+        (n_groups, k_used) (a group per slice unless ``group_size``; one
+        with ``per_channel_scale`` alone) where rows that use fewer
+        centroids are padded with NaN.
     sse : float
         Weighted sum of squared errors ``sum(sample_weight * (weights - values)**2)``
         in float64; ``inf`` when it exceeds the float64 range (weights of
         magnitude about 1e154 and beyond).
     n_iter : int
         Lloyd iterations run (summed over slices; 0 for the exact solver).
+    scales : ndarray of the input dtype, shape (channels,), or None
+        With ``per_channel_scale``: each channel's scale (``values ==
+        scales[c] * centroids[group of c][labels]`` in the input dtype).
+    lut_scales : ndarray of the input dtype or None
+        With ``lut_dtype`` 'int8' or 'uint8': the scale of each LUT (shape ()
+        for one LUT, (groups,) with ``axis``).
+    lut_zero_points : ndarray of int32 or None
+        With an integer ``lut_dtype``: each LUT's zero point (0 for 'int8');
+        ``centroids == lut_scales * (q - lut_zero_points)`` for integers q
+        of the dtype.
     """
 
     values: np.ndarray
@@ -49,6 +63,9 @@ class ClusterResult(NamedTuple):
     centroids: np.ndarray
     sse: float
     n_iter: int
+    scales: np.ndarray = None
+    lut_scales: np.ndarray = None
+    lut_zero_points: np.ndarray = None
 
 
 class _Fit(NamedTuple):
@@ -152,10 +169,14 @@ def _unscaled(total, e):
 
 # --------------------------------------------------------------------------- fitting
 
-def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0):
+def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0, grid=None):
     """Fit sorted float64 centroids to one tensor (or one slice).
 
     `e`: the points are fitted scaled by ``2**-e`` (see :func:`_exponent`).
+    `grid`: centroids restricted to it (a ``_codec._lut.Grid`` of the unscaled
+    points): 'optimal' is the exact optimum over the grid; the other methods
+    round their centroids to the grid and run Lloyd on it (never above the
+    SSE of the rounded centroids).
     """
     pts = reduce_points(x, sw, keep_zeros)
     has_zero = pts.has_zero
@@ -171,15 +192,21 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0):
                          "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
                          ">= 2 (or pass keep_zeros=False)")
     if k_free >= pts.n_distinct:   # as many centroids as distinct values: exact, SSE 0
-        return _Fit(np.unique(np.concatenate((xs, zero))), has_zero, 0)
+        c = xs if grid is None else grid.nearest(xs)    # (on a grid: each point's nearest)
+        return _Fit(np.unique(np.concatenate((c, zero))), has_zero, 0)
     xs = _scaled(xs, e)
+    g = None if grid is None else grid.scaled(e)
     if method == "optimal":
-        bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero)
-        c, n_iter = partition_centroids(xe, we, bounds, z), 0
+        bounds, z, xe, we = optimal_partition(xs, ws, k_free + int(has_zero), has_zero, g)
+        c, n_iter = partition_centroids(xe, we, bounds, z, g), 0
     elif method == "auto":
         c, n_iter = auto_centroids(xs, ws, k_free, has_zero, max_iter, x.size)
     else:
         c, n_iter = _lloyd_from(xs, ws, k, k_free, init, has_zero, max_iter, tol, rng, e)
+    if g is not None and method != "optimal":
+        c = np.unique(np.concatenate((g.nearest(c), zero)))
+        c, more = grid_lloyd(xs, ws, c, has_zero, g, max_iter)
+        n_iter += more
     return _Fit(np.ldexp(c, e) if e else c, has_zero, n_iter)
 
 
@@ -296,17 +323,19 @@ def _sse(flat, sw, c64, labels, e=0):
     return _unscaled(total, 2 * e) if e else total
 
 
-def _apply(x, sw, fit, keep_zeros, e=0):
+def _apply(x, sw, fit, keep_zeros, e=0, dtype=None):
     """Round centroids to x's dtype and assign every entry: (values, labels, centroids, sse).
 
     `e`: the SSE is summed over values scaled by ``2**-e`` (:func:`_sse`).
+    `dtype`: round the centroids to this dtype instead (x: float64 points
+    divided by their channel's scale).
 
     With keep_zeros, 0.0 is one of the centroids whenever the tensor holds a
     zero, and every zero gets its label (also when a midpoint rounds to 0,
     which happens next to a subnormal centroid).
     """
     # rounded to x's dtype, sorted in float64 (NumPy's float16 sort is unreliable)
-    c64 = np.unique(fit.centroids.astype(x.dtype).astype(np.float64))
+    c64 = np.unique(fit.centroids.astype(dtype or x.dtype).astype(np.float64))
     flat = x.ravel()
     labels = _nearest(flat, c64)
     if keep_zeros and fit.has_zero:
@@ -317,7 +346,7 @@ def _apply(x, sw, fit, keep_zeros, e=0):
     if not used.all():
         remap = (np.cumsum(used) - 1).astype(np.int32)
         c64, labels = c64[used], remap[labels]
-    c = c64.astype(x.dtype)
+    c = c64.astype(dtype or x.dtype)
     values = c[labels]
     sse = _sse(flat, None if sw is None else sw.ravel(), c64, labels, e)
     return values.reshape(x.shape), labels.reshape(x.shape), c, sse
@@ -326,19 +355,21 @@ def _apply(x, sw, fit, keep_zeros, e=0):
 # --------------------------------------------------------------------------- public API
 
 def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
+            group_size=None, per_channel_scale=False, lut_dtype=None,
             sample_weight=None, max_iter=300, tol=0.0, random_state=None):
     """Share weights: replace every entry of `weights` by one of at most `k` values.
 
     One-dimensional k-means over the entries of a tensor (or of each slice
-    along `axis`), minimising the (weighted) sum of squared errors.
+    along `axis`, or of each group of slices), minimising the (weighted) sum
+    of squared errors.
 
     Parameters
     ----------
     weights : array_like of float16, float32 or float64
         The tensor. Must be finite and non-empty. It is never modified.
     k : int >= 1
-        Number of shared values per tensor (per slice with `axis`). With
-        `keep_zeros`, the zero counts as one of them.
+        Number of shared values per tensor (per slice with `axis`; per group
+        with `group_size`). With `keep_zeros`, the zero counts as one of them.
     init : {'linear', 'density', 'random', 'forgy', 'kmeans++'} or array_like, optional
         Initial centroids for ``method='lloyd'`` (default 'linear'). An
         array gives the initial centroids themselves. Only 'lloyd' starts
@@ -359,7 +390,42 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
         nearest centroid, the fixed zero included. With False, zeros are
         ordinary points.
     axis : int, optional
-        Cluster each slice along this axis separately (per channel).
+        The channel axis: cluster each slice along this axis separately
+        (per channel), or each group of `group_size` slices; with
+        `per_channel_scale`, the axis of the scales.
+    group_size : int >= 1, optional
+        One LUT per block of `group_size` consecutive channels along `axis`
+        (channels ``g * group_size`` to ``(g + 1) * group_size - 1`` share
+        LUT g; the entries of a block are clustered together). When the
+        channels are not a multiple of it, the last block is shorter (the
+        remaining channels). ``group_size=1`` is exactly the per-channel
+        result; ``group_size`` >= the number of channels is exactly the
+        per-tensor one, with ``centroids`` of shape (1, k_used). Default:
+        1 (per channel), or every channel with `per_channel_scale`. Needs
+        `axis`.
+    per_channel_scale : bool, default False
+        Divide each channel (slice along `axis`) by its scale, the channel's
+        largest magnitude ``max|w|`` (1.0 for a channel of zeros), and fit
+        one LUT to the scaled entries (one per group with `group_size`),
+        each weighted by its scale squared, so that the SSE of the
+        reconstruction is what is minimised. ``values`` is ``scales[c] *
+        centroids[labels]`` computed in the input dtype (one rounding of the
+        product, as a runtime multiplying the stored scale and LUT entry
+        would); zeros stay zero. Needs `axis`.
+    lut_dtype : {'int8', 'uint8', 'float16', 'bfloat16', 'float8_e4m3'}, optional
+        Every centroid is exactly representable in this dtype. 'int8': each
+        LUT is ``lut_scales[g] * q`` for integers q in [-128, 127], with
+        ``lut_scales[g] = max|x| / 127`` over the LUT's (scaled) entries,
+        rounded up to a value whose products with every q are exact in the
+        input dtype. 'uint8': ``lut_scales[g] * (q - lut_zero_points[g])``
+        for q in [0, 255], affine over ``[min(x, 0), max(x, 0)]`` with an
+        integer zero point (0.0 stays on the grid). 'float16', 'bfloat16',
+        'float8_e4m3' (E4M3FN, largest 448): each centroid round-trips
+        through the dtype unchanged (and through the input dtype). With
+        'optimal' the result is the exact optimum over that grid (in 1-D
+        the best grid point for a run of sorted weights is the one nearest
+        its mean); the other methods round their centroids to the grid and
+        iterate Lloyd on it, never above the SSE of the rounded centroids.
     sample_weight : array_like, optional
         Non-negative importance of each entry (same shape as `weights`);
         the weighted SSE is minimised.
@@ -375,16 +441,19 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     Returns
     -------
     ClusterResult
-        ``values``, ``labels``, ``centroids``, ``sse``, ``n_iter``.
+        ``values``, ``labels``, ``centroids``, ``sse``, ``n_iter``, and
+        ``scales``, ``lut_scales``, ``lut_zero_points`` (None unless
+        `per_channel_scale` or an integer `lut_dtype`).
 
     Notes
     -----
     Centroids are rounded to the input dtype and every entry is then assigned
     to its nearest rounded centroid (ties go to the lower value), so the output
-    has at most k distinct values per tensor (per slice). When k is at least
-    the number of distinct values, the result is the tensor itself (SSE 0)
-    and ``centroids`` are its distinct values. An all-zero tensor gives
-    centroids ``[0.]``.
+    has at most k distinct values per tensor (per slice, per group; with
+    `per_channel_scale` at most k per channel). When k is at least the
+    number of distinct values, the result is the tensor itself (SSE 0) and
+    ``centroids`` are its distinct values (on a `lut_dtype`, each one's
+    nearest grid point). An all-zero tensor gives centroids ``[0.]``.
 
     Examples
     --------
@@ -398,41 +467,141 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     array([ 0.  ,  0.11,  0.11,  0.  , -0.51, -0.51,  0.9 ], dtype=float32)
     >>> res.labels
     array([1, 2, 2, 1, 0, 0, 3], dtype=int32)
+
+    Groups of two channels (columns), one LUT of 2 values each:
+
+    >>> w = np.array([[1., 2., 10., 20.], [3., 4., 30., 40.]], dtype=np.float32)
+    >>> res = weightshare.cluster(w, 2, axis=1, group_size=2)
+    >>> res.centroids
+    array([[ 1.5,  3.5],
+           [15. , 35. ]], dtype=float32)
     """
     x, k, init, keep_zeros, max_iter, tol = _check_common(weights, k, init, method,
                                                           keep_zeros, max_iter, tol)
+    group_size, per_channel_scale = _check_lut_layout(axis, group_size, per_channel_scale,
+                                                       lut_dtype)
     sw = None if sample_weight is None else check_sample_weight(sample_weight, x.shape)
     rng = check_random_state(random_state)
     e, f = _exponent(x), _weight_exponent(sw)
     if f:           # only the weights' ratios matter; the SSE is scaled back
         sw = _scaled(sw, f)
     if axis is None:
-        fit = _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e)
-        values, labels, c, sse = _apply(x, sw, fit, keep_zeros, e)
-        return ClusterResult(values, labels, c, _unscaled(sse, f) if f else sse, fit.n_iter)
+        return _per_tensor(x, sw, f, k, init, method, keep_zeros, max_iter, tol, rng, e,
+                           lut_dtype)
     ax = check_axis(axis, x.ndim)
+    n_ch = x.shape[ax]
+    if group_size is None:
+        group_size = n_ch if per_channel_scale else 1
+    if group_size >= n_ch and not per_channel_scale:    # one group: the per-tensor result
+        res = _per_tensor(x, sw, f, k, init, method, keep_zeros, max_iter, tol, rng, e,
+                          lut_dtype)
+        return res._replace(centroids=res.centroids[None], lut_scales=_row(res.lut_scales),
+                            lut_zero_points=_row(res.lut_zero_points))
     xm = np.moveaxis(x, ax, 0)
     swm = None if sw is None else np.moveaxis(sw, ax, 0)
     values = np.empty(xm.shape, dtype=x.dtype)
     labels = np.empty(xm.shape, dtype=np.int32)
-    rows, sse, n_iter = [], 0.0, 0
-    for i in range(xm.shape[0]):
-        xi = xm[i]
-        swi = None if swm is None else swm[i]
+    scales = _channel_scales(xm) if per_channel_scale else None
+    rows, grids, sse, n_iter = [], [], 0.0, 0
+    for g0 in range(0, n_ch, group_size):
+        g1 = min(g0 + group_size, n_ch)
+        xb = xm[g0:g1]
+        swb = None if swm is None else swm[g0:g1]
+        if scales is not None:
+            sb = scales[g0:g1].reshape((-1,) + (1,) * (x.ndim - 1))
+            pts = xb / sb.astype(np.float64)
+            rel = np.square(sb / np.float64(sb.max()))   # the SSE is sum(s**2 (x/s - c)**2)
+            swb = np.broadcast_to(rel, xb.shape) if swb is None else swb * rel
+        else:
+            pts = xb
+        grid = None if lut_dtype is None else make_grid(lut_dtype, pts, x.dtype)
         try:
-            fit = _fit(xi, swi, k, init, method, keep_zeros, max_iter, tol, rng, e)
+            fit = _fit(pts, swb, k, init, method, keep_zeros, max_iter, tol, rng,
+                       0 if scales is not None else e, grid)
         except ValueError as exc:
-            raise ValueError(f"slice {i} along axis {ax}: {exc}") from None
-        values[i], labels[i], c, s = _apply(xi, swi, fit, keep_zeros, e)
+            where = (f"slice {g0}" if g1 - g0 == 1 else f"channels {g0} to {g1 - 1}")
+            raise ValueError(f"{where} along axis {ax}: {exc}") from None
+        if scales is not None:
+            _, labels[g0:g1], c, _ = _apply(pts, swb, fit, keep_zeros, dtype=x.dtype)
+            values[g0:g1] = sb * c[labels[g0:g1]]
+        else:
+            values[g0:g1], labels[g0:g1], c, s = _apply(xb, swb, fit, keep_zeros, e)
+            sse += s
         rows.append(c)
-        sse += s
+        grids.append(grid)
         n_iter += fit.n_iter
+    if scales is not None:
+        sse = _dense_sse(xm, values, swm, e)
     width = max(r.size for r in rows)
     centroids = np.full((len(rows), width), np.nan, dtype=x.dtype)
     for i, r in enumerate(rows):
         centroids[i, :r.size] = r
+    lut_scales, zero_points = _lut_params(grids, x.dtype)
     return ClusterResult(np.moveaxis(values, 0, ax), np.moveaxis(labels, 0, ax), centroids,
-                         _unscaled(sse, f) if f else sse, n_iter)
+                         _unscaled(sse, f) if f else sse, n_iter, scales,
+                         lut_scales, zero_points)
+
+
+def _check_lut_layout(axis, group_size, per_channel_scale, lut_dtype):
+    """The LUT layout options of :func:`cluster`, checked (group_size and per_channel_scale
+    need an axis)."""
+    group_size, per_channel_scale = check_lut_options(group_size, per_channel_scale, lut_dtype)
+    if axis is None and (group_size is not None or per_channel_scale):
+        given = f"group_size={group_size}" if group_size is not None else \
+            "per_channel_scale=True"
+        raise ValueError(f"{given} needs axis (the channel axis, e.g. axis=-1)")
+    return group_size, per_channel_scale
+
+
+def check_lut_options(group_size, per_channel_scale, lut_dtype):
+    """group_size (None or int >= 1), per_channel_scale (bool), lut_dtype (None or a name):
+    (group_size, per_channel_scale) checked (cluster and cluster_file)."""
+    if group_size is not None:
+        group_size = check_int(group_size, "group_size", 1)
+    if lut_dtype is not None:
+        check_choice(lut_dtype, tuple(LUT_DTYPES), "lut_dtype")
+    return group_size, check_flag(per_channel_scale, "per_channel_scale")
+
+
+def _per_tensor(x, sw, f, k, init, method, keep_zeros, max_iter, tol, rng, e, lut_dtype):
+    grid = None if lut_dtype is None else make_grid(lut_dtype, x, x.dtype)
+    fit = _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e, grid)
+    values, labels, c, sse = _apply(x, sw, fit, keep_zeros, e)
+    lut_scales, zero_points = _lut_params([grid], x.dtype)
+    return ClusterResult(values, labels, c, _unscaled(sse, f) if f else sse, fit.n_iter,
+                         None, None if lut_scales is None else lut_scales[0],
+                         None if zero_points is None else zero_points[0])
+
+
+def _row(a):
+    return None if a is None else np.asarray(a)[None]
+
+
+def _lut_params(grids, dtype):
+    """(lut_scales, lut_zero_points) of integer grids, else (None, None)."""
+    if not grids or grids[0] is None or grids[0].scale is None:
+        return None, None
+    return (np.array([g.scale for g in grids], dtype=dtype),
+            np.array([g.zero_point for g in grids], dtype=np.int32))
+
+
+def _channel_scales(xm):
+    """max|w| of each channel (axis 0 of `xm`), in its dtype; 1 for a channel of zeros."""
+    s = np.abs(xm.reshape(xm.shape[0], -1)).max(axis=1)
+    s[s == 0] = 1
+    return s
+
+
+def _dense_sse(x, values, sw, e):
+    """sum(sw * (x - values)**2) in float64 (terms scaled by ``2**-e``, the sum scaled back)."""
+    x, v = x.reshape(-1), values.reshape(-1)
+    w = None if sw is None else np.broadcast_to(sw, values.shape).reshape(-1)
+    total = 0.0
+    for s in range(0, x.size, _CHUNK):
+        d = _scaled(x[s:s + _CHUNK].astype(np.float64) - v[s:s + _CHUNK], e)
+        d *= d
+        total += float(d.sum() if w is None else np.dot(d, w[s:s + _CHUNK]))
+    return _unscaled(total, 2 * e) if e else total
 
 
 def init_centroids(weights, k, *, init="linear", keep_zeros=True, random_state=None):

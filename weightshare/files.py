@@ -28,7 +28,7 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
-from .cluster import METHODS, check_init_method, assign, cluster
+from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
@@ -353,8 +353,8 @@ def _check_k_map(k, records):
 
 
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
-                 keep_zeros=True, per_channel=False, random_state=None, in_place=False,
-                 progress=None):
+                 keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
+                 lut_dtype=None, random_state=None, in_place=False, progress=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -385,6 +385,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         (their filters) and of depthwise kernels (the input channel, each
         with its depth multipliers); axis 0 of 1-D tensors (each entry is its own
         channel, so a vector is left as it is).
+    group_size : int >= 1, optional
+        One LUT of k values per block of `group_size` consecutive output
+        channels (the same axis as `per_channel`; the last block may be
+        shorter); see :func:`weightshare.cluster`. Not with `per_channel`
+        (which is ``group_size=1``).
+    per_channel_scale : bool, default False
+        Divide each output channel by its largest magnitude and share one
+        LUT over the scaled channels (one per group with `group_size`); the
+        tensor written is ``scale * LUT entry`` per weight, in its dtype.
+    lut_dtype : {'int8', 'uint8', 'float16', 'bfloat16', 'float8_e4m3'}, optional
+        Every LUT value exactly representable in this dtype (as
+        :func:`weightshare.cluster`). The file keeps each tensor's dtype and
+        shape: what is written is the dense reconstruction.
     in_place : bool, default False
         Allow `dst` to be `src` (still written atomically).
     progress : callable(done, total, record), optional
@@ -409,6 +422,11 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     check_init_method(init, method)
     keep_zeros = check_flag(keep_zeros, "keep_zeros")
     per_channel = check_flag(per_channel, "per_channel")
+    group_size, per_channel_scale = check_lut_options(group_size, per_channel_scale, lut_dtype)
+    if per_channel and group_size is not None:
+        raise ValueError(f"per_channel=True and group_size={group_size} exclude each other "
+                         "(per_channel is group_size=1)")
+    channels = per_channel or group_size is not None or per_channel_scale
     in_place = check_flag(in_place, "in_place")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
@@ -428,15 +446,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
         if values.size == 0:
             return None
-        axis = _channel_axis(record, values.ndim) if per_channel else None
+        axis = _channel_axis(record, values.ndim) if channels else None
         check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
-                          axis=axis, random_state=rng)
+                          axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
+                          lut_dtype=lut_dtype, random_state=rng)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
-            new = _bf16_values(values, res, axis)
+            if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
+                new = round_to_bf16(res.values)
+            else:
+                new = _bf16_values(values, res, axis, group_size or 1)
             sse, distinct_after = _sse(values, new), _distinct(new)
         else:
             new, sse = res.values, float(res.sse)
@@ -450,6 +472,9 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
             "method": method, "init": init if isinstance(init, str) else "array",
             "keep_zeros": keep_zeros, "per_channel": per_channel}
+    if group_size is not None or per_channel_scale or lut_dtype is not None:
+        note.update(group_size=group_size, per_channel_scale=per_channel_scale,
+                    lut_dtype=lut_dtype)
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
                    progress=progress, note=note)
     return rows
@@ -486,17 +511,18 @@ def _sse(a, b, chunk=1 << 20):
     return total
 
 
-def _bf16_values(values, res, axis):
-    """Centroids rounded to bfloat16 and entries re-assigned to the nearest rounded one."""
+def _bf16_values(values, res, axis, group_size=1):
+    """Centroids rounded to bfloat16 and entries re-assigned to the nearest rounded one
+    (with `axis`, LUT row g serves channels ``g * group_size`` on)."""
     if axis is None:
         c = np.unique(round_to_bf16(res.centroids))
         return c[assign(values, c)]
     out = np.empty_like(values)
     vm, om = np.moveaxis(values, axis, 0), np.moveaxis(out, axis, 0)
-    for i in range(vm.shape[0]):
-        row = res.centroids[i]
+    for g, row in enumerate(res.centroids):
         c = np.unique(round_to_bf16(row[~np.isnan(row)]))
-        om[i] = c[assign(vm[i], c)]
+        block = slice(g * group_size, (g + 1) * group_size)
+        om[block] = c[assign(vm[block], c)]
     return out
 
 

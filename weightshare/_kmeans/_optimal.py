@@ -54,6 +54,7 @@ class Prefix:
         """
         m = self.m = x.size + int(insert)
         self.z = z
+        self.grid = None        # a Grid (weightshare._codec._lut): centroids restricted to it
         self._work = {}         # work arrays of the DP steps, kept between rows (_buffer)
         self.W = np.empty(m + 1)
         self.S = np.empty(m + 1)
@@ -82,10 +83,10 @@ class Prefix:
         dw = self.W[b] - self.W[a]
         ds = self.S[b] - self.S[a]
         dq = self.Q[b] - self.Q[a]
-        if self.z < 0:
-            return dq - ds * ds / dw
         with np.errstate(divide="ignore", invalid="ignore"):  # the lone virtual point
-            free = dq - ds * ds / dw
+            free = dq - ds * ds / dw + _off_grid(self, ds, dw)
+        if self.z < 0:
+            return free
         pinned = (a <= self.z) & (b > self.z)
         if not pinned.any():
             return free
@@ -183,6 +184,20 @@ def row_minima(F, P, q_lo, q_hi, p_lo, lower=None):
 _BAND = 2.0
 
 
+def _off_grid(P, ds, dw):
+    """``W (mean - g)**2`` of runs with centred sums `ds`, `dw`: what the grid point g
+    nearest their mean adds to their cost (0.0 without a grid; see ``_codec._lut``)."""
+    if P.grid is None:
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mean = ds / dw
+        mean += P.mu
+        d = mean - P.grid.nearest(mean)
+        d *= d
+        d *= dw
+    return d
+
+
 def _pinned(mu, ds, dw):
     """``extra(a, b)`` of runs that hold the pinned zero, from ``S[b] - S[a]`` and ``W[b] - W[a]``.
 
@@ -206,12 +221,16 @@ def _bracket_minima(G, P, alo, hi, mid):
         ds = S[b] - S[lo:h + 1]
         dw = W[b] - W[lo:h + 1]
         if lo <= z < b:                         # runs from a <= z hold the pinned zero
-            extra = np.where(np.arange(lo, h + 1) <= z, _pinned(mu, ds, dw), -(ds * ds) / dw)
+            extra = np.where(np.arange(lo, h + 1) <= z, _pinned(mu, ds, dw),
+                             _off_grid(P, ds, dw) - (ds * ds) / dw)
             v = G[lo:h + 1] + extra
         else:
+            off = _off_grid(P, ds, dw)
             ds *= ds
             ds /= dw
             v = G[lo:h + 1] - ds
+            if P.grid is not None:
+                v += off
         a = v.size - 1 - int(np.argmin(v[::-1]))  # the last minimiser, as below
         best[i] = lo + a
         segmin[i] = v[a]
@@ -256,9 +275,12 @@ def _span_minima(G, P, alo, hi, mid):
             pinned = _pinned(mu, ds[pin], dw[pin])
     v[:span] = G[a0:a1]
     v[span] = np.inf
+    off = _off_grid(P, ds, dw)
     ds *= ds        # points past a bracket's end (before the next one starts): garbage
     ds /= dw
     v -= ds
+    if P.grid is not None:
+        v += off
     if pin is not None:
         v[pin] = G[a0 + pin.start:a0 + pin.stop] + pinned
     cuts = np.empty(2 * n, dtype=np.int64)
@@ -278,7 +300,7 @@ def _span_minima(G, P, alo, hi, mid):
     if sh.size:
         a, b = hi[sh], mid[sh]
         dse, dwe = S[b] - S[a], W[b] - W[a]
-        ve = G[a] - dse * dse / dwe
+        ve = G[a] - dse * dse / dwe + _off_grid(P, dse, dwe)
         if z >= 0:
             pe = (a <= z) & (b > z)
             ve[pe] = G[a[pe]] + _pinned(mu, dse[pe], dwe[pe])
@@ -339,9 +361,12 @@ def _ragged_minima(G, P, alo, lens, mid, ramp, ordered=True):
     if pin is not None:
         pinned = _pinned(mu, ds[pin], dw[pin])
     v = np.take(G, cand, out=tmp, mode="clip")
+    off = _off_grid(P, ds, dw)
     ds *= ds
     ds /= dw
     v -= ds
+    if P.grid is not None:
+        v += off
     if pin is not None:
         v[pin] = G[cand[pin]] + pinned
     segmin = np.minimum.reduceat(v, starts)
@@ -377,7 +402,7 @@ def _next_row(D, P, j, k, M, q_hi_cap=None, prev=None):
     return out, q_lo, opt.astype(np.int32)
 
 
-def optimal_partition(x, w, k, fixed_zero=False):
+def optimal_partition(x, w, k, fixed_zero=False, grid=None):
     """Globally optimal partition of sorted distinct points into k runs.
 
     Parameters
@@ -387,6 +412,9 @@ def optimal_partition(x, w, k, fixed_zero=False):
     k : int, 1 <= k <= len(x) (+1 with fixed_zero)
     fixed_zero : bool
         One of the k centroids is pinned to 0.0.
+    grid : weightshare._codec._lut.Grid, optional
+        Centroids restricted to this grid (which holds 0.0): each run costs
+        its squared deviations from the grid point nearest its mean.
 
     Returns
     -------
@@ -412,6 +440,7 @@ def optimal_partition(x, w, k, fixed_zero=False):
         x = np.insert(x, z, 0.0)
         w = np.insert(w, z, 0.0)
     P = Prefix(x, w, z)
+    P.grid = grid
     M = x.size
     D = np.full(M + 1, np.inf)
     D[1:] = P.cost(np.zeros(M, dtype=np.int64), np.arange(1, M + 1))
@@ -453,12 +482,17 @@ def optimal_partition(x, w, k, fixed_zero=False):
     return bounds, z, x, w
 
 
-def partition_centroids(x, w, bounds, z=-1):
-    """Weighted mean of each run (0.0 for the run holding the virtual zero)."""
+def partition_centroids(x, w, bounds, z=-1, grid=None):
+    """Weighted mean of each run (0.0 for the run holding the virtual zero).
+
+    With `grid`, the grid point nearest that mean.
+    """
     sw = np.add.reduceat(w, bounds[:-1])
     sx = np.add.reduceat(w * x, bounds[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         c = sx / sw
+    if grid is not None:
+        c = grid.nearest(c)
     if z >= 0:
         j = int(np.searchsorted(bounds, z, side="right")) - 1
         c[j] = 0.0

@@ -1,5 +1,6 @@
 """``weightshare cluster``: share weights in a file (k values per tensor)."""
 
+import argparse
 import math
 import sys
 import textwrap
@@ -25,7 +26,9 @@ def register(sub):
                "  weightshare cluster model.keras -o model-k8.keras -k 8\n"
                "  weightshare cluster model.h5 -o small.h5 -k 8 --k fc1=16,out=32\n"
                "  weightshare cluster model.weights.h5 --in-place -k 4 --layers conv1,conv2 "
-               "--per-channel",
+               "--per-channel\n"
+               "  weightshare cluster model.keras -o g8.keras -k 16 --group-size 8 "
+               "--lut-dtype int8",
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help=".keras, .weights.h5, .h5/.hdf5, .npy, .npz, .safetensors, or a sharded "
@@ -49,6 +52,18 @@ def register(sub):
     p.add_argument("--per-channel", action="store_true",
                    help="k values per output channel (last axis of Dense/Conv kernels, axis -2 "
                         "of depthwise and transposed-conv kernels)")
+    p.add_argument("--group-size", type=_group_size, default=None, metavar="G",
+                   help="one set of k values (LUT) per block of G consecutive output channels "
+                        "(the --per-channel axis; the last block may be shorter)")
+    p.add_argument("--per-channel-scale", action="store_true",
+                   help="divide each output channel by its largest |weight| and share one LUT "
+                        "over the scaled channels (one per block with --group-size); the file "
+                        "holds scale * LUT value per weight")
+    p.add_argument("--lut-dtype", default=None,
+                   choices=["int8", "uint8", "float16", "bfloat16", "float8_e4m3"],
+                   help="every shared value exactly representable in this dtype (int8: "
+                        "scale * q, q in -128..127, scale = max|w| / 127 per LUT; uint8: "
+                        "affine with a zero point); --method optimal is exact on that grid")
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
@@ -57,6 +72,17 @@ def register(sub):
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "total and one row per tensor")
     p.set_defaults(func=run)
+
+
+def _group_size(text):
+    """--group-size: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
 
 
 def _k(args):
@@ -139,8 +165,10 @@ def run(args):
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
                                         roles=args.roles, init=args.init, method=args.method,
                                         keep_zeros=args.keep_zeros, per_channel=args.per_channel,
-                                        random_state=args.seed, in_place=args.in_place,
-                                        progress=progress)
+                                        group_size=args.group_size,
+                                        per_channel_scale=args.per_channel_scale,
+                                        lut_dtype=args.lut_dtype, random_state=args.seed,
+                                        in_place=args.in_place, progress=progress)
     finally:
         progress.close()
     with stdout_may_close(written=dst):
