@@ -17,6 +17,14 @@ FIX = ROOT / "tests" / "fixtures" / "keras"
 DIGITS = ROOT / "examples" / "digits.keras"
 
 
+def cli(argv):
+    """The exit code of ``weightshare ARGV`` (argparse's usage errors included)."""
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
 def values(path):
     return {r.name: r.value for r in weightshare.read_weights(path)}
 
@@ -70,3 +78,173 @@ def test_k_patterns_exact_names_win_and_unknown_names_are_listed():
         weightshare.cluster_file(DIGITS, None, {"x*": 4}, dry_run=True)
     with pytest.raises(ValueError, match=r"k\['fc1'\] must be >= 1"):
         weightshare.cluster_file(DIGITS, None, {"fc1": 0}, dry_run=True)
+
+
+# --------------------------------------------------------------------------- B: prune per layer
+def test_prune_per_layer_equals_one_run_per_layer(tmp_path):
+    both = weightshare.prune_file(DIGITS, tmp_path / "b.keras", sparsity={"fc1": 0.9, "*": 0.5})
+    one = weightshare.prune_file(DIGITS, tmp_path / "1.keras", sparsity=0.9, layers=["fc1"])
+    rest = weightshare.prune_file(tmp_path / "1.keras", tmp_path / "2.keras", sparsity=0.5,
+                                  layers=["fc2", "out"])
+    assert [r.nonzero_after for r in both] == [one[0].nonzero_after] + [r.nonzero_after
+                                                                          for r in rest]
+    a, b = values(tmp_path / "b.keras"), values(tmp_path / "2.keras")
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+    rows = weightshare.prune_file(DIGITS, None, keep={"out": 7}, dry_run=True)
+    assert [(r.tensor, r.nonzero_after) for r in rows] == [("out/kernel", 7)]
+
+
+def test_cli_prune_per_layer_matches_python(tmp_path, capsys):
+    assert main(["prune", str(DIGITS), "-o", str(tmp_path / "c.keras"), "--keep",
+                 "fc1=100,out=20", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    rows = weightshare.prune_file(DIGITS, tmp_path / "p.keras", keep={"fc1": 100, "out": 20})
+    assert got["tensors"] == [r.to_dict() for r in rows]
+    assert [t["nonzero_after"] for t in got["tensors"]] == [100, 20]
+    a, b = values(tmp_path / "c.keras"), values(tmp_path / "p.keras")
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"sparsity": {"fc9": 0.5}}, ValueError,
+     r"^sparsity names layer 'fc9', which has no targeted weights; targeted layers: fc1, fc2, "
+     r"out$"),
+    ({"keep": {"fc1": -1}}, ValueError, r"^keep\['fc1'\] must be >= 0; got keep\['fc1'\]=-1$"),
+    ({"keep": {"fc1": 2.5}}, TypeError, r"^keep\['fc1'\] must be an integer >= 0"),
+    ({"sparsity": {"fc1": 1.0}}, ValueError, r"^sparsity\['fc1'\] must be in \[0, 1\)"),
+    ({"sparsity": {"fc1": 0.5}, "keep": 3}, ValueError, r"exactly one of sparsity or keep"),
+    ({"sparsity": {"fc1": 0.5}, "global_": True}, ValueError,
+     r"global_=True ranks magnitudes across tensors with one sparsity; got a per-layer"),
+])
+def test_prune_file_per_layer_errors_name_the_parameter_and_key(kwargs, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        weightshare.prune_file(DIGITS, tmp_path / "o.keras", **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sparsity", "fc1=x"], "argument --sparsity: expected a number or LAYER=S,... ; got "
+                              "'fc1=x'"),
+    (["--keep", "fc1=1,fc1=2"], "argument --keep: expected an integer or LAYER=N,... ; got "
+                                "'fc1=1,fc1=2'"),
+    (["--keep", "fc9=3"], "keep names layer 'fc9', which has no targeted weights; targeted "
+                          "layers: fc1, fc2, out"),
+    (["--sparsity", "fc1=0.5", "--global"], "--global ranks magnitudes across tensors with one "
+                                            "--sparsity"),
+])
+def test_cli_prune_per_layer_errors(args, message, tmp_path, capsys):
+    assert cli(["prune", DIGITS, "-o", tmp_path / "o.keras", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_cluster_and_prune_parse_per_layer_values_alike(capsys):
+    for argv in (["cluster", DIGITS, "--dry-run", "-k", "fc1=x"],
+                 ["prune", DIGITS, "--dry-run", "--keep", "fc1=x"]):
+        assert cli(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("argument -k: expected an integer or LAYER=K,... ; got 'fc1=x' "
+                           "(see weightshare cluster --help)")
+    assert err[1].endswith("argument --keep: expected an integer or LAYER=N,... ; got 'fc1=x' "
+                           "(see weightshare prune --help)")
+
+
+# --------------------------------------------------------------------------- B: remove several
+def _datasets(path):
+    """Every HDF5 dataset of a .keras (its weights member) or .h5 file: path -> array."""
+    import io
+    import zipfile
+
+    import h5py
+    out = {}
+    if str(path).endswith(".keras"):
+        with zipfile.ZipFile(path) as z:
+            raw = io.BytesIO(z.read("model.weights.h5"))
+        f = h5py.File(raw, "r")
+    else:
+        f = h5py.File(path, "r")
+    with f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+@pytest.mark.parametrize("name", ["k3_digits.keras", "k2_digits.h5", "k3_rm_conv_pool_conv.keras"])
+def test_removing_two_layers_in_one_plan_equals_two_runs(name, tmp_path):
+    src = FIX / name
+    a, b = ("conv1", "conv2") if "conv" in name else ("fc1", "fc2")
+    units = {a: [0, 5, 6], b: [1, 3]}
+    one = tmp_path / f"one{src.suffix}"
+    first, two = tmp_path / f"first{src.suffix}", tmp_path / f"two{src.suffix}"
+    res = weightshare.remove_units(src, one, units=units)
+    weightshare.remove_units(src, first, layer=a, units=units[a])
+    weightshare.remove_units(first, two, layer=b, units=units[b])
+    x, y = _datasets(one), _datasets(two)
+    assert x.keys() == y.keys()
+    for key in x:
+        assert x[key].shape == y[key].shape and np.array_equal(x[key], y[key]), key
+    assert [(t.layer, t.removed, t.units_after) for t in res.targets] == [
+        (a, (0, 5, 6), res.targets[0].units_before - 3),
+        (b, (1, 3), res.targets[1].units_before - 2)]
+    assert res.layer is None and res.path[:2] == (a, res.targets[0].path[1])
+    if "digits" in name:
+        assert res.optimizer == "sliced"
+        assert any(t.layer == "optimizer" and f"{b}.kernel" in t.role and t.new_shape == (61, 30)
+                   for t in res.tensors)
+
+
+def test_cli_remove_several_layers_matches_python(tmp_path, capsys):
+    src = FIX / "k3_digits.keras"
+    assert main(["remove", str(src), "-o", str(tmp_path / "c.keras"), "--layer", "fc1",
+                 "--units", "0,5", "--layer", "fc2", "--units", "1", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    res = weightshare.remove_units(src, tmp_path / "p.keras", units={"fc1": [0, 5], "fc2": [1]})
+    assert got == json.loads(json.dumps(res._replace(dst=got["dst"]).to_dict()))
+    assert [t["layer"] for t in got["targets"]] == ["fc1", "fc2"]
+    assert main(["remove", str(src), "--dry-run", "--layer", "fc1", "--layer", "fc2",
+                 "--count", "2", "--by", "l2"]) == 0
+    text = capsys.readouterr().out
+    assert "layer fc1: 64 -> 62 units" in text and "layer fc2: 32 -> 30 units" in text
+    assert text.count("why: the 2 smallest l2 norms: ") == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "fc1", "--units", "1", "--layer", "fc2"], "2 --layer but 1 --units: give one "
+                                                             "--units per --layer"),
+    (["--layer", "fc1", "--units", "1", "--layer", "fc1", "--units", "2"],
+     "--layer fc1 is given twice"),
+    (["--layer", "fc1", "--units", "1", "--layer", "nope", "--units", "2"],
+     "units names layer 'nope', which is not a layer of "),
+    (["--layer", "fc1", "--units", "1", "--layer", "fc2", "--units", "40"],
+     "units [40] are out of range for layer 'fc2' with 32 units"),
+])
+def test_cli_remove_several_layers_errors_write_nothing(args, message, tmp_path, capsys):
+    assert main(["remove", str(FIX / "k3_digits.keras"), "-o", str(tmp_path / "o.keras"),
+                 *args]) == 2
+    assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_two_removals_cutting_one_tensor_along_one_axis_is_a_conflict_naming_both():
+    from weightshare._remove._rules import Plan, Slice
+    from weightshare.remove import _merge
+
+    def plan(producer):
+        keep = np.arange(3)
+        return Plan(producer, 4, (3,), {(producer, 0): (Slice(1, keep),), ("head", 0): (
+            Slice(0, keep),)}, {(producer, 0): "kernel", ("head", 0): "kernel"}, {}, (),
+            (producer, "head"), ("head",))
+    with pytest.raises(ValueError, match=r"removing units of 'a' and of 'b' both cut head.kernel "
+                                         r"along axis 0; remove them in two runs"):
+        _merge([plan("a"), plan("b")])
+
+
+def test_remove_units_mapping_arguments_are_checked():
+    src = FIX / "k3_digits.keras"
+    with pytest.raises(TypeError, match=r"give layer= with one layer's units or count, or a "
+                                        r"mapping"):
+        weightshare.remove_units(src, layer="fc1", units={"fc1": [1]}, dry_run=True)
+    with pytest.raises(ValueError, match=r"units names no layer"):
+        weightshare.remove_units(src, units={}, dry_run=True)
+    with pytest.raises(TypeError, match=r"dst is required"):
+        weightshare.remove_units(src, layer="fc1", units=[1])

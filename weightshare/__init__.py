@@ -18,7 +18,7 @@ from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_s
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
 from .compare import CompareResult, compare_models, compare_outputs, load_array
-from .remove import REMOVE_BY, RemoveResult, TensorChange, remove_units
+from .remove import REMOVE_BY, RemoveResult, TensorChange, UnitRemoval, remove_units
 from . import examples     # examples.path("digits.keras"): the bundled files, from any folder
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
@@ -28,7 +28,8 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
            "CompareResult", "compare_models", "compare_outputs", "load_array",
-           "REMOVE_BY", "RemoveResult", "TensorChange", "remove_units", "examples"]
+           "REMOVE_BY", "RemoveResult", "TensorChange", "UnitRemoval", "remove_units",
+           "examples"]
 
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
 # importing weightshare, or the array core, never loads it.
