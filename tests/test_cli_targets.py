@@ -248,3 +248,87 @@ def test_remove_units_mapping_arguments_are_checked():
         weightshare.remove_units(src, units={}, dry_run=True)
     with pytest.raises(TypeError, match=r"dst is required"):
         weightshare.remove_units(src, layer="fc1", units=[1])
+
+
+# --------------------------------------------------------------------------- C: dry runs
+DRY = [
+    ("cluster", DIGITS, ["-k", "4", "--k", "fc1=16", "--seed", "1"]),
+    ("cluster", FIX / "k2_zoo.h5", ["-k", "3", "--per-channel"]),
+    ("prune", DIGITS, ["--sparsity", "fc1=0.9,*=0.5"]),
+    ("prune", FIX / "k2_mlp.h5", ["--keep", "30", "--global"]),
+    ("remove", FIX / "k3_digits.keras", ["--layer", "fc1", "--units", "0,5", "--layer", "fc2",
+                                         "--units", "3"]),
+    ("remove", FIX / "k2_rm_conv_pool_conv.h5", ["--layer", "conv1", "--count", "2"]),
+]
+
+
+def _json_run(capsys, argv):
+    assert cli(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command, src, args", DRY)
+def test_dry_run_prints_what_the_real_run_does_and_writes_nothing(command, src, args, tmp_path,
+                                                                  capsys):
+    dry_dir, real_dir = tmp_path / "dry", tmp_path / "real"
+    dry_dir.mkdir()
+    real_dir.mkdir()
+    out = f"out{pathlib.Path(src).suffix}"
+    dry = _json_run(capsys, [command, src, "--dry-run", "--json", *args])
+    dry_o = _json_run(capsys, [command, src, "--dry-run", "--json", "-o", dry_dir / out, *args])
+    assert os.listdir(dry_dir) == []                        # no output, no temporary file
+    real = _json_run(capsys, [command, src, "--json", "-o", real_dir / out, *args])
+    assert os.listdir(real_dir) == [out]
+    key = "dst" if command == "remove" else "output"
+    assert dry["dry_run"] is True and real["dry_run"] is False
+    assert dry[key] is None and dry_o[key] is None and real[key] == str(real_dir / out)
+    for d in (dry, dry_o, real):
+        del d[key], d["dry_run"]
+    assert dry == real and dry_o == real
+    # the text: the same table, under a first line that says nothing was written
+    assert cli([command, src, "--dry-run", *args]) == 0
+    dry_text = capsys.readouterr().out.splitlines()
+    assert cli([command, src, "-o", tmp_path / out, *args]) == 0
+    real_text = capsys.readouterr().out.splitlines()
+    assert "nothing written" in dry_text[0] and "nothing" not in real_text[0]
+    assert dry_text[1:] == real_text[1:] and len(real_text) > 3
+
+
+def test_python_dry_runs_return_the_real_results(tmp_path):
+    src = FIX / "k3_digits.keras"
+    c = weightshare.cluster_file(src, None, 4, random_state=0, dry_run=True)
+    p = weightshare.prune_file(src, None, keep={"fc1": 9}, dry_run=True)
+    r = weightshare.remove_units(src, None, layer="fc2", count=3, dry_run=True)
+    assert os.listdir(tmp_path) == []
+    assert (c.dry_run, p.dry_run, r.dry_run, r.dst) == (True, True, True, None)
+    assert c == weightshare.cluster_file(src, tmp_path / "c.keras", 4, random_state=0)
+    assert p == weightshare.prune_file(src, tmp_path / "p.keras", keep={"fc1": 9})
+    real = weightshare.remove_units(src, tmp_path / "r.keras", layer="fc2", count=3)
+    assert r._replace(dst=real.dst, dry_run=False) == real
+    with pytest.raises(TypeError, match="dry_run must be True or False; got 1"):
+        weightshare.cluster_file(src, None, 4, dry_run=1)
+    with pytest.raises(TypeError, match="dry_run must be True or False; got 'yes'"):
+        weightshare.remove_units(src, layer="fc1", units=[1], dry_run="yes")
+
+
+def test_dry_run_of_bfloat16_and_safetensors_rows_equal_the_real_ones(tmp_path):
+    for src, out in ((FIX / "k3_bf16.keras", tmp_path / "b.keras"),
+                     (ROOT / "tests" / "fixtures" / "safetensors" / "tiny_llama_bf16",
+                      tmp_path / "llama")):
+        dry = weightshare.cluster_file(src, None, 3, dry_run=True)
+        assert dry == weightshare.cluster_file(src, out, 3) and len(dry) > 0
+        rows = weightshare.transform_file(src, None, lambda r, v: v * 0, dry_run=True)
+        assert rows and all(r.zeros_after == r.size and r.changed for r in rows)
+    assert sorted(os.listdir(tmp_path)) == ["b.keras", "llama"]
+
+
+@pytest.mark.parametrize("src", [FIX / "k3_bf16.keras", FIX / "k2_f16.h5", FIX / "k2_mlp_io.npz",
+                                 ROOT / "tests" / "fixtures" / "safetensors" / "tiny_llama_bf16"])
+def test_transform_file_dry_run_rows_equal_the_rewrite_rows(src, tmp_path):
+    def fn(record, v):
+        return np.round(v, 1) if record.kind == "kernel" else None
+    dry = weightshare.transform_file(src, None, fn, dry_run=True)
+    assert os.listdir(tmp_path) == []
+    real = weightshare.transform_file(src, tmp_path / ("o" + "".join(pathlib.Path(src).suffixes)),
+                                      fn)
+    assert dry == real and any(r.values_changed for r in real)
