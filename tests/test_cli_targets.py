@@ -332,3 +332,83 @@ def test_transform_file_dry_run_rows_equal_the_rewrite_rows(src, tmp_path):
     real = weightshare.transform_file(src, tmp_path / ("o" + "".join(pathlib.Path(src).suffixes)),
                                       fn)
     assert dry == real and any(r.values_changed for r in real)
+
+
+# --------------------------------------------------------------------------- D: what is left out
+SKIPS = ROOT / "tests" / "fixtures" / "skips"
+NOTE = "note: left as they are: "
+#: (file, the tensors a default job leaves out, the --roles the note suggests (None: dtype only))
+SKIPPED = [
+    (SKIPS / "k2_attention.h5", ["attention/attention_W", "attention/attention_b"],
+     "attention_W,attention_b"),
+    (SKIPS / "k3_attention.h5", ["attention/attention_W", "attention/attention_b"],
+     "attention_W,attention_b"),
+    (SKIPS / "k3_attention.keras", ["attention/var0", "attention/var1"], "var0,var1"),
+    (SKIPS / "k3_attention.weights.h5", ["attention/var0", "attention/var1"], "var0,var1"),
+    (ROOT / "tests" / "fixtures" / "safetensors" / "numpy_dtypes.safetensors",
+     None, "position"),
+    (SKIPS / "arrays.npz", ["ids"], None),
+    (SKIPS / "ids.npy", ["array"], None),
+]
+
+
+def _run_text(capsys, argv):
+    code = cli(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("src, names, roles", SKIPPED, ids=lambda v: getattr(v, "name", None))
+def test_every_format_names_what_it_leaves_out_once_and_how_to_target_it(src, names, roles,
+                                                                         capsys):
+    records = weightshare.read_weights(src, values=False)
+    for command, target in (("cluster", ["-k", "2"]), ("prune", ["--sparsity", "0.5"])):
+        code, out, err = _run_text(capsys, [command, src, "--dry-run", "--json", *target])
+        assert code == 0, err
+        got = json.loads(out)["skipped"]
+        if names is not None:
+            assert [s["name"] for s in got] == names
+        assert got == [s.to_dict() for s in weightshare.skipped_weights(
+            records, weightshare.select_weights(records))]
+        # one note, on stderr, in the one wording, naming each tensor's role or dtype
+        assert err.count("\n") == 1 and err.startswith(f"weightshare {command}: {NOTE}")
+        for s in got:
+            assert (s["role"] if s["reason"] == "role" else s["dtype"]) in err
+        if roles is None:
+            assert "--roles" not in err and "never changed" in err
+            continue
+        assert err.rstrip().endswith(f"target them with --roles {roles})") or \
+            f"target them with --roles {roles});" in err
+        # the option the note suggests targets them (and then nothing of that role is left out)
+        code, out, err2 = _run_text(capsys, [command, src, "--dry-run", "--json", "--roles",
+                                             roles, *target])
+        assert code == 0, err2
+        done = {t["tensor"] for t in json.loads(out)["tensors"]}
+        want = {s["name"] for s in got if s["reason"] == "role"}
+        assert want and want <= done
+        assert "--roles" not in err2
+
+
+def test_python_jobs_return_what_they_left_out():
+    src = SKIPS / "k2_attention.h5"
+    rows = weightshare.cluster_file(src, None, 2, dry_run=True)
+    assert [(s.name, s.layer, s.role, s.reason) for s in rows.skipped] == [
+        ("attention/attention_W", "attention", "attention_W", "role"),
+        ("attention/attention_b", "attention", "attention_b", "role")]
+    assert [r.tensor for r in rows] == ["fc/kernel", "out/kernel"]
+    assert weightshare.prune_file(src, None, keep=3, dry_run=True).skipped == rows.skipped
+    assert weightshare.cluster_file(src, None, 2, roles="all", dry_run=True).skipped == ()
+    only = weightshare.cluster_file(src, None, 2, layers=["fc"], dry_run=True)
+    assert only.skipped == ()        # the layers not targeted are not "left out"
+
+
+def test_help_describes_the_new_flags(capsys):
+    for command, flags in (("cluster", ["--dry-run", "fc1=16,*=8", "one note on stderr"]),
+                           ("prune", ["--dry-run", "S|LAYER=S,...", "N|LAYER=N,...",
+                                      "fc1=0.9,fc2=0.5", "one note on stderr"]),
+                           ("remove", ["--dry-run", "repeat --layer", "one --count for every",
+                                       "--layer fc2 --units 0"])):
+        assert cli([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for flag in flags:
+            assert flag in text, (command, flag)
