@@ -27,8 +27,8 @@ def register(sub):
             "and writes nothing.", 79),
         epilog="examples:\n"
                "  weightshare remove model.keras -o small.keras --layer fc1 --units 1,5,9\n"
-               "  weightshare remove model.keras -o small.keras --layer fc1 --units 1,5 "
-               "--layer fc2 --units 0\n"
+               "  weightshare remove model.keras -o small.keras --layer fc1 --units 1,5 \\\n"
+               "      --layer fc2 --units 0\n"
                "  weightshare remove model.h5 --dry-run --layer conv1 --layer conv2 --count 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="a .keras file or a legacy full-model .h5")
