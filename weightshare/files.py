@@ -32,7 +32,8 @@ from ._kmeans._init import INITS
 from ._base._validation import check_choice, check_k, check_random_state
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
-           "read_weights", "select_weights", "skipped_weights", "transform_file", "cluster_file", "file_format", "output_file", "unwind_later", "FORMATS",
+           "read_weights", "select_weights", "skipped_weights", "transform_file", "cluster_file",
+           "file_format", "output_file", "unwind_later", "FORMATS",
            "FLOAT_DTYPE_NAMES"]
 
 # FLOAT_DTYPE_NAMES (public here; defined in weightshare._keras._names): the WeightInfo.dtype

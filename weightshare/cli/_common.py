@@ -16,7 +16,8 @@ import sys
 from ..errors import printable
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "Progress", "parse_k",
-           "parse_k_map", "parse_list", "per_layer", "add_dry_run", "with_default", "note_skipped", "skipped_json",
+           "parse_k_map", "parse_list", "per_layer", "add_dry_run", "with_default",
+           "note_skipped", "skipped_json",
            "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 
