@@ -59,6 +59,11 @@ PATTERNS = [
     ("fn_conv_branches", "conv1", (0, 3)),
 ]
 FUNCTIONAL = ("fn_dense_fanout", "fn_conv_branches")
+#: several layers removed in one plan: (model, {layer: units}); the reference zeroes the
+#: consumers of each layer's units in turn
+SEVERAL = [("rm_dense_dense", {"fc1": (1, 5, 9, 13), "fc2": (0, 15)}),
+           ("rm_conv_pool_conv", {"conv1": (0, 7), "conv2": (3,)}),
+           ("digits", {"fc1": (0, 5, 6), "fc2": (2,)})]
 #: files with optimizer state: removal of fc1 units, loaded compiled where Keras can
 OPTIMIZER = [("trained", ".keras"), ("trained", ".h5"), ("mixed", ".keras"), ("mixed", ".h5"),
              ("digits", ".keras"), ("digits", ".h5")]
@@ -115,6 +120,22 @@ def _prepare(producer, work, made):
     for model, layer, units in PATTERNS:
         for ext in FORMATS:
             removal(("pattern", model, layer, ext), model, ext, layer, units)
+    for model, targets in SEVERAL:
+        for ext in FORMATS:
+            if not _exists(producer, model, ext):
+                continue
+            src, io = FIX / f"{producer}_{model}{ext}", FIX / f"{producer}_{model}_io.npz"
+            small = work / f"{producer}_{model}_several.small{ext}"
+            res = weightshare.remove_units(src, small, units={k: list(v) for k, v in
+                                                              targets.items()})
+            ref = src
+            for i, (layer, units) in enumerate(targets.items()):
+                ref_next = work / f"{producer}_{model}_several.zeroed{i}{ext}"
+                _write_zeroed(ref, ref_next, layer=layer, units=units)
+                ref = ref_next
+            cases[("several", model, ext)] = {"result": res, "small": job(small, io),
+                                              "zeroed": job(ref, io),
+                                              "compiled": job(small, compile_=True)}
     for model, ext in OPTIMIZER:
         if _exists(producer, model, ext):
             removal(("optimizer", model, ext), model, ext, "fc1", OPT_UNITS,
@@ -220,6 +241,28 @@ def test_smaller_model_loads_and_equals_the_zeroed_original(model, layer, units,
     # the same function, computed in the same Keras
     diff = _max_diff(small, zeroed)
     assert diff <= TOL, f"max abs difference {diff}"
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("producer, model, targets, ext", [
+    (p, m, t, e) for p in PRODUCERS for m, t in SEVERAL for e in FORMATS if _exists(p, m, e)])
+def test_several_layers_in_one_plan_load_and_equal_the_zeroed_original(model, targets, ext,
+                                                                       producer, probed):
+    run = _run(probed, producer)
+    case = run["cases"][("several", model, ext)]
+    res = case["result"]
+    small, zeroed = _load(run, case["small"]), _load(run, case["zeroed"])
+    shapes = [tuple(s) for s in json.loads(str(small["var_shapes"]))]
+    assert all(t.new_shape in shapes for t in res.tensors if t.layer != "optimizer")
+    assert int(small["n_params"]) == res.params_after < res.params_before == int(zeroed["n_params"])
+    layers = {entry["name"]: entry for entry in json.loads(str(small["layers"]))}
+    for t in res.targets:
+        assert layers[t.layer]["output_shape"][0][-1] == t.units_after == \
+            t.units_before - len(targets[t.layer])
+    diff = _max_diff(small, zeroed)
+    assert diff <= TOL, f"max abs difference {diff}"
+    if _compiled_restore(producer, model, ext):
+        _load(run, case["compiled"])       # loads compiled too
 
 
 @pytest.mark.keras

@@ -30,13 +30,14 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
 # importing weightshare, or the array core, never loads it.
 _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSummary",
+                                    "JobRows", "SkippedWeight", "skipped_weights",
                                     "read_weights", "select_weights", "transform_file",
                                     "cluster_file", "file_format")}
 _LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
 _LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
                                            "load_array")})
 _LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",
-                                          "remove_units")})
+                                          "UnitRemoval", "remove_units")})
 __all__ += sorted(_LAZY)
 
 

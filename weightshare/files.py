@@ -16,7 +16,7 @@ import math
 import numbers
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ._io._atomic import check_output, unwind_later as _unwind_later
 from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._keras._names import FLOAT_DTYPE_NAMES
 from ._keras._roles import output_axis
-from ._io._writer import TensorRewrite, rewrite
+from ._io._writer import TensorRewrite, dry_rewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
 from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
@@ -34,8 +34,9 @@ from ._base._validation import (check_choice, check_flag, check_k, check_random_
                                 check_weights)
 from .errors import TensorArgumentError
 
-__all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
-           "transform_file", "cluster_file", "file_format", "output_file", "unwind_later", "FORMATS",
+__all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
+           "read_weights", "select_weights", "skipped_weights", "transform_file", "cluster_file",
+           "file_format", "output_file", "unwind_later", "FORMATS",
            "FLOAT_DTYPE_NAMES"]
 
 # FLOAT_DTYPE_NAMES (public here; defined in weightshare._keras._names): the WeightInfo.dtype
@@ -235,7 +236,8 @@ def _expand_patterns(layers, records, known, wanted_roles):
     return names, from_patterns
 
 
-def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None):
+def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None,
+                   dry_run=False):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
     The building block of every same-shape edit (:func:`cluster_file`,
@@ -287,6 +289,10 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
         What the job did, JSON-ready: a safetensors output records it (with the
         names of the tensors `fn` was called on) as ``__metadata__["weightshare"]``;
         other formats have no place for it.
+    dry_run : bool, default False
+        Read the tensors and call `fn` exactly as a real run does, and return
+        the same rows, but write nothing (no output, no temporary file);
+        `dst` may then be None and is not checked.
 
     Returns
     -------
@@ -329,42 +335,152 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
     in_place = check_flag(in_place, "in_place")
     if note is not None and not isinstance(note, Mapping):
         raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
+    if check_flag(dry_run, "dry_run"):
+        return dry_rewrite(src, fn, select=select, progress=progress)
     if is_safetensors(src):
         return rewrite_safetensors(src, dst, fn, select=select, in_place=in_place,
                                    progress=progress, note=dict(note or {}))
     return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
 
 
+def per_layer(value, records, name, check):
+    """A function record -> target (None: not targeted) from one value or a per-layer mapping.
+
+    The one rule of per-layer targets (``k`` of :func:`cluster_file`, ``sparsity`` and
+    ``keep`` of ``prune_file``): a key is a layer name or nested layer path of the
+    targeted `records`, matched exactly, or a glob pattern (``*``, ``?``, ``[...]``,
+    :func:`fnmatch.fnmatchcase`). An exact path wins over its top-level layer, an exact
+    name over a pattern; patterns are tried in the mapping's order (so ``{"fc1": 16,
+    "*": 8}`` gives fc1 16 and every other targeted layer 8). Each value is checked
+    once by ``check(value, label)`` with the label ``name[key]``.
+    """
+    if not isinstance(value, Mapping):
+        one = check(value, name)
+        return lambda r: one
+    known = dict.fromkeys(x for r in records for x in (r.layer, r.path))
+    targeted = ", ".join(dict.fromkeys(r.layer for r in records)) or "none"
+    exact, patterns = {}, []
+    for key, v in value.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{name} must map layer names to values; got the key {key!r}")
+        v = check(v, f"{name}[{key!r}]")
+        if key in known:
+            exact[key] = v
+        elif any(c in key for c in "*?["):
+            if records and not any(fnmatch.fnmatchcase(n, key) for n in known):
+                raise ValueError(f"{name} names the pattern {key!r}, which matches no targeted "
+                                 f"layer; targeted layers: {targeted}")
+            patterns.append((key, v))
+        else:
+            raise ValueError(f"{name} names layer {key!r}, which has no targeted weights; "
+                             f"targeted layers: {targeted}")
+
+    def of(r):
+        for n in (r.path, r.layer):
+            if n in exact:
+                return exact[n]
+        for key, v in patterns:
+            if fnmatch.fnmatchcase(r.path, key) or fnmatch.fnmatchcase(r.layer, key):
+                return v
+        return None
+    return of
+
+
 def _check_k_map(k, records):
     """A function record -> k (None: not clustered), after checking `k` once."""
-    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-        k = check_k(k)
-        return lambda r: k
-    if isinstance(k, Mapping):
-        known = {r.layer for r in records} | {r.path for r in records}
-        for name, value in k.items():
-            if name not in known:
-                raise ValueError(f"k names layer {name!r}, which has no targeted weights; targeted "
-                                 f"layers: {', '.join(dict.fromkeys(r.layer for r in records))}")
-            check_k(value, name=f"k[{name!r}]")
-        k = {name: int(value) for name, value in k.items()}
-        return lambda r: k.get(r.path, k.get(r.layer))
-    raise TypeError(f"k must be an int >= 1 or a mapping of layer name to int; got {k!r}")
+    if not isinstance(k, Mapping) and not (isinstance(k, numbers.Integral)
+                                           and not isinstance(k, bool)):
+        raise TypeError(f"k must be an int >= 1 or a mapping of layer name to int; got {k!r}")
+    return per_layer(k, records, "k", lambda v, label: int(check_k(v, name=label)))
+
+
+class SkippedWeight(NamedTuple):
+    """A weight a file job left as it is although its layer was targeted, and why.
+
+    Attributes
+    ----------
+    name, layer, layer_class, role, dtype : str
+        As in :class:`WeightInfo` (`layer_class` may be None).
+    reason : str
+        ``"role"``: its role is not kernel-like and not one weightshare knows
+        (a custom layer's ``var0``, a legacy ``attention_W``, a PReLU's
+        ``alpha``, a safetensors position table); name it in ``roles`` to
+        target it. ``"dtype"``: not a float16/bfloat16/float32/float64 tensor
+        (integers, bool, float8), which file jobs never change.
+    """
+
+    name: str
+    layer: str
+    layer_class: Optional[str]
+    role: str
+    dtype: str
+    reason: str
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return self._asdict()
+
+
+class JobRows(list):
+    """The rows a file job returns (a list), with what it left out and whether it wrote.
+
+    Attributes
+    ----------
+    skipped : tuple of SkippedWeight
+        Weights of the targeted layers left as they are: of a role that is not
+        kernel-like (not bias or normalization either) that `roles` did not
+        name, or of a dtype file jobs never change. Empty when
+        ``roles=("all",)`` names everything.
+    dry_run : bool
+        True: computed only, nothing was written.
+    """
+
+    def __init__(self, rows=(), skipped=(), dry_run=False):
+        super().__init__(rows)
+        self.skipped = tuple(skipped)
+        self.dry_run = bool(dry_run)
+
+
+def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
+    """The :class:`SkippedWeight` rows of a job that targets `chosen` among `records`.
+
+    Tensors of the layers targeted (`layers`) that the job does not change:
+    those whose role is of kind ``"other"`` that `roles` left out, and those
+    of the chosen roles whose dtype is not a floating-point one it works on.
+    """
+    roles = (roles,) if isinstance(roles, str) else tuple(roles)
+    names = {r.name for r in chosen}
+    pool = records if layers is None else select_weights(records, layers=layers, roles=("all",))
+    out = []
+    for r in pool:
+        if r.name in names:
+            if r.dtype not in FLOAT_DTYPE_NAMES:
+                out.append(SkippedWeight(r.name, r.layer, r.layer_class, r.role, r.dtype, "dtype"))
+        elif r.kind == "other" and "all" not in roles:
+            out.append(SkippedWeight(r.name, r.layer, r.layer_class, r.role, r.dtype,
+                                     "role" if r.dtype in FLOAT_DTYPE_NAMES else "dtype"))
+    return out
 
 
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
-                 lut_dtype=None, random_state=None, in_place=False, progress=None):
+                 lut_dtype=None, random_state=None, in_place=False, progress=None,
+                 dry_run=False):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
     ----------
     src, dst : str or os.PathLike
-        Input and output files (see :func:`transform_file` for the guarantees).
+        Input and output files (see :func:`transform_file` for the guarantees);
+        `dst` may be None with `dry_run`.
     k : int or dict of str to int
         Shared values per tensor (zero included with `keep_zeros`); a mapping
         gives k per layer name (or nested layer path), and layers it leaves
-        out are not clustered.
+        out are not clustered. A key may be a glob pattern (``*``, ``?``,
+        ``[...]``): an exact name wins over a pattern and patterns are tried
+        in the mapping's order, so ``{"fc1": 16, "*": 8}`` gives fc1 16 and
+        every other targeted layer 8. A name that is not a targeted layer is
+        an error listing those that are.
     layers : iterable of str, optional
         Layer names to cluster (default: every layer). Exact names, never
         substrings; an unknown name is an error listing the names that exist.
@@ -402,11 +518,17 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         Allow `dst` to be `src` (still written atomically).
     progress : callable(done, total, record), optional
         Called after each tensor (the CLI's progress bar).
+    dry_run : bool, default False
+        Compute everything and return the same rows as a real run (the same
+        random stream, so the same values), but write nothing: no output, no
+        temporary file.
 
     Returns
     -------
-    list of ClusterSummary
-        One row per clustered tensor.
+    JobRows of ClusterSummary
+        A list: one row per clustered tensor. ``.skipped`` lists the weights
+        of the targeted layers left as they are (see :class:`SkippedWeight`),
+        ``.dry_run`` says whether anything was written.
 
     Examples
     --------
@@ -415,6 +537,10 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     >>> rows = weightshare.cluster_file(weightshare.examples.path("digits.keras"), out, 8)
     >>> [(r.tensor, r.distinct_after) for r in rows]
     [('fc1/kernel', 8), ('fc2/kernel', 8), ('out/kernel', 8)]
+    >>> rows = weightshare.cluster_file("examples/digits.keras", None, {"fc1": 16, "*": 4},
+    ...                                 dry_run=True)
+    >>> [(r.tensor, r.k) for r in rows], rows.dry_run, rows.skipped
+    ([('fc1/kernel', 16), ('fc2/kernel', 4), ('out/kernel', 4)], True, ())
     """
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
@@ -428,6 +554,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                          "(per_channel is group_size=1)")
     channels = per_channel or group_size is not None or per_channel_scale
     in_place = check_flag(in_place, "in_place")
+    dry_run = check_flag(dry_run, "dry_run")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -435,10 +562,11 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         if not wf.records:
             raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to cluster")
         chosen = select_weights(wf.records, layers=layers, roles=roles)
+        skipped = skipped_weights(wf.records, chosen, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
     k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
-    rows = []
+    rows = JobRows(skipped=skipped, dry_run=dry_run)
 
     def fn(record, values):
         kk = k_of(record)
@@ -476,7 +604,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress, note=note)
+                   progress=progress, note=note, dry_run=dry_run)
     return rows
 
 

@@ -16,6 +16,7 @@ consumers' weights for the removed units are set to zero. See
 import json
 import numbers
 import os
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +30,7 @@ from ._keras import _graph
 from ._remove import _optimizer, _rules
 from ._codec._bf16 import bf16_to_float32, is_bf16_storage
 
-__all__ = ["remove_units", "RemoveResult", "TensorChange", "REMOVE_BY"]
+__all__ = ["remove_units", "RemoveResult", "UnitRemoval", "TensorChange", "REMOVE_BY"]
 
 
 class TensorChange(NamedTuple):
@@ -53,28 +54,65 @@ class TensorChange(NamedTuple):
     new_shape: tuple
 
 
-class RemoveResult(NamedTuple):
-    """Summary of :func:`remove_units`.
+class UnitRemoval(NamedTuple):
+    """What :func:`remove_units` takes out of one producer layer.
 
     Attributes
     ----------
-    src, dst : str
-        Input and output files.
     layer : str
-        The producer whose units were removed.
     removed : tuple of int
-        Removed unit (filter) indices, sorted.
+        Removed unit (filter) indices, sorted (indices of the original layer).
     units_before, units_after : int
     by : str or None
         ``"l1"`` or ``"l2"`` when the units were chosen by norm, else None.
     norms : tuple of float
         With `by`: the norms of the removed units (in `removed` order).
+    path : tuple of str
+        The layers this removal crosses, producer first, consumers last.
+    """
+
+    layer: str
+    removed: tuple
+    units_before: int
+    units_after: int
+    by: object
+    norms: tuple
+    path: tuple
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return dict(self._asdict(), removed=list(self.removed), norms=list(self.norms),
+                    path=list(self.path))
+
+
+class RemoveResult(NamedTuple):
+    """Summary of :func:`remove_units`.
+
+    Attributes
+    ----------
+    src : str
+        The input file.
+    dst : str or None
+        The output file (None with ``dry_run=True``: nothing was written).
+    layer : str or None
+        The producer whose units were removed (None when several were: see
+        `targets`).
+    removed : tuple of int
+        Removed unit (filter) indices, sorted (empty with several layers).
+    units_before, units_after : int or None
+        (None with several layers.)
+    by : str or None
+        ``"l1"`` or ``"l2"`` when the units were chosen by norm, else None.
+    norms : tuple of float
+        With `by`: the norms of the removed units (in `removed` order; empty
+        with several layers).
     tensors : tuple of TensorChange
         Every tensor that shrank: model variables, then optimizer slots.
     config : tuple of str
         The config edits, one line each (``fc1.units: 16 -> 12``).
     path : tuple of str
-        The layers the removal crossed, producer first.
+        The layers the removal crossed, producer first (with several layers:
+        each layer's path in turn, every layer once).
     params_before, params_after : int
         Model parameters (all layer variables, as ``model.count_params()``).
     optimizer : str
@@ -82,6 +120,10 @@ class RemoveResult(NamedTuple):
         sliced like their variables), ``"kept"`` (state present, no slot
         needed slicing), or ``"dropped"`` (state removed; see `warnings`).
     warnings : tuple of str
+    targets : tuple of UnitRemoval
+        One per producer layer, in the order given (one for a single layer).
+    dry_run : bool
+        True: computed only, nothing was written.
     """
 
     src: str
@@ -99,6 +141,8 @@ class RemoveResult(NamedTuple):
     params_after: int
     optimizer: str
     warnings: tuple
+    targets: tuple = ()
+    dry_run: bool = False
 
     def to_dict(self):
         """The summary as plain JSON-able Python objects."""
@@ -109,6 +153,7 @@ class RemoveResult(NamedTuple):
                           for t in self.tensors]
         for key in ("config", "path", "warnings"):
             out[key] = list(out[key])
+        out["targets"] = [t.to_dict() for t in self.targets]
         return out
 
 
@@ -251,8 +296,37 @@ def _refuse(path, msg):
 
 
 # --------------------------------------------------------------------------- public
-def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_place=False):
-    """Remove units (Dense) or filters (Conv) of one layer from a Keras model file.
+def _targets(layer, units, count):
+    """[(layer, units or None, count or None), ...] from the arguments (checked once here)."""
+    if isinstance(units, Mapping) or isinstance(count, Mapping):
+        if layer is not None:
+            raise TypeError(f"give layer= with one layer's units or count, or a mapping layer -> "
+                            f"units (or count) without layer=; got layer={layer!r} and a mapping")
+        if (units is None) == (count is None):
+            raise TypeError("give exactly one of units= and count=")
+        name, mapping = ("units", units) if units is not None else ("count", count)
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"{name} must be a mapping of layer name to {name} like the other "
+                            f"argument; got {mapping!r}")
+        if not mapping:
+            raise ValueError(f"{name} names no layer; give at least one")
+        out = []
+        for key, value in mapping.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"{name} must map layer names (non-empty str) to {name}; got the "
+                                f"key {key!r}")
+            out.append((key, value, None) if name == "units" else (key, None, value))
+        return out
+    if not isinstance(layer, str) or not layer:
+        raise TypeError(f"layer must be a layer name (a non-empty str); got {layer!r}")
+    if (units is None) == (count is None):
+        raise TypeError("give exactly one of units= and count=")
+    return [(layer, units, count)]
+
+
+def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", in_place=False,
+                 dry_run=False):
+    """Remove units (Dense) or filters (Conv) of one or several layers from a Keras model file.
 
     The producer `layer` loses kernel output columns (filters) and bias
     entries, and its config ``units``/``filters`` shrink. Pass-through layers
@@ -266,6 +340,16 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     The result computes exactly what the original computes with the
     consumers' weights for the removed units set to zero.
 
+    Several layers are removed from in one plan: ``units={"fc1": [1, 5],
+    "fc2": [0]}`` (or ``count={"fc1": 2, "fc2": 3}``). Each layer's removal is
+    planned on the original model (unit indices and norms refer to the
+    original layers) and the plans are combined: a variable that two
+    removals cut (fc2's kernel loses input rows for fc1 and output columns
+    for itself) is cut along both axes, and the optimizer state and config
+    edits of all of them are applied together. The result is the file that
+    removing the layers' units one run after the other gives. Two removals
+    that cut the same variable along the same axis are an error naming both.
+
     Parameters
     ----------
     src : str or os.PathLike
@@ -273,21 +357,29 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         (unless `in_place`).
     dst : str or os.PathLike, optional
         Output file, with the same kind of suffix as `src`. Required unless
-        `in_place`.
-    layer : str
-        Name of a top-level Dense or Conv1D/2D/3D layer.
-    units : sequence of int, optional
-        Unit (filter) indices to remove: unique, in range, not all.
-    count : int, optional
+        `in_place` or `dry_run`.
+    layer : str, optional
+        Name of a top-level Dense or Conv1D/2D/3D layer (with `units` or
+        `count` for that layer). Not with the mappings below.
+    units : sequence of int, or dict of str to sequence of int, optional
+        Unit (filter) indices to remove: unique, in range, not all. A
+        mapping gives them per layer (several layers, without `layer`).
+    count : int, or dict of str to int, optional
         Remove the `count` units with the smallest norm instead (give exactly
-        one of `units` and `count`).
+        one of `units` and `count`); a mapping gives a count per layer.
     by : {"l1", "l2"}, default "l1"
         With `count`: the norm of each unit's slice of the producer kernel,
         ``kernel[:, j]`` (Dense) or ``kernel[..., j]`` (Conv: all kernel
         positions and input channels of filter j), bias not included. Ties
-        go to the lower index.
+        go to the lower index. With several layers, every norm is taken on
+        the original kernel.
     in_place : bool, default False
         Replace `src` itself (atomically). `dst` must then be None or `src`.
+    dry_run : bool, default False
+        Plan everything and return the same summary (which units go, and
+        why; every tensor that would shrink; the config and optimizer edits)
+        with ``dst=None`` and ``dry_run=True``, but write nothing: no output,
+        no temporary file.
 
     Returns
     -------
@@ -301,7 +393,8 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
         layer, unknown layer class or model output on the way; a weights-only
         file). The message names the layer; nothing is written.
     ValueError, TypeError
-        For bad arguments (the message names the parameter and the value).
+        For bad arguments (the message names the parameter and the value),
+        and for two removals that conflict (naming both layers).
     OSError
         For an output that cannot be written (``FileNotFoundError`` when its
         folder does not exist), as in every job that writes a file.
@@ -320,35 +413,48 @@ def remove_units(src, dst=None, *, layer, units=None, count=None, by="l1", in_pl
     (68, 'none')
     >>> weightshare.remove_units(src, out, layer="fc1", count=2, by="l2").removed
     (7, 9)
+
+    Two layers in one plan, as a dry run (nothing written):
+
+    >>> res = weightshare.remove_units("tests/fixtures/keras/k3_rm_dense_dense.keras",
+    ...                                units={"fc1": [0, 1], "fc2": [3]}, dry_run=True)
+    >>> [(t.layer, t.units_before, t.units_after) for t in res.targets], res.dst
+    ([('fc1', 16, 14), ('fc2', 16, 15)], None)
+    >>> [(t.layer, t.role, t.new_shape) for t in res.tensors if t.layer == "fc2"]
+    [('fc2', 'kernel', (14, 15)), ('fc2', 'bias', (15,))]
     """
     src = _check_path(src, "src")
     in_place = check_flag(in_place, "in_place")
-    if dst is None:
-        if not in_place:
-            raise TypeError("dst is required (or pass in_place=True to replace src)")
-        dst = src
-    dst = _check_path(dst, "dst")
-    if in_place and not same_file(src, dst):
-        raise ValueError(f"in_place=True replaces src; dst must be None or {src!r}, got {dst!r}")
-    if not isinstance(layer, str) or not layer:
-        raise TypeError(f"layer must be a layer name (a non-empty str); got {layer!r}")
-    if (units is None) == (count is None):
-        raise TypeError("give exactly one of units= and count=")
+    dry_run = check_flag(dry_run, "dry_run")
+    targets = _targets(layer, units, count)
     if not isinstance(by, str) or by not in REMOVE_BY:
         raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
-    # the writer's checks, with its exceptions: a folder, a missing folder, the input as
-    # output; in place, a symlink is followed
-    dst = check_output(dst, (src,), in_place=bool(in_place))
+    if dst is None and (in_place or not dry_run):
+        if not in_place:
+            raise TypeError("dst is required (or pass in_place=True to replace src, or "
+                            "dry_run=True)")
+        dst = src
+    if dst is not None:
+        dst = _check_path(dst, "dst")
+        if in_place and not same_file(src, dst):
+            raise ValueError(f"in_place=True replaces src; dst must be None or {src!r}, got "
+                             f"{dst!r}")
+        # the writer's checks, with its exceptions: a folder, a missing folder, the input as
+        # output; in place, a symlink is followed
+        dst = check_output(dst, (src,), in_place=bool(in_place))
 
+    names = ", ".join(repr(t[0]) for t in targets)
     with _reader.open_model(src) as kf:
-        _check_suffix(kf.fmt, dst)
+        if dst is not None:
+            _check_suffix(kf.fmt, dst)
         try:
-            job = _prepare(kf, src, dst, layer, units, count, by)
-            _write(kf, src, dst, job, in_place)
+            job = _prepare(kf, src, None if dry_run else dst, targets, by)
+            if not dry_run:
+                _write(kf, src, dst, job, in_place)
         except MemoryError:
-            raise MemoryError(f"{src}: out of memory removing units of layer {layer!r} (nothing "
+            raise MemoryError(f"{src}: out of memory removing units of layer {names} (nothing "
                               "was written)") from None
-    return job.result
+    return job.result._replace(dry_run=dry_run)
 
 
 def _check_kernel(src, layer, lay, ref):
@@ -366,22 +472,15 @@ def _check_kernel(src, layer, lay, ref):
                       f"holds no values: there are no units to rank or remove")
 
 
-def _prepare(kf, src, dst, layer, units, count, by):
-    """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
-
-    config = _json.copy(kf.config)
-    try:
-        graph = _graph.build_graph(config)
-    except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
-        why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        raise _refuse(src, f"cannot read the model config: {why}") from None
+def _choose_units(kf, src, graph, layer, units, count, by, what):
+    """(n, removed, norms, by used) of one producer, after checking it."""
     if layer not in graph.layers:
         nested = _graph.find_nested(kf.config, layer)
         if nested:
             raise _refuse(src, f"cannot remove units of {layer!r}: it is inside the nested model "
                           f"{'/'.join(nested)!r}; removal does not cross a model boundary")
         known = [n for n, lay in graph.layers.items() if lay.class_name in _rules.PRODUCERS]
-        raise ValueError(f"layer={layer!r} is not a layer of {src}; layers with units: "
+        raise ValueError(f"{what} is not a layer of {src}; layers with units: "
                          f"{', '.join(known) or 'none'}")
     lay = graph.layers[layer]
     refs = kf.variables.get(layer, ())
@@ -392,19 +491,60 @@ def _prepare(kf, src, dst, layer, units, count, by):
         raise _refuse(src, f"cannot remove units of {layer!r}: the file holds no variables for it")
     _check_kernel(src, layer, lay, refs[0])
     n = int(refs[0].shape[-1])
-    norms = ()
     if units is not None:
-        removed = _check_units(units, n, layer)
-        by_used = None
-    else:
-        removed, norms = _choose(kf.read_stored(refs[0]), _check_count(count, n, layer), by)
-        by_used = by
+        return n, _check_units(units, n, layer), (), None
+    removed, norms = _choose(kf.read_stored(refs[0]), _check_count(count, n, layer), by)
+    return n, removed, norms, by
 
-    shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
+
+def _merge(plans):
+    """One plan from the plans of several producers; the same variable cut twice along the same
+    axis is a conflict (a ValueError naming both producers)."""
+    if len(plans) == 1:
+        return plans[0]
+    slices, roles, zero, owner = {}, {}, {}, {}
+    for plan in plans:
+        for key, cuts in plan.slices.items():
+            for cut in cuts:
+                other = owner.setdefault((key, cut.axis), plan.producer)
+                if other != plan.producer:
+                    raise ValueError(
+                        f"removing units of {other!r} and of {plan.producer!r} both cut "
+                        f"{key[0]}.{plan.roles[key]} along axis {cut.axis}; remove them in two "
+                        f"runs")
+            slices[key] = slices.get(key, ()) + tuple(cuts)
+            roles[key] = plan.roles[key]
+        zero.update(plan.zero)
+    path = tuple(dict.fromkeys(name for plan in plans for name in plan.path))
+    return _rules.Plan(plans[0].producer, plans[0].n_units, plans[0].removed, slices, roles, zero,
+                       tuple(e for plan in plans for e in plan.edits), path,
+                       tuple(dict.fromkeys(c for plan in plans for c in plan.consumers)))
+
+
+def _prepare(kf, src, dst, targets, by):
+    """Everything up to (not including) writing: the plan, new arrays, new config, summary."""
+
+    config = _json.copy(kf.config)
     try:
-        plan = _rules.plan_removal(graph, shapes, layer, removed)
-    except _rules.Blocked as exc:
-        raise _refuse(src, str(exc)) from None
+        graph = _graph.build_graph(config)
+    except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
+        why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise _refuse(src, f"cannot read the model config: {why}") from None
+    several = len(targets) > 1
+    shapes = {name: tuple(r.shape for r in rs) for name, rs in kf.variables.items()}
+    plans, done = [], []
+    for layer, units, count in targets:
+        what = (f"{'units' if units is not None else 'count'} names layer {layer!r}, which"
+                if several else f"layer={layer!r}")
+        n, removed, norms, by_used = _choose_units(kf, src, graph, layer, units, count, by, what)
+        try:       # every plan edits the one config copy; shapes are the original ones
+            plan = _rules.plan_removal(graph, shapes, layer, removed)
+        except _rules.Blocked as exc:
+            raise _refuse(src, str(exc)) from None
+        plans.append(plan)
+        done.append(UnitRemoval(layer, plan.removed, n, n - len(plan.removed), by_used, norms,
+                                plan.path))
+    plan = _merge(plans)
 
     data, changes, warnings = {}, [], []
     for key, slices in plan.slices.items():
@@ -418,9 +558,16 @@ def _prepare(kf, src, dst, layer, units, count, by):
     status, drop = _plan_optimizer(_rules, _optimizer.match_slots, graph, kf, plan, data, changes,
                                    warnings)
     text = json.dumps(config)
-    result = RemoveResult(src, dst, layer, plan.removed, n, n - len(plan.removed), by_used, norms,
-                          tuple(changes), plan.edits, plan.path, n_before, n_after, status,
-                          tuple(warnings))
+    if several:
+        result = RemoveResult(src, dst, None, (), None, None,
+                              by if any(t.by for t in done) else None, (), tuple(changes),
+                              plan.edits, plan.path, n_before, n_after, status, tuple(warnings),
+                              tuple(done))
+    else:
+        one = done[0]
+        result = RemoveResult(src, dst, one.layer, one.removed, one.units_before, one.units_after,
+                              one.by, one.norms, tuple(changes), plan.edits, plan.path, n_before,
+                              n_after, status, tuple(warnings), tuple(done))
     return _Job(data, drop, text, result)
 
 

@@ -383,5 +383,13 @@ def test_cli_info_shows_roles_and_cluster_names_what_it_skips(tmp_path):
     res = subprocess.run([sys.executable, "-m", "weightshare", "cluster", LLAMA, "-o", str(out),
                           "-k", "4"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
-    assert "left as they are: 5 norm" in res.stderr
+    assert res.stderr == ""           # norms are not kernel-like by design: no note
     assert "16 tensors clustered" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "weightshare", "cluster", NUMPY, "--dry-run",
+                          "-k", "4"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == (
+        "weightshare cluster: note: left as they are: layer 'embeddings.position_embeddings."
+        "weight': position (roles that are not kernel-like: target them with --roles position); "
+        "4 tensors of dtype int64, int32, uint8, bool (not float16, bfloat16, float32 or "
+        "float64: never changed)\n")

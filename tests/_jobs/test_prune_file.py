@@ -329,7 +329,8 @@ def test_cli_in_place(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--sparsity", "1"], "weightshare prune: error: sparsity must be in [0, 1); got sparsity=1.0"),
     (["--sparsity", "nan"], "weightshare prune: error: sparsity must be in [0, 1); got sparsity=nan"),
-    (["--sparsity", "x"], "weightshare prune: error: argument --sparsity: invalid float value: 'x'"),
+    (["--sparsity", "x"], "weightshare prune: error: argument --sparsity: expected a number or "
+                          "LAYER=S,... ; got 'x'"),
     ([], "weightshare prune: error: give a target: --sparsity S, --keep N or --n-m N:M"),
     (["--sparsity", "0.5", "--keep", "3"], "weightshare prune: error: argument --keep: not allowed "
                                            "with argument --sparsity"),

@@ -318,14 +318,20 @@ def test_layers_of_unknown_classes_are_named_on_stderr(tmp_path, capsys):
                      h5=rename_groups)
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == ("weightshare cluster: note: layer 'hidden' (MyDense) has "
-                                    "tensors of unknown role (var0, var1, ...): left as they "
-                                    "are; target them with --roles")
+    assert captured.err.strip() == ("weightshare cluster: note: left as they are: layer 'hidden' "
+                                    "(MyDense): var0, var1 (roles that are not kernel-like: "
+                                    "target them with --roles var0,var1)")
     assert "logits/kernel" in captured.out and "hidden" not in captured.out
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2", "--roles",
                  "var0"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "" and "hidden/var0" in captured.out
+    assert captured.err.strip() == ("weightshare cluster: note: left as they are: layer 'hidden' "
+                                    "(MyDense): var1 (roles that are not kernel-like: target "
+                                    "them with --roles var1)")
+    assert "hidden/var0" in captured.out
+    assert main(["cluster", str(src), "-o", str(tmp_path / "o.keras"), "-k", "2", "--roles",
+                 "all"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- hostile paths, signals

@@ -128,7 +128,10 @@ def test_the_validator_catches_drift():
     assert validate(reordered)
     row = {"name": "a", "layer": "a", "role": "kernel", "location": "/x", "shape_before": [2],
            "shape_after": [1]}
-    doc = {"command": "remove", "input": "m.keras", "output": "o.keras", "layer": "a",
+    target = {"layer": "a", "removed": [1], "units_before": 2, "units_after": 1, "by": None,
+              "norms": [], "path": ["a"]}
+    doc = {"command": "remove", "input": "m.keras", "output": "o.keras", "dry_run": False,
+           "targets": [target], "layer": "a",
            "removed": [1], "units_before": 2, "units_after": 1, "by": None, "norms": [],
            "crossed": ["a"], "config": [], "params_before": 2, "params_after": 1,
            "optimizer": "none", "warnings": [], "tensors": [row]}

@@ -82,7 +82,11 @@ def test_every_command_over_the_fixtures_warns_nothing(tmp_path, capsys):
             for argv in _commands(path, tmp_path):
                 assert main(argv) == 0, (argv, capsys.readouterr().err)
                 ran += 1
-    assert capsys.readouterr().err == ""
+    # no warning; only the one note per run on what a job leaves out (PReLU alpha in the zoo)
+    err = capsys.readouterr().err.splitlines()
+    assert all(re.fullmatch(r"weightshare prune: note: left as they are: layer '\w+' \(PReLU\): "
+                            r"alpha \(roles that are not kernel-like: target them with --roles "
+                            r"alpha\)", line) for line in err), err
     assert ran > 150
 
 

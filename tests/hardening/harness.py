@@ -388,9 +388,15 @@ def check_run(case, command, res, paths, before, after, out_dir, out_before, out
             if missing:
                 problems.append(f"the error line does not name {', '.join(missing)}: {lines[0]!r}")
     elif rc == 0:
-        extra = [ln for ln in lines if not ln.startswith(f"weightshare {command}: warning:")]
+        notes = [ln for ln in lines if ln.startswith(f"weightshare {command}: note: left as they "
+                                                     "are: ")]
+        extra = [ln for ln in lines if not ln.startswith(f"weightshare {command}: warning:")
+                 and ln not in notes]
         if extra:
             problems.append(f"stderr is not empty on success: {err[:2000]!r}")
+        if len(notes) > 1:
+            problems.append(f"the note on what was left out is printed {len(notes)} times: "
+                            f"{err[:2000]!r}")
     if res["leaked_fds"]:
         problems.append(f"file descriptors left open: {res['leaked_fds']}")
     if res["seconds"] > CASE_SECONDS:

@@ -29,7 +29,7 @@ from ._h5check import check_local, raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
 from ._zip import clone_info, write_zip
 
-__all__ = ["rewrite", "check_destination", "TensorRewrite"]
+__all__ = ["rewrite", "dry_rewrite", "check_destination", "TensorRewrite"]
 
 _CHUNK = 1 << 20
 
@@ -328,6 +328,35 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
             except (zipfile.BadZipFile, RuntimeError, KeyError, EOFError) as exc:
                 raise FileFormatError(src, f"cannot be rewritten ({type(exc).__name__}: "
                                            f"{' '.join(str(exc).split())})") from None
+
+
+def dry_rewrite(src, fn, *, select=None, progress=None):
+    """What :func:`rewrite` would do, without writing anything (no output, no temporary file).
+
+    Every format (safetensors too): each selected tensor is read, passed to
+    `fn` and its new values converted to the stored dtype exactly as the
+    writer converts them; the rows are those :func:`rewrite` returns.
+    """
+    src = os.fspath(src)
+    with open_weights(src) as wf:
+        records = [r for r in wf.records if select is None or select(r)]
+        rows = []
+        for done, record in enumerate(records, 1):
+            with _one_tensor(src, record):
+                old = wf.read(record)
+                new = _call(fn, record, old, src)
+                bf16 = record.dtype == "bfloat16"      # compared as the file holds them: bits
+                before = float32_to_bf16_bits(old) if bf16 else old
+                stored = None
+                if new is not None:
+                    try:
+                        stored = _stored(new, before.dtype, record)
+                    except (ValueError, TypeError) as exc:
+                        raise FileFormatError(src, str(exc), record.location) from None
+                rows.append(_summary(record, before, stored))
+            if progress is not None:
+                progress(done, len(records), record)
+    return rows
 
 
 def _rewrite_into(wf, src, dst, tmp, fn, records, progress):

@@ -8,14 +8,16 @@ and the array core (:mod:`weightshare.prune`). It imports h5py through them;
 
 import math
 import os
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
-from .._base._validation import check_flag, check_weights
+from .._base._validation import check_flag, check_fraction, check_int, check_weights
 from ..errors import TensorArgumentError
 from .._keras._roles import output_axis
-from ..files import FLOAT_DTYPE_NAMES, read_weights, select_weights, transform_file
+from ..files import (FLOAT_DTYPE_NAMES, JobRows, per_layer, read_weights, select_weights,
+                     skipped_weights, transform_file)
 from ..prune import apply_mask, check_prune_args, prune, prune_global
 
 __all__ = ["PruneSummary", "prune_file"]
@@ -83,9 +85,23 @@ def _threshold(t):
     return float(t.min()) if t.size else math.inf
 
 
+def _targets(sparsity, keep, global_):
+    """(name, mapping) of a per-layer target, or None for one target for every tensor."""
+    if not isinstance(sparsity, Mapping) and not isinstance(keep, Mapping):
+        return None
+    if sparsity is not None and keep is not None:
+        raise ValueError("give exactly one of sparsity or keep; got both (sparsity="
+                         f"{sparsity!r}, keep={keep!r})")
+    name = "sparsity" if sparsity is not None else "keep"
+    if global_:
+        raise ValueError(f"global_=True ranks magnitudes across tensors with one {name}; got a "
+                         f"per-layer mapping {name}={dict(sparsity or keep)!r}")
+    return name, sparsity if sparsity is not None else keep
+
+
 def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None,
                roles=("kernel",), per_channel=False, n_m=None, block=None, in_place=False,
-               progress=None):
+               progress=None, dry_run=False):
     """Magnitude-prune the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -95,14 +111,20 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         output is written to a temporary file and renamed into place, and
         everything not pruned stays byte-identical (see
         :func:`weightshare.transform_file`).
-    sparsity : float in [0, 1), optional
+    sparsity : float in [0, 1), or dict of str to float, optional
         Fraction of zeros wanted in each targeted tensor (over all of them
-        together with `global_`); existing zeros count.
-    keep : int >= 0, optional
+        together with `global_`); existing zeros count. A mapping gives the
+        sparsity per layer name (or nested path), as ``k`` of
+        :func:`weightshare.cluster_file` does: layers it leaves out are not
+        pruned, a key may be a glob pattern (``{"fc1": 0.9, "*": 0.5}``: fc1
+        0.9, every other targeted layer 0.5), an exact name wins over a
+        pattern, and a name that is not a targeted layer is an error listing
+        those that are. Not with `global_`.
+    keep : int >= 0, or dict of str to int, optional
         Non-zeros kept in each targeted tensor (in all of them together with
         `global_`): exactly `keep`, or fewer if it had fewer (a tensor
-        smaller than `keep` keeps all its non-zeros). Give exactly one of
-        `sparsity` and `keep`, or `n_m`.
+        smaller than `keep` keeps all its non-zeros); per layer as
+        `sparsity`. Give exactly one of `sparsity` and `keep`, or `n_m`.
     global_ : bool, default False
         One magnitude threshold across all targeted tensors
         (:func:`weightshare.prune_global`; ties go to the tensor earlier in
@@ -129,12 +151,17 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         followed to the real file, a file with several hard links refused).
     progress : callable(done, total, record), optional
         Called after each tensor (the CLI's progress bar).
+    dry_run : bool, default False
+        Compute everything and return the same rows as a real run, but
+        write nothing (no output, no temporary file); `dst` may be None.
 
     Returns
     -------
-    list of PruneSummary
-        One row per pruned tensor, in file order: size, non-zeros before and
-        after, threshold.
+    JobRows of PruneSummary
+        A list: one row per pruned tensor, in file order: size, non-zeros
+        before and after, threshold. ``.skipped`` lists the weights of the
+        targeted layers left as they are (:class:`weightshare.SkippedWeight`),
+        ``.dry_run`` whether anything was written.
 
     Raises
     ------
@@ -162,36 +189,59 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     >>> rows = weightshare.prune_file(digits, out, keep=1000, global_=True)
     >>> sum(r.nonzero_after for r in rows), len({r.threshold for r in rows})
     (1000, 1)
+    >>> rows = weightshare.prune_file("examples/digits.keras", None, sparsity={"fc1": 0.9,
+    ...                               "*": 0.5}, dry_run=True)
+    >>> [(r.tensor, r.nonzero_after) for r in rows], rows.dry_run
+    ([('fc1/kernel', 409), ('fc2/kernel', 1024), ('out/kernel', 160)], True)
     """
     structure = [name for name, v in (("per_channel", per_channel), ("n_m", n_m),
                                       ("block", block)) if v not in (None, False)]
     global_ = check_flag(global_, "global_")
     per_channel = check_flag(per_channel, "per_channel")
+    dry_run = check_flag(dry_run, "dry_run")
     if len(structure) > 1:
         raise ValueError(f"give at most one of per_channel, n_m and block; got "
                          f"{' and '.join(structure)}")
     if global_ and structure:
         raise ValueError(f"global_=True ranks magnitudes across tensors; it does not combine "
                          f"with {structure[0]}")
-    sparsity, keep, _, _ = check_prune_args(None, sparsity, keep, block=block, n_m=n_m)
+    per_layer_target = None if n_m is not None else _targets(sparsity, keep, global_)
+    if per_layer_target is None:
+        sparsity, keep, _, _ = check_prune_args(None, sparsity, keep, block=block, n_m=n_m)
+    elif block is not None:                 # the targets are checked per layer below
+        check_prune_args(None, keep=0, block=block)
 
     records = read_weights(src, values=bool(global_))
     if not records:
         raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to prune")
-    chosen = [r for r in select_weights(records, layers=layers, roles=roles)
+    selected = select_weights(records, layers=layers, roles=roles)
+    skipped = skipped_weights(records, selected, layers=layers, roles=roles)
+    chosen = [r for r in selected
               if r.dtype in FLOAT_DTYPE_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
+    if per_layer_target is None:
+        targets = {r.name: (sparsity, keep) for r in chosen}
+    else:
+        name, mapping = per_layer_target
+        check = check_fraction if name == "sparsity" else (lambda v, label: check_int(v, label, 0))
+        value_of = per_layer(mapping, [r for r in selected if r.dtype in FLOAT_DTYPE_NAMES],
+                              name, check)
+        targets = {r.name: ((v, None) if name == "sparsity" else (None, v)) for r in chosen
+                   for v in [value_of(r)] if v is not None}
+        chosen = [r for r in chosen if r.name in targets]
     axes = {r.name: (_channel_axis(r) if per_channel else None) for r in chosen}
     if global_:
-        return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress)
+        return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress,
+                                  JobRows(skipped=skipped, dry_run=dry_run))
     for r in chosen:
-        _check_tensor(r, sparsity, keep, axes[r.name], block, n_m)
+        _check_tensor(r, *targets[r.name], axes[r.name], block, n_m)
 
-    rows = []
+    rows = JobRows(skipped=skipped, dry_run=dry_run)
 
     def fn(record, values):
         check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
+        s, k = targets[record.name]
         try:                                # the arguments' fault: TensorArgumentError
-            res = prune(values, sparsity=sparsity, keep=keep, axis=axes[record.name],
+            res = prune(values, sparsity=s, keep=k, axis=axes[record.name],
                         block=block, n_m=n_m)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
@@ -202,15 +252,15 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
 
     names = {r.name for r in chosen}
     transform_file(src, dst, fn, select=lambda r: r.name in names, in_place=in_place,
-                   progress=progress)
+                   progress=progress, dry_run=dry_run)
     return rows
 
 
-def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress):
+def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress, rows):
     """Pass 1: one threshold from every targeted tensor's magnitudes; pass 2: rewrite."""
     by_name = {r.name: r for r in records}
     tensors = {r.name: by_name[r.name].value for r in chosen}
-    rows, masks = [], {}
+    masks = {}
     if tensors:
         try:
             results = prune_global(tensors, sparsity=sparsity, keep=keep)
@@ -237,7 +287,7 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
         return apply_mask(values, mask)
 
     transform_file(src, dst, fn, select=lambda r: r.name in masks, in_place=in_place,
-                   progress=progress)
+                   progress=progress, dry_run=rows.dry_run)
     return rows
 
 

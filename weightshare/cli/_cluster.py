@@ -2,14 +2,14 @@
 
 import argparse
 import math
-import sys
 import textwrap
 
 import weightshare
 
 from ._common import (Progress, add_rewrite_options, add_target_options, json_document,
-                      output_name, parse_k, parse_k_map, parse_seed, plural, print_json, print_table, printable,
-                      stdout_may_close)
+                      note_skipped, output_name, parse_k, parse_k_map, parse_seed, plural,
+                      print_json, print_table, printable, skipped_json, stdout_may_close,
+                      with_default)
 
 
 def register(sub):
@@ -21,7 +21,11 @@ def register(sub):
                     "write OUT in the same format with everything else byte-identical. Zeros "
                     "stay exactly zero unless --no-keep-zeros. MODEL is never modified; OUT is "
                     "written to a temporary file and renamed into place. Prints, per tensor: "
-                    "shape, k, distinct values before -> after, zeros before -> after, SSE.", 79),
+                    "shape, k, distinct values before -> after, zeros before -> after, SSE. "
+                    "Weights of the targeted layers that are left as they are (roles that are "
+                    "not kernel-like, such as a custom layer's, or integer dtypes) are named in "
+                    "one note on stderr. --dry-run computes and prints everything and writes "
+                    "nothing.", 79),
         epilog="examples:\n"
                "  weightshare cluster model.keras -o model-k8.keras -k 8\n"
                "  weightshare cluster model.h5 -o small.h5 -k 8 --k fc1=16,out=32\n"
@@ -35,12 +39,14 @@ def register(sub):
                         "checkpoint's model.safetensors.index.json or folder (then OUT is a new "
                         "folder)")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (same suffix as MODEL); required unless --in-place")
+                   help="output file (same suffix as MODEL); required unless --in-place or "
+                        "--dry-run")
     p.add_argument("-k", dest="k", type=parse_k, metavar="K",
                    help="shared values per tensor, zero included (e.g. 8)")
     p.add_argument("--k", dest="k_map", type=parse_k_map, metavar="LAYER=K,...",
                    help="k per layer, e.g. fc1=16,fc2=8: overrides -k for those layers; without "
-                        "-k only the layers named are clustered")
+                        "-k only the layers named are clustered; a name may be a glob pattern "
+                        "(fc1=16,*=8 is the same as -k 8 --k fc1=16)")
     p.add_argument("--init", default=None,
                    choices=["linear", "density", "random", "forgy", "kmeans++"],
                    help="initial centroids for --method lloyd (default: linear; kmeans++ is "
@@ -70,7 +76,7 @@ def register(sub):
     add_rewrite_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
-                        "total and one row per tensor")
+                        "dry_run, total, one row per tensor, and the weights skipped")
     p.set_defaults(func=run)
 
 
@@ -86,58 +92,11 @@ def _group_size(text):
 
 
 def _k(args):
-    """The k argument of cluster_file from -k and --k."""
-    default, per_layer = args.k, dict(args.k_map or {})
-    if isinstance(default, dict):            # -k fc1=16,fc2=8 (same as --k)
-        per_layer = {**default, **per_layer}
-        default = None
-    if default is None and not per_layer:
+    """The k argument of cluster_file from -k and --k (no file read: the library resolves it)."""
+    k = with_default(args.k, args.k_map)
+    if k is None:
         raise ValueError("give -k K (e.g. -k 8) and/or --k LAYER=K,...")
-    if not per_layer:
-        return default
-    if default is None:
-        return per_layer
-    # -k for every targeted layer, --k for those it names
-    import weightshare.files     # the file API loads on first use
-    floats = weightshare.files.FLOAT_DTYPE_NAMES
-    records = weightshare.read_weights(args.model, values=False)
-    chosen = weightshare.select_weights(records, layers=args.layers, roles=args.roles)
-    layers = dict.fromkeys(r.layer for r in chosen if r.dtype in floats)
-    out = {name: default for name in layers}
-    for name, value in per_layer.items():
-        top = next((r.layer for r in chosen if r.path == name), name)
-        if top in out and top != name:      # a nested path overrides its top-level layer
-            del out[top]
-            for r in chosen:
-                if r.layer == top and r.path != name and r.dtype in floats:
-                    out.setdefault(r.path, default)
-        out[name] = value
-    return out
-
-
-def _unknown_layers(path):
-    """Layers whose class has no known variable order (their tensors are var0, var1, ...)."""
-    records = weightshare.read_weights(path, values=False)
-    return dict.fromkeys((r.path, r.layer_class) for r in records
-                         if r.role.startswith("var") and r.role[3:].isdigit())
-
-
-def _note_skipped(path):
-    """safetensors: say which tensors the default roles leave as they are, and why."""
-    if not weightshare.file_format(path).startswith("safetensors"):
-        return
-    records = weightshare.read_weights(path, values=False)
-    counts = {}
-    for r in records:
-        if r.kind != "kernel":
-            counts[r.role] = counts.get(r.role, 0) + 1
-        elif r.dtype.startswith("float8"):
-            counts["float8 (not rounded to float8)"] = counts.get(
-                "float8 (not rounded to float8)", 0) + 1
-    if counts:
-        print(printable("weightshare cluster: note: left as they are: " + ", ".join(
-            f"{n} {role}" for role, n in counts.items()) + " (target roles with --roles)"),
-            file=sys.stderr)
+    return k
 
 
 def _json_row(r):
@@ -149,17 +108,11 @@ def _json_row(r):
 
 
 def run(args):
-    if args.output is None and not args.in_place:
-        raise ValueError("give -o OUT, or --in-place to replace MODEL")
+    if args.output is None and not args.in_place and not args.dry_run:
+        raise ValueError("give -o OUT, or --in-place to replace MODEL (or --dry-run)")
     k = _k(args)
-    if args.roles == ["kernel"]:
-        for path, cls in _unknown_layers(args.model):
-            print(printable(f"weightshare cluster: note: layer {path!r} ({cls or 'unknown class'}) "
-                            "has tensors of unknown role (var0, var1, ...): left as they are; "
-                            "target them with --roles"), file=sys.stderr)
-    if args.roles == ["kernel"]:
-        _note_skipped(args.model)
-    dst = output_name(args)
+    dst = None if args.dry_run and args.output is None and not args.in_place else \
+        output_name(args)
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
@@ -168,16 +121,26 @@ def run(args):
                                         group_size=args.group_size,
                                         per_channel_scale=args.per_channel_scale,
                                         lut_dtype=args.lut_dtype, random_state=args.seed,
-                                        in_place=args.in_place, progress=progress)
+                                        in_place=args.in_place, progress=progress,
+                                        dry_run=args.dry_run)
     finally:
         progress.close()
+    note_skipped("cluster", rows.skipped)
+    if args.dry_run:
+        dst = None
     with stdout_may_close(written=dst):
         if args.json:
             print_json(json_document("cluster", args.model, dst, map(_json_row, rows), {
+                "dry_run": args.dry_run,
                 "total": {"size": sum(math.prod(r.shape) for r in rows),
-                          "sse": sum(r.sse for r in rows)}}))
+                          "sse": sum(r.sse for r in rows)},
+                "skipped": skipped_json(rows.skipped)}))
             return 0
-        print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} clustered"))
+        if args.dry_run:
+            print(printable(f"{args.model}: {plural(len(rows), 'tensor')} would be clustered "
+                            "(dry run: nothing written)"))
+        else:
+            print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} clustered"))
         print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",
                      "SSE"],
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.k,

@@ -18,7 +18,8 @@ import sys
 from ..errors import printable
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_document", "json_plain",
-           "Progress", "parse_k", "parse_k_map", "parse_list",
+           "Progress", "parse_k", "parse_k_map", "parse_list", "per_layer", "add_dry_run",
+           "with_default", "note_skipped", "skipped_json",
            "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
            "printable"]
 
@@ -170,6 +171,36 @@ def parse_list(text):
     return items
 
 
+def per_layer(convert, scalar, metavar):
+    """An argparse type: one value, or per-layer values ``LAYER=V,...`` (dict in file order).
+
+    The one syntax of per-layer targets (``-k``/``--k`` of cluster, ``--sparsity`` and
+    ``--keep`` of prune). `convert` turns the text of a value into the value
+    (``ValueError`` when it cannot); `scalar` names one value in the error message
+    ("an integer"), `metavar` the value in ``LAYER=V`` ("K"). A layer name may be a
+    glob pattern: ``fc1=16,*=8`` gives fc1 16 and every other targeted layer 8.
+    """
+    def parse(text):
+        try:
+            if "=" not in text:
+                return convert(text)
+            out = {}
+            for part in parse_list(text):
+                name, _, value = part.partition("=")
+                if not name.strip() or name.strip() in out:
+                    raise ValueError(name)
+                out[name.strip()] = convert(value)
+            return out
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"expected {scalar} or LAYER={metavar},... ; got "
+                                             f"{text!r}") from None
+    return parse
+
+
+#: '8' -> 8, 'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)
+parse_k = per_layer(int, "an integer", "K")
+
+
 def parse_k_map(text):
     """'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)."""
     out = parse_k(text)
@@ -178,20 +209,53 @@ def parse_k_map(text):
     return out
 
 
-def parse_k(text):
-    """'8' -> 8, 'fc1=16,fc2=8' -> {'fc1': 16, 'fc2': 8} (argparse type)."""
-    try:
-        if "=" not in text:
-            return int(text)
-        out = {}
-        for part in parse_list(text):
-            name, _, value = part.partition("=")
-            if not name.strip() or name.strip() in out:
-                raise ValueError(name)
-            out[name.strip()] = int(value)
-        return out
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or LAYER=K,... ; got {text!r}") from None
+def with_default(default, per_layer_values):
+    """A job's per-layer argument from one value for every targeted layer and some per layer.
+
+    ``(8, {'fc1': 16})`` -> ``{'fc1': 16, '*': 8}``: the glob ``*`` comes last, so the
+    named layers keep their own value (the library's rule: exact names win over patterns).
+    """
+    if isinstance(default, dict):            # -k fc1=16,fc2=8 (same as --k)
+        per_layer_values = {**default, **(per_layer_values or {})}
+        default = None
+    if not per_layer_values:
+        return default
+    if default is None:
+        return dict(per_layer_values)
+    return {**per_layer_values, "*": default}
+
+
+def note_skipped(command, skipped):
+    """One note on stderr naming the weights a job left as they are, and how to target them.
+
+    `skipped`: the job's :class:`weightshare.SkippedWeight` rows (every format gives them).
+    """
+    by_role = [s for s in skipped if s.reason == "role"]
+    parts = []
+    if by_role:
+        layers = {}
+        for s in by_role:
+            layers.setdefault((s.layer, s.layer_class), []).append(s.role)
+        shown = [f"layer {name!r}" + (f" ({cls})" if cls else "") + ": "
+                 + ", ".join(dict.fromkeys(roles)) for (name, cls), roles in layers.items()]
+        if len(shown) > 6:
+            shown = shown[:5] + [f"{len(shown) - 5} more layers"]
+        roles = ",".join(dict.fromkeys(s.role for s in by_role))
+        parts.append(f"{'; '.join(shown)} (roles that are not kernel-like: target them with "
+                     f"--roles {roles})")
+    by_dtype = [s for s in skipped if s.reason != "role"]
+    if by_dtype:
+        dtypes = ", ".join(dict.fromkeys(s.dtype for s in by_dtype))
+        parts.append(f"{plural(len(by_dtype), 'tensor')} of dtype {dtypes} (not float16, "
+                     f"bfloat16, float32 or float64: never changed)")
+    if parts:
+        print(printable(f"weightshare {command}: note: left as they are: " + "; ".join(parts)),
+              file=sys.stderr)
+
+
+def skipped_json(skipped):
+    """The ``skipped`` list of a command's JSON."""
+    return [s.to_dict() for s in skipped]
 
 
 def parse_seed(text):
@@ -221,3 +285,12 @@ def add_rewrite_options(p):
                    help="replace MODEL itself (still written atomically); a symlink is followed "
                         "and the real file replaced; a file with several hard links is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dry_run(p)
+
+
+def add_dry_run(p):
+    """--dry-run: compute and print everything, write nothing."""
+    p.add_argument("--dry-run", action="store_true",
+                   help="compute and print everything (the same table or JSON, with "
+                        '"dry_run": true and "output": null), write nothing: no output, no '
+                        "temporary file; -o is then optional")

@@ -28,6 +28,12 @@ COMMON = {"command": str, "input": str, "output": (str, None)}
 
 _SHAPE = [int]
 _NUMBER = (float, None)     # null: undefined or beyond the float64 range
+#: a weight a job left as it is, and why (``cluster`` and ``prune``)
+_SKIPPED = {"name": str, "layer": str, "layer_class": (str, None), "role": str, "dtype": str,
+            "reason": str}
+#: the units taken out of one layer (``remove``; several with repeated --layer)
+_TARGET = {"layer": str, "removed": [int], "units_before": int, "units_after": int,
+           "by": (str, None), "norms": [_NUMBER], "path": [str]}
 
 SCHEMA = {
     "info": {
@@ -37,21 +43,25 @@ SCHEMA = {
                    "location": str},
     },
     "cluster": {
-        "fields": {"total": {"size": int, "sse": _NUMBER}},
+        "fields": {"dry_run": bool, "total": {"size": int, "sse": _NUMBER},
+                   "skipped": [_SKIPPED]},
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "k": int, "distinct_before": int, "distinct_after": int,
                    "zeros_before": int, "zeros_after": int, "sse": _NUMBER},
     },
     "prune": {
-        "fields": {"global": bool,
+        "fields": {"dry_run": bool, "global": bool,
                    "total": {"size": int, "nonzeros_before": int, "nonzeros_after": int,
-                             "sparsity": float}},
+                             "sparsity": float},
+                   "skipped": [_SKIPPED]},
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "nonzeros_before": int, "nonzeros_after": int,
                    "sparsity": float, "threshold": _NUMBER},
     },
     "remove": {
-        "fields": {"layer": str, "removed": [int], "units_before": int, "units_after": int,
+        "fields": {"dry_run": bool, "targets": [_TARGET],
+                   "layer": (str, None), "removed": [int], "units_before": (int, None),
+                   "units_after": (int, None),
                    "by": (str, None), "norms": [_NUMBER], "crossed": [str], "config": [str],
                    "params_before": int, "params_after": int, "optimizer": str,
                    "warnings": [str]},
