@@ -16,8 +16,9 @@ With plain SGD at learning rate ``lr`` the mean rule is exactly SGD on the
 shared value with learning rate ``lr / n`` (``n`` the cluster's size): the
 mean of ``c - lr * g_i`` is ``c - lr * mean(g_i)``. Training the shared values
 as variables (TFMOT's ``cluster_weights``, Deep Compression) gives a centroid
-the *sum* of its members' gradients instead; with Adam, which normalises each
-variable's step, both move a shared value by about ``lr`` per step.
+the *sum* of its members' gradients instead. With Adam each member's step is
+normalised on its own, so the mean moves by at most about ``lr`` per step
+(less when the members disagree). docs/training.md compares the two.
 
 This is core weightshare: NumPy arrays in, NumPy arrays out; no framework is
 imported. ``weightshare.keras.KeepStructure`` calls it from a Keras callback;
