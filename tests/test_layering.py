@@ -6,9 +6,12 @@ placed in a layer by its folder (:data:`LAYERS`, lowest first). The rules:
 
 - arrows point down: a module imports only modules of its own layer or below;
 - third-party imports: NumPy everywhere, h5py only under ``_io/``, matplotlib
-  only in ``plot.py``, Hypothesis only in ``testing/``, no framework anywhere;
-  the standard library's ``zipfile`` is a file format too, so only ``_io/``;
-- the CLI imports only public names of the package (and its own helpers);
+  only in ``plot.py``, Hypothesis only in ``testing/``, no framework anywhere but
+  ``weightshare/keras.py`` (Keras callbacks; it imports ``keras`` or ``tf_keras``,
+  and nothing imports it: not ``weightshare/__init__.py``, not its lazy table, no
+  other module); the standard library's ``zipfile`` is a file format too, so only
+  ``_io/``;
+- the CLI and ``weightshare.keras`` import only public names of the package;
 - no import circles (imports inside functions and the lazy table of
   ``weightshare/__init__.py`` count as arrows), and at most :data:`MAX_DEPTH`
   levels (arrows) from ``weightshare.__main__`` to a leaf, counted between
@@ -37,7 +40,7 @@ STDLIB = set(sys.stdlib_module_names)
 LAYERS = (
     ("base", ("weightshare.errors", "weightshare._base", "weightshare.examples"), {"numpy"}),
     ("core", ("weightshare._kmeans", "weightshare._codec", "weightshare.cluster",
-              "weightshare.prune", "weightshare.encode"), {"numpy"}),
+              "weightshare.prune", "weightshare.encode", "weightshare.structure"), {"numpy"}),
     ("keras vocabulary", ("weightshare._keras",), {"numpy"}),
     ("forward kernels", ("weightshare._forward", "weightshare.forward"), {"numpy"}),
     ("file adapters", ("weightshare._io",), {"numpy", "h5py"}),
@@ -46,8 +49,10 @@ LAYERS = (
     ("measurement", ("weightshare.report", "weightshare.compare", "weightshare.plot"),
      {"numpy", "matplotlib"}),
     ("faces", ("weightshare.testing", "weightshare.cli", "weightshare.__main__",
-               "weightshare.__init__"), {"numpy", "hypothesis"}),
+               "weightshare.__init__", "weightshare.keras"), {"numpy", "hypothesis"}),
 )
+#: the one module that may import a framework, and which ones (only when a user imports it)
+FRAMEWORK_HOMES = {"weightshare.keras": {"keras", "tf_keras"}}
 ONLY_IN = {"h5py": ("weightshare._io",), "zipfile": ("weightshare._io",),
            "matplotlib": ("weightshare.plot",), "hypothesis": ("weightshare.testing",)}
 MAX_DEPTH = 7
@@ -128,15 +133,41 @@ def test_arrows_point_down(module):
     assert not up, f"{module} ({LAYERS[layer_of(module)][0]}) imports from higher layers: {up}"
 
 
+def third_party_violations(module, outer):
+    """What is wrong with `module` importing the top-level names `outer` (empty: nothing)."""
+    frameworks = FRAMEWORK_HOMES.get(module, set())
+    wrong = [f"imports a framework: {sorted(outer & FRAMEWORKS - frameworks)}"] \
+        if outer & FRAMEWORKS - frameworks else []
+    allowed = LAYERS[layer_of(module)][2] | STDLIB | frameworks
+    if not outer <= allowed:
+        wrong.append(f"imports {sorted(outer - allowed)}")
+    wrong += [f"imports {name}" for name, homes in ONLY_IN.items()
+              if name in outer and not any(_under(module, h) for h in homes)]
+    return wrong
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_third_party_imports_stay_in_their_layer(module):
     _, outer, _ = imports_of(module)
-    allowed = LAYERS[layer_of(module)][2] | STDLIB
-    assert not outer & FRAMEWORKS, f"{module} imports a framework: {sorted(outer & FRAMEWORKS)}"
-    assert outer <= allowed, f"{module} imports {sorted(outer - allowed)}"
-    for name, homes in ONLY_IN.items():
-        if name in outer:
-            assert any(_under(module, h) for h in homes), f"{module} imports {name}"
+    wrong = third_party_violations(module, outer)
+    assert not wrong, f"{module}: {'; '.join(wrong)}"
+
+
+@pytest.mark.parametrize("module, outer", [
+    ("weightshare.files", {"numpy", "keras"}), ("weightshare.structure", {"tensorflow"}),
+    ("weightshare.cli._prune", {"tf_keras"}), ("weightshare.keras", {"torch"}),
+    ("weightshare.keras", {"tensorflow"}), ("weightshare.keras", {"h5py"})])
+def test_the_rule_refuses_a_framework_anywhere_but_in_its_home(module, outer):
+    assert third_party_violations(module, outer)
+
+
+def test_weightshare_keras_imports_keras_and_only_a_user_imports_it():
+    assert third_party_violations("weightshare.keras", {"numpy", "keras", "tf_keras", "os"}) == []
+    assert {"keras", "tf_keras"} <= imports_of("weightshare.keras")[1]
+    import weightshare
+    assert "keras" not in weightshare._LAZY.values() and "keras" not in weightshare.__all__
+    importers = sorted(m for m in MODULES if "weightshare.keras" in imports_of(m)[0])
+    assert importers == [], f"{importers} import weightshare.keras"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES
@@ -155,7 +186,8 @@ def test_optional_packages_are_imported_inside_functions(module):
     assert top <= allowed, f"{module} imports {sorted(top - allowed)} at top level"
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, "weightshare.cli")))
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, "weightshare.cli")
+                                          or m == "weightshare.keras"))
 def test_the_cli_uses_only_public_names(module):
     _, _, names = imports_of(module)
     for target, name in names:
@@ -247,6 +279,7 @@ def test_importing_and_clustering_loads_no_framework_and_no_h5py():
     code = ("import sys, numpy as np, weightshare\n"
             "weightshare.cluster(np.linspace(-1, 1, 100), 4)\n"
             "weightshare.init_centroids(np.linspace(-1, 1, 100), 4)\n"
+            "weightshare.structure_of(np.linspace(-1, 1, 100)).project(np.ones(100))\n"
             f"bad = [m for m in {forbidden!r} if m in sys.modules]\n"
             "print(','.join(bad))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

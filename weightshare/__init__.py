@@ -14,6 +14,7 @@ from .cluster import ClusterResult, assign, cluster, init_centroids
 from .prune import (PruneResult, SparsitySchedule, apply_mask, prune, prune_global,
                     sparsity_schedule)
 from .encode import BlobInfo, EncodedSizes, blob_info, decode, encode, encoded_sizes
+from .structure import Structure, TensorStructure, structure_of
 # measurement and models (h5py only when a file is read; matplotlib only when plotting)
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
@@ -23,6 +24,7 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "PruneResult", "SparsitySchedule", "apply_mask", "prune", "prune_global",
            "sparsity_schedule",
            "BlobInfo", "EncodedSizes", "blob_info", "decode", "encode", "encoded_sizes",
+           "Structure", "TensorStructure", "structure_of",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
            "examples"]

@@ -1,21 +1,24 @@
-"""Keep pruned weights at zero while training: Keras callbacks around ``weightshare.apply_mask``.
+"""Keep pruned weights at zero while training: ``weightshare.keras.KeepStructure`` and ``PruneDuring``.
 
 The question this answers: "I want at most 200 non-zero weights in this embedding matrix, but
 training keeps turning the zeros I set back into non-zeros." It does, because the optimizer
 updates every weight that gets a gradient (and Adam's momentum keeps moving them). The fix is
-framework-free: prune once with ``weightshare.prune``, keep the mask, and put the zeros back with
-``weightshare.apply_mask`` after every optimizer step.
+framework-free: prune once with ``weightshare.prune``, and put the structure back after every
+optimizer step (``weightshare.structure_of(...).project``); ``weightshare.keras.KeepStructure``
+is that callback.
 
-weightshare never imports Keras; this example does. Run it with a Keras 3 interpreter (any
-backend) with weightshare importable, for example from the repository root::
+``import weightshare`` never imports Keras; ``weightshare.keras`` does (``keras``, or
+``tf_keras`` when ``TF_USE_LEGACY_KERAS=1``). Run it with a Keras 3 interpreter (any backend) or
+tf-keras 2, with weightshare importable, for example from the repository root::
 
     KERAS_BACKEND=jax PYTHONPATH=. python docs/examples/keras_mask_callback.py --check
+    TF_USE_LEGACY_KERAS=1 PYTHONPATH=. python docs/examples/keras_mask_callback.py --check
 
 It trains a small Embedding model three ways and prints one JSON line:
 
 1. pruned to 200 non-zeros, trained without a callback: the zeros come back;
-2. the same with ``KeepPruned``: exactly 200 non-zeros, at the same positions;
-3. ``GradualPruning`` with a polynomial schedule (TFMOT's formula) ending at sparsity 0.875 of the
+2. the same with ``KeepStructure``: exactly 200 non-zeros, at the same positions;
+3. ``PruneDuring`` with a polynomial schedule (TFMOT's formula) ending at sparsity 0.875 of the
    1,600 weights: exactly 200 non-zeros at the end.
 
 ``--check`` exits with status 1 unless 2 and 3 hold exactly 200 non-zeros (and 1 more).
@@ -28,72 +31,14 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import weightshare  # noqa: E402
+from weightshare.keras import KeepStructure, PruneDuring, keras  # noqa: E402
 
 
 def _numpy(variable):
-    return np.asarray(keras.ops.convert_to_numpy(variable))
-
-
-class KeepPruned(keras.callbacks.Callback):
-    """Re-apply fixed pruning masks after every training batch.
-
-    Parameters
-    ----------
-    masks : dict of variable path -> bool ndarray
-        ``{"embed/embeddings": weightshare.prune(w, keep=200).mask}``; True where a weight
-        may be non-zero. Paths are Keras 3 ``variable.path``.
-    """
-
-    def __init__(self, masks):
-        super().__init__()
-        self.masks = dict(masks)
-
-    def on_train_batch_end(self, batch, logs=None):
-        # With the JAX backend, reading self.model first writes the training state back
-        # into the variables, and Keras picks our assignments up before the next step.
-        model = self.model
-        for v in model.weights:
-            mask = self.masks.get(v.path)
-            if mask is not None:
-                v.assign(weightshare.apply_mask(_numpy(v), mask))
-
-
-class GradualPruning(keras.callbacks.Callback):
-    """Prune the named variables along a ``weightshare.sparsity_schedule``, keep them pruned.
-
-    At every step where ``schedule.should_prune(step)`` (step = optimizer iterations), the
-    variable is pruned to ``schedule(step)`` by magnitude, starting from its current (already
-    masked) values, so the masks only ever shrink; after every batch the current mask is
-    re-applied.
-    """
-
-    def __init__(self, paths, schedule):
-        super().__init__()
-        self.paths = set(paths)
-        self.schedule = schedule
-        self.masks = {}
-
-    def on_train_batch_begin(self, batch, logs=None):
-        model = self.model
-        step = int(_numpy(model.optimizer.iterations))
-        if not self.schedule.should_prune(step):
-            return
-        for v in model.weights:
-            if v.path in self.paths:
-                res = weightshare.prune(_numpy(v), sparsity=self.schedule(step))
-                self.masks[v.path] = res.mask
-                v.assign(res.values)
-
-    def on_train_batch_end(self, batch, logs=None):
-        model = self.model
-        for v in model.weights:
-            mask = self.masks.get(v.path)
-            if mask is not None:
-                v.assign(weightshare.apply_mask(_numpy(v), mask))
+    return np.asarray(variable.numpy())
 
 
 def build_model(vocab=100, dim=16, seed=0):
@@ -122,6 +67,7 @@ def embedding_variable(model):
 def run(steps=30, keep=200, batch_size=8):
     x, y = data(steps, batch_size)
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(),
+           "legacy": os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"),
            "steps": steps, "keep": keep}
 
     # 1. prune once, no callback: the optimizer revives the zeros
@@ -134,13 +80,13 @@ def run(steps=30, keep=200, batch_size=8):
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     out["nonzero_without_callback"] = int(np.count_nonzero(_numpy(embedding_variable(model))))
 
-    # 2. the same with KeepPruned: exactly `keep` non-zeros, at the same positions
+    # 2. the same with KeepStructure: exactly `keep` non-zeros, at the same positions
     model = build_model()
     emb = embedding_variable(model)
     res = weightshare.prune(_numpy(emb), keep=keep)
     emb.assign(res.values)
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-              callbacks=[KeepPruned({emb.path: res.mask})])
+              callbacks=[KeepStructure(model, layers=["embed"])])
     trained = _numpy(embedding_variable(model))
     out["nonzero_with_callback"] = int(np.count_nonzero(trained))
     out["same_positions"] = bool(np.array_equal(trained != 0, res.mask))
@@ -154,7 +100,7 @@ def run(steps=30, keep=200, batch_size=8):
     schedule = weightshare.sparsity_schedule("polynomial", initial=0.0, final=1 - keep / size,
                                              begin_step=0, end_step=end, frequency=5)
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-              callbacks=[GradualPruning([emb.path], schedule)])
+              callbacks=[PruneDuring(model, schedule, layers=["embed"])])
     out["nonzero_gradual"] = int(np.count_nonzero(_numpy(embedding_variable(model))))
     return out
 

@@ -65,7 +65,9 @@ def _preimport():
     import weightshare
     import weightshare.cli
     for mod in pkgutil.walk_packages(weightshare.__path__, "weightshare."):
-        if mod.name.endswith((".plot", ".__main__")) or ".testing" in mod.name:
+        # weightshare.keras imports Keras (the one module that does); no command uses it
+        if (mod.name.endswith((".plot", ".__main__")) or ".testing" in mod.name
+                or mod.name == "weightshare.keras"):
             continue
         importlib.import_module(mod.name)
     weightshare.cli.build_parser()
