@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..errors import printable
+from ..files import output_file
 
 __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_document", "json_plain",
            "Progress", "parse_k", "parse_k_map", "parse_list", "per_layer", "add_dry_run",
@@ -71,7 +72,6 @@ def output_name(args):
     The writer's own rule (:func:`weightshare.files.output_file`): in place, a
     symlink is followed to the real file, which is the file replaced.
     """
-    from ..files import output_file
     dst = args.model if args.output is None else args.output
     return output_file(dst, args.model, in_place=args.in_place)
 

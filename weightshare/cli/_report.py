@@ -4,6 +4,8 @@ import sys
 
 import weightshare
 
+from ..plot import (MATPLOTLIB_MISSING, check_out, choose_tensors, matplotlib_available,
+                    plot_report)
 from ._common import EXIT_BAD_INPUT, json_document, one_line, plural, print_json, printable
 
 
@@ -43,7 +45,6 @@ def _json(args, rep):
 
 def _check_plot(args):
     """The tensors the plot draws, once each: --plot and --tensors checked before any work."""
-    from ..plot import check_out, choose_tensors
     try:
         check_out(args.plot, (args.model, args.compare))
     except (ValueError, OSError) as exc:
@@ -54,7 +55,6 @@ def _check_plot(args):
 
 def run(args):
     if args.plot:   # checked before any work is done
-        from ..plot import MATPLOTLIB_MISSING, matplotlib_available
         if not matplotlib_available():
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -65,7 +65,6 @@ def run(args):
     else:
         print(rep.table())
     if args.plot:
-        from ..plot import plot_report
         drawn = plot_report(values, args.plot, compare=args.compare, tensors=tensors, rep=rep)
         print(printable(f"wrote {args.plot} ({plural(len(drawn), 'histogram')})"), file=sys.stderr)
     return 0
