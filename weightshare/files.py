@@ -537,8 +537,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     >>> rows = weightshare.cluster_file(weightshare.examples.path("digits.keras"), out, 8)
     >>> [(r.tensor, r.distinct_after) for r in rows]
     [('fc1/kernel', 8), ('fc2/kernel', 8), ('out/kernel', 8)]
-    >>> rows = weightshare.cluster_file("examples/digits.keras", None, {"fc1": 16, "*": 4},
-    ...                                 dry_run=True)
+    >>> rows = weightshare.cluster_file(weightshare.examples.path("digits.keras"), None,
+    ...                                 {"fc1": 16, "*": 4}, dry_run=True)
     >>> [(r.tensor, r.k) for r in rows], rows.dry_run, rows.skipped
     ([('fc1/kernel', 16), ('fc2/kernel', 4), ('out/kernel', 4)], True, ())
     """

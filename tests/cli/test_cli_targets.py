@@ -59,9 +59,11 @@ def test_cli_and_python_give_the_same_file_for_per_layer_k(tmp_path, capsys):
                  "--seed", "3", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     rows = weightshare.cluster_file(DIGITS, py, {"fc1": 16, "out": 8, "*": 4}, random_state=3)
-    assert [(t["tensor"], t["k"]) for t in got["tensors"]] == [
+    assert [(t["name"], t["k"]) for t in got["tensors"]] == [
         ("fc1/kernel", 16), ("fc2/kernel", 4), ("out/kernel", 8)]
-    assert [r.to_dict() for r in rows] == got["tensors"]
+    assert [(t["name"], t["k"], t["distinct_after"], t["zeros_after"], t["sse"])
+            for t in got["tensors"]] == [(r.tensor, r.k, r.distinct_after, r.zeros_after, r.sse)
+                                         for r in rows]
     a, b = values(cli), values(py)
     assert a.keys() == b.keys() and all(np.array_equal(a[n], b[n]) for n in a)
     assert len(np.unique(a["fc2/kernel"])) == 4 and len(np.unique(a["fc1/kernel"])) == 16
@@ -99,8 +101,10 @@ def test_cli_prune_per_layer_matches_python(tmp_path, capsys):
                  "fc1=100,out=20", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     rows = weightshare.prune_file(DIGITS, tmp_path / "p.keras", keep={"fc1": 100, "out": 20})
-    assert got["tensors"] == [r.to_dict() for r in rows]
-    assert [t["nonzero_after"] for t in got["tensors"]] == [100, 20]
+    assert [(t["name"], t["nonzeros_before"], t["nonzeros_after"], t["threshold"])
+            for t in got["tensors"]] == [(r.tensor, r.nonzero_before, r.nonzero_after,
+                                          r.threshold) for r in rows]
+    assert [t["nonzeros_after"] for t in got["tensors"]] == [100, 20]
     a, b = values(tmp_path / "c.keras"), values(tmp_path / "p.keras")
     assert all(np.array_equal(a[n], b[n]) for n in a)
 
@@ -199,7 +203,11 @@ def test_cli_remove_several_layers_matches_python(tmp_path, capsys):
                  "--units", "0,5", "--layer", "fc2", "--units", "1", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     res = weightshare.remove_units(src, tmp_path / "p.keras", units={"fc1": [0, 5], "fc2": [1]})
-    assert got == json.loads(json.dumps(res._replace(dst=got["dst"]).to_dict()))
+    assert got["targets"] == json.loads(json.dumps([t.to_dict() for t in res.targets]))
+    assert [(t["layer"], t["role"], t["shape_before"], t["shape_after"]) for t in got["tensors"]] \
+        == [(t.layer, t.role, list(t.old_shape), list(t.new_shape)) for t in res.tensors]
+    assert (got["params_before"], got["params_after"], got["config"]) == (
+        res.params_before, res.params_after, list(res.config))
     assert [t["layer"] for t in got["targets"]] == ["fc1", "fc2"]
     assert main(["remove", str(src), "--dry-run", "--layer", "fc1", "--layer", "fc2",
                  "--count", "2", "--by", "l2"]) == 0
@@ -279,7 +287,7 @@ def test_dry_run_prints_what_the_real_run_does_and_writes_nothing(command, src, 
     assert os.listdir(dry_dir) == []                        # no output, no temporary file
     real = _json_run(capsys, [command, src, "--json", "-o", real_dir / out, *args])
     assert os.listdir(real_dir) == [out]
-    key = "dst" if command == "remove" else "output"
+    key = "output"
     assert dry["dry_run"] is True and real["dry_run"] is False
     assert dry[key] is None and dry_o[key] is None and real[key] == str(real_dir / out)
     for d in (dry, dry_o, real):
@@ -383,7 +391,7 @@ def test_every_format_names_what_it_leaves_out_once_and_how_to_target_it(src, na
         code, out, err2 = _run_text(capsys, [command, src, "--dry-run", "--json", "--roles",
                                              roles, *target])
         assert code == 0, err2
-        done = {t["tensor"] for t in json.loads(out)["tensors"]}
+        done = {t["name"] for t in json.loads(out)["tensors"]}
         want = {s["name"] for s in got if s["reason"] == "role"}
         assert want and want <= done
         assert "--roles" not in err2

@@ -189,8 +189,8 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     >>> rows = weightshare.prune_file(digits, out, keep=1000, global_=True)
     >>> sum(r.nonzero_after for r in rows), len({r.threshold for r in rows})
     (1000, 1)
-    >>> rows = weightshare.prune_file("examples/digits.keras", None, sparsity={"fc1": 0.9,
-    ...                               "*": 0.5}, dry_run=True)
+    >>> rows = weightshare.prune_file(digits, None, sparsity={"fc1": 0.9, "*": 0.5},
+    ...                               dry_run=True)
     >>> [(r.tensor, r.nonzero_after) for r in rows], rows.dry_run
     ([('fc1/kernel', 409), ('fc2/kernel', 1024), ('out/kernel', 160)], True)
     """
