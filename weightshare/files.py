@@ -32,7 +32,7 @@ from .cluster import METHODS, _check_init_method, assign, cluster
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
-from .errors import TensorArgumentError
+from .errors import FileFormatError, TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "read_weights", "select_weights",
            "transform_file", "cluster_file", "file_format", "output_file", "unwind_later", "FORMATS",
@@ -234,7 +234,8 @@ def _expand_patterns(layers, records, known, wanted_roles):
     return names, from_patterns
 
 
-def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None):
+def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None,
+                   compress=False, strip=False):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
     The building block of every same-shape edit (:func:`cluster_file`,
@@ -286,6 +287,15 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
         What the job did, JSON-ready: a safetensors output records it (with the
         names of the tensors `fn` was called on) as ``__metadata__["weightshare"]``;
         other formats have no place for it.
+    compress : bool, default False
+        Store every floating-point dataset of the output with HDF5's deflate
+        filter (chunked, no shuffle; Keras files only: ``.keras``,
+        ``.weights.h5``, ``.h5``). Values, attributes and groups are the same;
+        stock Keras loads it. The file is rebuilt with the HDF5 1.10 format
+        as the lower bound (see docs/files.md).
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        ``weightshare.strip_file``; Keras files only).
 
     Returns
     -------
@@ -326,12 +336,19 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     in_place = check_flag(in_place, "in_place")
+    compress = check_flag(compress, "compress")
+    strip = check_flag(strip, "strip")
     if note is not None and not isinstance(note, Mapping):
         raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
     if is_safetensors(src):
+        if compress or strip:
+            raise FileFormatError(os.fspath(src), f"is a safetensors file; "
+                                  f"{'strip' if strip else 'compress'} works on Keras files "
+                                  "only (.keras, .weights.h5, .h5)")
         return rewrite_safetensors(src, dst, fn, select=select, in_place=in_place,
                                    progress=progress, note=dict(note or {}))
-    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
+    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress,
+                   strip=strip, compress=compress)
 
 
 def _check_k_map(k, records):
@@ -353,7 +370,7 @@ def _check_k_map(k, records):
 
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, random_state=None, in_place=False,
-                 progress=None):
+                 progress=None, compress=False, strip=False):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -388,6 +405,13 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         Allow `dst` to be `src` (still written atomically).
     progress : callable(done, total, record), optional
         Called after each tensor (the CLI's progress bar).
+    compress : bool, default False
+        Deflate the floating-point datasets of the output (Keras files; see
+        :func:`transform_file`): clustered kernels then take a fraction of
+        their bytes on disk.
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        ``weightshare.strip_file``).
 
     Returns
     -------
@@ -450,7 +474,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             "method": method, "init": init if isinstance(init, str) else "array",
             "keep_zeros": keep_zeros, "per_channel": per_channel}
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress, note=note)
+                   progress=progress, note=note, compress=compress, strip=strip)
     return rows
 
 

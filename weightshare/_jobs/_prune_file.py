@@ -94,7 +94,7 @@ def _threshold(t):
 
 def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None,
                roles=("kernel",), per_channel=False, n_m=None, block=None, in_place=False,
-               progress=None):
+               progress=None, compress=False, strip=False):
     """Magnitude-prune the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -138,6 +138,12 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
         followed to the real file, a file with several hard links refused).
     progress : callable(done, total, record), optional
         Called after each tensor (the CLI's progress bar).
+    compress : bool, default False
+        Deflate the floating-point datasets of the output (Keras files; see
+        :func:`weightshare.transform_file`): the zeros then cost next to nothing on disk.
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        :func:`weightshare.strip_file`).
 
     Returns
     -------
@@ -198,7 +204,8 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
               if r.dtype in FLOAT_DTYPE_NAMES and int(np.prod(r.shape, dtype=np.int64)) > 0]
     axes = {r.name: (_channel_axis(r) if per_channel else None) for r in chosen}
     if global_:
-        return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress)
+        return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress,
+                                  (compress, strip))
     for r in chosen:
         _check_tensor(r, sparsity, keep, axes[r.name], block, n_m)
 
@@ -218,11 +225,11 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
 
     names = {r.name for r in chosen}
     transform_file(src, dst, fn, select=lambda r: r.name in names, in_place=in_place,
-                   progress=progress)
+                   progress=progress, compress=compress, strip=strip)
     return rows
 
 
-def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress):
+def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress, finish):
     """Pass 1: one threshold from every targeted tensor's magnitudes; pass 2: rewrite."""
     by_name = {r.name: r for r in records}
     tensors = {r.name: by_name[r.name].value for r in chosen}
@@ -253,7 +260,7 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
         return apply_mask(values, mask)
 
     transform_file(src, dst, fn, select=lambda r: r.name in masks, in_place=in_place,
-                   progress=progress)
+                   progress=progress, compress=finish[0], strip=finish[1])
     return rows
 
 

@@ -8,6 +8,7 @@ import weightshare
 from ._common import (Progress, add_rewrite_options, add_target_options, output_name, parse_k,
                       parse_k_map, parse_seed, plural, print_json, print_table, printable,
                       stdout_may_close)
+from ._common import add_size_options, file_size, size_line
 
 
 def register(sub):
@@ -52,6 +53,7 @@ def register(sub):
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
     add_rewrite_options(p)
+    add_size_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs: input, output, and one row per tensor")
     p.set_defaults(func=run)
@@ -124,12 +126,14 @@ def run(args):
     if args.roles == ["kernel"]:
         _note_skipped(args.model)
     dst = output_name(args)
+    before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
                                         roles=args.roles, init=args.init, method=args.method,
                                         keep_zeros=args.keep_zeros, per_channel=args.per_channel,
                                         random_state=args.seed, in_place=args.in_place,
+                                        compress=args.compress, strip=args.strip,
                                         progress=progress)
     finally:
         progress.close()
@@ -145,4 +149,6 @@ def run(args):
                       f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
         if rows:
             print(f"total SSE {sum(r.sse for r in rows):.6g}")
+        if before is not None:
+            print(size_line(before, dst))
     return 0

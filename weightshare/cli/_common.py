@@ -188,3 +188,28 @@ def add_rewrite_options(p):
                    help="replace MODEL itself (still written atomically); a symlink is followed "
                         "and the real file replaced; a file with several hard links is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_size_options(p, strip=True):
+    """--compress (and --strip) of a command that rewrites a Keras file."""
+    p.add_argument("--compress", action="store_true",
+                   help="store the floating-point weights of OUT with HDF5's deflate filter "
+                        "(.keras, .weights.h5, .h5; lossless, loads in stock Keras; needs "
+                        "HDF5 >= 1.10 to read)")
+    if strip:
+        p.add_argument("--strip", action="store_true",
+                       help="leave optimizer state and the compile/training config out of OUT "
+                            "(see 'weightshare strip --help')")
+
+
+def file_size(path):
+    """The size of `path` in bytes (what --compress and --strip report)."""
+    import os
+    return os.path.getsize(path)
+
+
+def size_line(before, dst):
+    """'file size: N -> M bytes (Rx smaller)' for a command run with --compress or --strip."""
+    after = file_size(dst)
+    ratio = f"{before / after:.2f}x smaller" if after else "empty"
+    return f"file size: {before} -> {after} bytes ({ratio})"

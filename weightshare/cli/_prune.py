@@ -8,6 +8,7 @@ import weightshare
 
 from ._common import (Progress, add_rewrite_options, add_target_options, output_name, plural, print_json,
                       print_table, printable, stdout_may_close)
+from ._common import add_size_options, file_size, size_line
 
 
 def parse_pair(sep, what):
@@ -63,6 +64,7 @@ def register(sub):
                    help="keep or prune whole RxC blocks of the last two axes, by L2 norm")
     add_target_options(p, "prune", "bias,recurrent_kernel")
     add_rewrite_options(p)
+    add_size_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs: input, output, totals and one row per tensor")
     p.set_defaults(func=run)
@@ -87,12 +89,14 @@ def run(args):
         raise ValueError(f"give at most one of --per-channel, --n-m and --block; got "
                          f"{' and '.join(structure)}")
     dst = output_name(args)
+    before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("pruning", quiet=args.quiet)
     try:
         rows = weightshare.prune_file(args.model, dst, sparsity=args.sparsity, keep=args.keep,
                                       global_=args.global_, layers=args.layers, roles=args.roles,
                                       per_channel=args.per_channel, n_m=args.n_m,
                                       block=args.block, in_place=args.in_place,
+                                      compress=args.compress, strip=args.strip,
                                       progress=progress)
     finally:
         progress.close()
@@ -114,4 +118,6 @@ def run(args):
         if rows:
             print(f"total: {before} -> {after} non-zeros of {size} "
                   f"(sparsity {1 - after / size if size else 0:.1%})")
+        if before is not None:
+            print(size_line(before, dst))
     return 0
