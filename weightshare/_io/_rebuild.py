@@ -37,6 +37,7 @@ on any failure.
 """
 
 import zipfile
+import zlib
 
 import h5py
 import numpy as np
@@ -58,6 +59,10 @@ WRITE_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.
 CHUNK_BYTES = 1 << 20
 #: the deflate (gzip) level of compressed datasets
 DEFLATE_LEVEL = 9
+#: a dataset of at most this many bytes is kept contiguous unless deflating it saves more
+#: than the filter message and chunk index cost (about _FILTER_COST bytes of header)
+_SMALL = 4096
+_FILTER_COST = 64
 
 
 
@@ -172,7 +177,7 @@ def chunk_shape(shape, itemsize, limit=CHUNK_BYTES):
     return tuple(chunk)
 
 
-def _recreate_deflated(src_ds, dst_group, name, scratch, origin, size):
+def _recreate_deflated(src_ds, dst_group, name, origin, size):
     """Re-create `src_ds` as `dst_group[name]`, same HDF5 type, values and attributes, deflated."""
     where = origin[1] + src_ds.name
     check_dataset(src_ds, src_ds.file, origin[0], where, size)
@@ -186,13 +191,15 @@ def _recreate_deflated(src_ds, dst_group, name, scratch, origin, size):
     space = h5py.h5s.create_simple(shape, shape)
     arr = np.empty(shape, dtype=src_ds.dtype)
     sid.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
-    new = h5py.h5d.create(scratch.id, b"x", tid, space, dcpl=dcpl)
+    if arr.nbytes <= _SMALL and len(zlib.compress(arr.tobytes(), DEFLATE_LEVEL)) + \
+            _FILTER_COST >= arr.nbytes:
+        return False
+    # created in place: H5Ocopy of a chunked dataset leaves the uncompressed size as dead space
+    new = h5py.h5d.create(dst_group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
     new.write(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
     del arr
-    built = h5py.Dataset(new)
-    copy_attrs(src_ds, built)
-    scratch.copy(built, dst_group, name=name)
-    del scratch["x"]
+    copy_attrs(src_ds, h5py.Dataset(new))
+    return True
 
 
 def _tracks_times(ds):
@@ -277,7 +284,8 @@ def _walk(sg, dg, path, job):
             _recreate(obj, dg, name, data[child], scratch, origin)
             seen.add(child)
         elif isinstance(obj, h5py.Dataset) and deflate is not None and compressible(obj):
-            _recreate_deflated(obj, dg, name, scratch, origin, deflate)
+            if not _recreate_deflated(obj, dg, name, origin, deflate):
+                sg.copy(obj, dg, name=name)     # too small to gain from deflate
         else:
             if isinstance(obj, h5py.Dataset):   # H5Ocopy keeps a reference to external data
                 check_local(obj, origin[0], origin[1] + child)

@@ -387,7 +387,9 @@ def _rewrite_rebuilt(wf, src, dst, tmp, fn, records, progress, finish):
         with temp_file(folder, name, ".h5") as rebuilt:
             _rebuild_copy(h5tmp, rebuilt, finish, src, WEIGHTS_MEMBER)
             replace[WEIGHTS_MEMBER] = rebuilt
-            write_zip(wf._zip, tmp, replace)
+            # the config deflated too (Keras reads it whole); the weights member stays as
+            # it was (stored: Keras seeks in it)
+            write_zip(wf._zip, tmp, replace, deflate=(CONFIG_MEMBER,) if finish.compress else ())
     return rows
 
 
