@@ -126,7 +126,7 @@ def run(args):
     if args.roles == ["kernel"]:
         _note_skipped(args.model)
     dst = output_name(args)
-    before = file_size(args.model) if args.compress or args.strip else None
+    bytes_before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
@@ -149,6 +149,6 @@ def run(args):
                       f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
         if rows:
             print(f"total SSE {sum(r.sse for r in rows):.6g}")
-        if before is not None:
-            print(size_line(before, dst))
+        if bytes_before is not None:
+            print(size_line(bytes_before, dst))
     return 0

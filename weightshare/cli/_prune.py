@@ -89,7 +89,7 @@ def run(args):
         raise ValueError(f"give at most one of --per-channel, --n-m and --block; got "
                          f"{' and '.join(structure)}")
     dst = output_name(args)
-    before = file_size(args.model) if args.compress or args.strip else None
+    bytes_before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("pruning", quiet=args.quiet)
     try:
         rows = weightshare.prune_file(args.model, dst, sparsity=args.sparsity, keep=args.keep,
@@ -118,6 +118,6 @@ def run(args):
         if rows:
             print(f"total: {before} -> {after} non-zeros of {size} "
                   f"(sparsity {1 - after / size if size else 0:.1%})")
-        if before is not None:
-            print(size_line(before, dst))
+        if bytes_before is not None:
+            print(size_line(bytes_before, dst))
     return 0
