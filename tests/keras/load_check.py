@@ -5,7 +5,8 @@ Run with the interpreter of a Keras venv (tests/keras/setup_venvs.sh); weightsha
     python tests/keras/load_check.py --producer {k3,k3tf,k2} JOBS.json
 
 JOBS.json is a list of {"file": ..., "arch": ... (weights files: the model file whose architecture
-load_weights fills)}. Full models are loaded with ``load_model(file)`` (compile left at its default,
+load_weights fills), "compile": false (optional: Keras 3 cannot compile its own legacy .h5 with
+loss="mse", KERAS-FORMATS pitfall 19)}. Full models are loaded with ``load_model(file)`` (compile left at its default,
 True: a file with optimizer state or a compile config restores it); weights files with
 ``model.load_weights(file)`` into ``load_model(arch, compile=False)``. Everything Keras says through
 ``warnings`` and ``logging`` while loading is recorded. One JSON line per job on stdout:
@@ -64,7 +65,7 @@ def main(argv):
                     model = keras.models.load_model(job["arch"], compile=False)
                     model.load_weights(job["file"])
                 else:
-                    model = keras.models.load_model(job["file"])
+                    model = keras.models.load_model(job["file"], compile=job.get("compile", True))
             out["warnings"] = [str(w.message) for w in caught] + handler.messages
             out["compiled"] = bool(getattr(model, "optimizer", None) is not None
                                    and getattr(model, "compiled", True))
