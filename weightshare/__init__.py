@@ -36,6 +36,7 @@ _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSumma
                                     "read_weights", "select_weights", "transform_file",
                                     "cluster_file", "file_format")}
 _LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
+_LAZY.update({"StripSummary": "_jobs._strip_file", "strip_file": "_jobs._strip_file"})
 _LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
                                            "load_array")})
 _LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",

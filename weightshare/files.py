@@ -32,7 +32,7 @@ from .cluster import METHODS, assign, check_init_method, check_lut_options, clus
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
-from .errors import TensorArgumentError
+from .errors import FileFormatError, TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
            "read_weights", "select_weights", "skipped_weights", "transform_file", "cluster_file",
@@ -237,7 +237,7 @@ def _expand_patterns(layers, records, known, wanted_roles):
 
 
 def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, note=None,
-                   dry_run=False):
+                   dry_run=False, compress=False, strip=False):
     """Rewrite a weights file, replacing the tensors `fn` returns new values for.
 
     The building block of every same-shape edit (:func:`cluster_file`,
@@ -293,6 +293,15 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
         Read the tensors and call `fn` exactly as a real run does, and return
         the same rows, but write nothing (no output, no temporary file);
         `dst` may then be None and is not checked.
+    compress : bool, default False
+        Store every floating-point dataset of the output with HDF5's deflate
+        filter (chunked, no shuffle; Keras files only: ``.keras``,
+        ``.weights.h5``, ``.h5``). Values, attributes and groups are the same;
+        stock Keras loads it. The file is rebuilt with the HDF5 1.10 format
+        as the lower bound (see docs/files.md).
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        ``weightshare.strip_file``; Keras files only).
 
     Returns
     -------
@@ -333,14 +342,21 @@ def transform_file(src, dst, fn, *, select=None, in_place=False, progress=None, 
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     in_place = check_flag(in_place, "in_place")
+    compress = check_flag(compress, "compress")
+    strip = check_flag(strip, "strip")
     if note is not None and not isinstance(note, Mapping):
         raise TypeError(f"note must be a dict or None; got {type(note).__name__}")
     if check_flag(dry_run, "dry_run"):
         return dry_rewrite(src, fn, select=select, progress=progress)
     if is_safetensors(src):
+        if compress or strip:
+            raise FileFormatError(os.fspath(src), f"is a safetensors file; "
+                                  f"{'strip' if strip else 'compress'} works on Keras files "
+                                  "only (.keras, .weights.h5, .h5)")
         return rewrite_safetensors(src, dst, fn, select=select, in_place=in_place,
                                    progress=progress, note=dict(note or {}))
-    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress)
+    return rewrite(src, dst, fn, select=select, in_place=in_place, progress=progress,
+                   strip=strip, compress=compress)
 
 
 def per_layer(value, records, name, check):
@@ -465,7 +481,7 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
-                 dry_run=False):
+                 dry_run=False, compress=False, strip=False):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -522,6 +538,13 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         Compute everything and return the same rows as a real run (the same
         random stream, so the same values), but write nothing: no output, no
         temporary file.
+    compress : bool, default False
+        Deflate the floating-point datasets of the output (Keras files; see
+        :func:`transform_file`): clustered kernels then take a fraction of
+        their bytes on disk.
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        ``weightshare.strip_file``).
 
     Returns
     -------
@@ -604,7 +627,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress, note=note, dry_run=dry_run)
+                   progress=progress, note=note, dry_run=dry_run, compress=compress,
+                   strip=strip)
     return rows
 
 

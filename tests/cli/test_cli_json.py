@@ -14,6 +14,7 @@ command only: a test here fails.
 
 import json
 import math
+import os
 import pathlib
 import re
 import shutil
@@ -268,8 +269,19 @@ def run_compare(tmp_path, capsys, npy_npz):
         assert doc["max_abs_diff"] == 0.0
 
 
+def run_strip(tmp_path, capsys, npy_npz):
+    for model in (DIGITS, FIX / "k3_trained.keras", FIX / "k2_trained.h5",
+                  FIX / "k3_trained.weights.h5", FIX / "k2_mlp.h5"):
+        out = _out(tmp_path, model, "st")
+        doc = run_json(capsys, "strip", model, "-o", out)
+        assert doc["output"] == str(out) and doc["tensors"] == []
+        assert doc["size_after"] == os.path.getsize(out) <= doc["size_before"]
+        doc = run_json(capsys, "strip", model, "-o", out, "--compress")
+        assert doc["compressed"] is True
+
+
 RUNS = {"info": run_info, "cluster": run_cluster, "prune": run_prune, "remove": run_remove,
-        "report": run_report, "compare": run_compare}
+        "report": run_report, "compare": run_compare, "strip": run_strip}
 
 
 @pytest.mark.filterwarnings("error")       # a warning fails the command (issue 25)

@@ -103,6 +103,8 @@ def default_args(command, case, paths, options):
         return out + (["--json"] if "--json" in opts else [])
     if command == "remove":
         return ["--layer", case.layer, "--count", "1", "--json"]
+    if command == "strip":
+        return ["--compress", "--json"]
     if command == "compare":
         return ["--inputs", str(paths["inputs"]), "--json"]
     raise ValueError(command)
@@ -480,6 +482,9 @@ def verify_result(case, command, res, paths, argv):
             return _verify_prune(before, after)
         if command == "remove":
             return _verify_remove(data, before, after, case)
+        if command == "strip":
+            return [f"{name} changed" for name, old in before.items()
+                    if not _same(old.value, after[name].value)]
     except Exception as exc:  # noqa: BLE001 - a result that cannot be read back is wrong
         return [f"the result cannot be verified ({type(exc).__name__}: {exc})"]
     return []

@@ -7,6 +7,11 @@ about two copies of the largest tensor). A ``.keras`` zip is then re-written
 member by member with each member's own ZipInfo, and the result is renamed
 into place. The source is only ever opened for reading.
 
+With ``strip`` or ``compress`` the edited copy is a temporary file too, and
+the output is rebuilt from it by :func:`~weightshare._io._rebuild.rebuild_h5`
+(optimizer state and compile config left out: :mod:`weightshare._io._strip`;
+floating-point datasets deflated), still through the one atomic output.
+
 Nothing is written outside the temporary output: the reader refused every
 file that keeps data in another file (external storage, virtual datasets,
 external links), and the h5py write path checks each dataset of the copy
@@ -27,6 +32,9 @@ from ._atomic import atomic_output, check_output, same_file, temp_file
 from .._codec._bf16 import bf16_is_zero, bf16_to_float32, float32_to_bf16_bits
 from ._h5check import check_local, raw_place
 from ._reader import WEIGHTS_MEMBER, open_weights, suffix_of
+from ._container import CONFIG_MEMBER
+from ._rebuild import rebuild_h5
+from ._strip import STRIP_FORMATS, Finish, strip_plan
 from ._zip import clone_info, write_zip
 
 __all__ = ["rewrite", "dry_rewrite", "check_destination", "TensorRewrite"]
@@ -297,7 +305,19 @@ def _rewrite_npz(wf, tmp, fn, records, progress, src):
     return results
 
 
-def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
+def finish_of(wf, src, strip, compress):
+    """The :class:`~._strip.Finish` of a rewrite of the open `wf`; refuses formats without one."""
+    if (strip or compress) and wf.fmt not in STRIP_FORMATS:
+        what = "strip" if strip else "compress"
+        raise FileFormatError(src, f"is a {wf.fmt} file; {what} works on Keras files only "
+                                   "(.keras, .weights.h5, .h5)")
+    if strip:
+        return strip_plan(wf, compress)
+    return Finish(compress=bool(compress))
+
+
+def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None, strip=False,
+            compress=False):
     """Write `src` to `dst` with the tensors `fn` returns new values for.
 
     Parameters
@@ -311,6 +331,10 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
     in_place : bool
         Allow ``dst == src`` (still atomic).
     progress : callable(done, total, record), optional
+    strip : bool
+        Leave out optimizer state and the compile/training config (Keras files).
+    compress : bool
+        Deflate the floating-point datasets (Keras files).
 
     Returns
     -------
@@ -320,10 +344,13 @@ def rewrite(src, dst, fn, *, select=None, in_place=False, progress=None):
     src = os.fspath(src)
     dst = check_destination(src, dst, in_place)
     with open_weights(src) as wf:
+        finish = finish_of(wf, src, strip, compress)
         records = [r for r in wf.records if select is None or select(r)]
         with atomic_output(dst, mode_from=src if in_place else None, inputs=(src,),
                            in_place=bool(in_place)) as tmp:
             try:
+                if finish.rebuilds:
+                    return _rewrite_rebuilt(wf, src, dst, tmp, fn, records, progress, finish)
                 return _rewrite_into(wf, src, dst, tmp, fn, records, progress)
             except (zipfile.BadZipFile, RuntimeError, KeyError, EOFError) as exc:
                 raise FileFormatError(src, f"cannot be rewritten ({type(exc).__name__}: "
@@ -356,6 +383,42 @@ def dry_rewrite(src, fn, *, select=None, progress=None):
                 rows.append(_summary(record, before, stored))
             if progress is not None:
                 progress(done, len(records), record)
+    return rows
+
+
+def _rebuild_copy(h5path, out, finish, src, where=None):
+    """Rebuild the edited HDF5 copy `h5path` into `out` as `finish` says."""
+    with h5py.File(h5path, "r") as h5:
+        rebuild_h5(h5, out, drop=finish.drop, drop_attrs=finish.drop_attrs,
+                   compress=finish.compress, size=os.path.getsize(h5path), path=src, where=where)
+
+
+def _rewrite_rebuilt(wf, src, dst, tmp, fn, records, progress, finish):
+    """Edit a copy of the HDF5 file (or weights member) in a temporary file, then rebuild it
+    into `tmp` leaving out what `finish` drops (a ``.keras`` zip: member by member)."""
+    _check_overlaps(wf, records, src)
+    folder, name = os.path.dirname(os.path.abspath(dst)), os.path.basename(dst)
+    with temp_file(folder, name, ".h5") as h5tmp:
+        if wf.fmt != "keras_zip":
+            shutil.copyfile(src, h5tmp)
+            rows = _edit_h5(h5tmp, "", records, fn, progress, src, wf)
+            _rebuild_copy(h5tmp, tmp, finish, src)
+            return rows
+        with wf._zip.open(WEIGHTS_MEMBER) as r, open(h5tmp, "wb") as w:
+            shutil.copyfileobj(r, w, _CHUNK)      # checks the member's CRC-32
+        rows = _edit_h5(h5tmp, WEIGHTS_MEMBER + ":", records, fn, progress, src, wf)
+        replace = {CONFIG_MEMBER: finish.config} if finish.config is not None else {}
+        if not (finish.drop or finish.drop_attrs or finish.compress):
+            if any(r.changed for r in rows):            # else: the member as stored
+                replace[WEIGHTS_MEMBER] = h5tmp
+            write_zip(wf._zip, tmp, replace)
+            return rows
+        with temp_file(folder, name, ".h5") as rebuilt:
+            _rebuild_copy(h5tmp, rebuilt, finish, src, WEIGHTS_MEMBER)
+            replace[WEIGHTS_MEMBER] = rebuilt
+            # the config deflated too (Keras reads it whole); the weights member stays as
+            # it was (stored: Keras seeks in it)
+            write_zip(wf._zip, tmp, replace, deflate=(CONFIG_MEMBER,) if finish.compress else ())
     return rows
 
 

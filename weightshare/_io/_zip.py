@@ -64,21 +64,25 @@ def _copy_raw(out, src_fp, info):
     out.NameToInfo[new.filename] = new
 
 
-def write_zip(src_zip, dst_path, replace):
+def write_zip(src_zip, dst_path, replace, deflate=()):
     """Re-write the zip `src_zip` (an open ZipFile) to `dst_path`.
 
     `replace` maps member names to new content: ``bytes`` or the path of a
     file to stream. Members keep their order and ZipInfo settings; the
-    others keep their stored bytes.
+    others keep their stored bytes. Members named in `deflate` are written
+    deflated (level 9) instead of with their own method.
     """
     with zipfile.ZipFile(dst_path, "w") as out:
         out.comment = src_zip.comment
         for info in src_zip.infolist():
             content = replace.get(info.filename)
-            if content is None and _can_copy_raw(out, info):
+            if content is None and info.filename not in deflate and _can_copy_raw(out, info):
                 _copy_raw(out, src_zip.fp, info)
                 continue
             new = clone_info(info)
+            if info.filename in deflate:
+                new.compress_type = zipfile.ZIP_DEFLATED
+                new._compresslevel = 9
             if isinstance(content, bytes):
                 size = len(content)
             elif content is not None:

@@ -101,7 +101,7 @@ def _targets(sparsity, keep, global_):
 
 def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None,
                roles=("kernel",), per_channel=False, n_m=None, block=None, in_place=False,
-               progress=None, dry_run=False):
+               progress=None, dry_run=False, compress=False, strip=False):
     """Magnitude-prune the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -154,6 +154,12 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     dry_run : bool, default False
         Compute everything and return the same rows as a real run, but
         write nothing (no output, no temporary file); `dst` may be None.
+    compress : bool, default False
+        Deflate the floating-point datasets of the output (Keras files; see
+        :func:`weightshare.transform_file`): the zeros then cost next to nothing on disk.
+    strip : bool, default False
+        Leave out optimizer state and the compile/training config (see
+        :func:`weightshare.strip_file`).
 
     Returns
     -------
@@ -231,7 +237,7 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
     axes = {r.name: (_channel_axis(r) if per_channel else None) for r in chosen}
     if global_:
         return _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress,
-                                  JobRows(skipped=skipped, dry_run=dry_run))
+                                  JobRows(skipped=skipped, dry_run=dry_run), (compress, strip))
     for r in chosen:
         _check_tensor(r, *targets[r.name], axes[r.name], block, n_m)
 
@@ -252,11 +258,12 @@ def prune_file(src, dst, *, sparsity=None, keep=None, global_=False, layers=None
 
     names = {r.name for r in chosen}
     transform_file(src, dst, fn, select=lambda r: r.name in names, in_place=in_place,
-                   progress=progress, dry_run=dry_run)
+                   progress=progress, dry_run=dry_run, compress=compress, strip=strip)
     return rows
 
 
-def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress, rows):
+def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, progress, rows,
+                       finish):
     """Pass 1: one threshold from every targeted tensor's magnitudes; pass 2: rewrite."""
     by_name = {r.name: r for r in records}
     tensors = {r.name: by_name[r.name].value for r in chosen}
@@ -287,7 +294,8 @@ def _prune_global_file(src, dst, records, chosen, sparsity, keep, in_place, prog
         return apply_mask(values, mask)
 
     transform_file(src, dst, fn, select=lambda r: r.name in masks, in_place=in_place,
-                   progress=progress, dry_run=rows.dry_run)
+                   progress=progress, dry_run=rows.dry_run, compress=finish[0],
+                   strip=finish[1])
     return rows
 
 

@@ -10,6 +10,7 @@ from ._common import (Progress, add_rewrite_options, add_target_options, json_do
                       note_skipped, output_name, parse_k, parse_k_map, parse_seed, plural,
                       print_json, print_table, printable, skipped_json, stdout_may_close,
                       with_default)
+from ._common import add_size_options, file_size, size_line
 
 
 def register(sub):
@@ -74,6 +75,7 @@ def register(sub):
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
     add_rewrite_options(p)
+    add_size_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, total, one row per tensor, and the weights skipped")
@@ -113,6 +115,7 @@ def run(args):
     k = _k(args)
     dst = None if args.dry_run and args.output is None and not args.in_place else \
         output_name(args)
+    bytes_before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("clustering", quiet=args.quiet)
     try:
         rows = weightshare.cluster_file(args.model, dst, k, layers=args.layers,
@@ -122,7 +125,8 @@ def run(args):
                                         per_channel_scale=args.per_channel_scale,
                                         lut_dtype=args.lut_dtype, random_state=args.seed,
                                         in_place=args.in_place, progress=progress,
-                                        dry_run=args.dry_run)
+                                        dry_run=args.dry_run, compress=args.compress,
+                                        strip=args.strip)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
@@ -148,4 +152,6 @@ def run(args):
                       f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
         if rows:
             print(f"total SSE {sum(r.sse for r in rows):.6g}")
+        if bytes_before is not None and not args.dry_run:
+            print(size_line(bytes_before, dst))
     return 0

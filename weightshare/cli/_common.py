@@ -294,3 +294,27 @@ def add_dry_run(p):
                    help="compute and print everything (the same table or JSON, with "
                         '"dry_run": true and "output": null), write nothing: no output, no '
                         "temporary file; -o is then optional")
+
+
+def add_size_options(p, strip=True):
+    """--compress (and --strip) of a command that rewrites a Keras file."""
+    p.add_argument("--compress", action="store_true",
+                   help="store the floating-point weights of OUT with HDF5's deflate filter "
+                        "(.keras, .weights.h5, .h5; lossless, loads in stock Keras; needs "
+                        "HDF5 >= 1.10 to read)")
+    if strip:
+        p.add_argument("--strip", action="store_true",
+                       help="leave optimizer state and the compile/training config out of OUT "
+                            "(see 'weightshare strip --help')")
+
+
+def file_size(path):
+    """The size of `path` in bytes (what --compress and --strip report)."""
+    return os.path.getsize(path)
+
+
+def size_line(before, dst):
+    """'file size: N -> M bytes (Rx smaller)' for a command run with --compress or --strip."""
+    after = file_size(dst)
+    ratio = f"{before / after:.2f}x smaller" if after else "empty"
+    return f"file size: {before} -> {after} bytes ({ratio})"

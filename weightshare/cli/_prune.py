@@ -9,6 +9,7 @@ import weightshare
 from ._common import (Progress, add_rewrite_options, add_target_options, json_document,
                       note_skipped, output_name, per_layer, plural, print_json, print_table,
                       printable, skipped_json, stdout_may_close)
+from ._common import add_size_options, file_size, size_line
 
 
 def parse_pair(sep, what):
@@ -76,6 +77,7 @@ def register(sub):
                    help="keep or prune whole RxC blocks of the last two axes, by L2 norm")
     add_target_options(p, "prune", "bias,recurrent_kernel")
     add_rewrite_options(p)
+    add_size_options(p)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, global, total, one row per tensor, and the weights skipped")
@@ -113,13 +115,15 @@ def run(args):
                              f"one value, not per-layer values")
     dst = None if args.dry_run and args.output is None and not args.in_place else \
         output_name(args)
+    bytes_before = file_size(args.model) if args.compress or args.strip else None
     progress = Progress("pruning", quiet=args.quiet)
     try:
         rows = weightshare.prune_file(args.model, dst, sparsity=args.sparsity, keep=args.keep,
                                       global_=args.global_, layers=args.layers, roles=args.roles,
                                       per_channel=args.per_channel, n_m=args.n_m,
                                       block=args.block, in_place=args.in_place,
-                                      progress=progress, dry_run=args.dry_run)
+                                      progress=progress, dry_run=args.dry_run,
+                                      compress=args.compress, strip=args.strip)
     finally:
         progress.close()
     note_skipped("prune", rows.skipped)
@@ -149,4 +153,6 @@ def run(args):
         if rows:
             print(f"total: {before} -> {after} non-zeros of {size} "
                   f"(sparsity {1 - after / size if size else 0:.1%})")
+        if bytes_before is not None and not args.dry_run:
+            print(size_line(bytes_before, dst))
     return 0

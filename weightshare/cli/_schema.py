@@ -81,6 +81,12 @@ SCHEMA = {
                    "entropy": float, "deflate": int, "ratio": _NUMBER, "ratio_eq1": _NUMBER,
                    "sse": _NUMBER, "max_abs_error": _NUMBER},
     },
+    "strip": {
+        "fields": {"format": str, "dropped": [str], "optimizer_tensors": int,
+                   "optimizer_bytes": int, "config_removed": [str], "size_before": int,
+                   "size_after": int, "compressed": bool},
+        "tensor": {"name": str},        # strip changes no tensor: its list is empty
+    },
     "compare": {
         "fields": {"original": str, "inputs": str, "labels": (str, None), "samples": int,
                    "output_shape": _SHAPE, "top1_agreement": float,
