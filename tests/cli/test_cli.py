@@ -365,6 +365,14 @@ def test_in_place_refuses_a_file_with_several_hard_links(tmp_path, capsys):
                                                                   "m.weights.h5"]
 
 
+def _default_signals():
+    """The child starts with the default SIGTERM/SIGHUP handling: under ``nohup`` (SIGHUP
+    ignored, inherited) the command rightly leaves an ignored signal ignored."""
+    import signal
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signame, code, word", [("SIGTERM", 143, "terminated"),
                                                  ("SIGHUP", 129, "hung up")])
 def test_sigterm_and_sighup_remove_the_temporary_output(signame, code, word, tmp_path):
@@ -378,7 +386,8 @@ def test_sigterm_and_sighup_remove_the_temporary_output(signame, code, word, tmp
     proc = subprocess.Popen([sys.executable, "-m", "weightshare", "cluster", str(big), "-o",
                              str(out), "-k", "256", "--quiet"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=_default_signals)
     try:
         deadline = time.monotonic() + 30
         while not any(n.startswith(".out.npz.") for n in os.listdir(tmp_path)):

@@ -110,7 +110,7 @@ def strip_file(src, dst, *, in_place=False, compress=False):
     --------
     >>> import os, tempfile, weightshare
     >>> out = os.path.join(tempfile.mkdtemp(), "digits-stripped.keras")
-    >>> s = weightshare.strip_file("examples/digits.keras", out)
+    >>> s = weightshare.strip_file(weightshare.examples.path("digits.keras"), out)
     >>> s.dropped, s.optimizer_tensors, s.config_removed
     (('/optimizer',), 14, ('config.json:compile_config',))
     >>> s.size_after < s.size_before

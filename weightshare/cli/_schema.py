@@ -82,7 +82,7 @@ SCHEMA = {
                    "sse": _NUMBER, "max_abs_error": _NUMBER},
     },
     "strip": {
-        "fields": {"format": str, "dropped": [str], "optimizer_tensors": int,
+        "fields": {"format": str, "stripped": bool, "dropped": [str], "optimizer_tensors": int,
                    "optimizer_bytes": int, "config_removed": [str], "size_before": int,
                    "size_after": int, "compressed": bool},
         "tensor": {"name": str},        # strip changes no tensor: its list is empty

@@ -48,7 +48,7 @@ def run(args):
         if args.json:
             d = res.to_dict()
             print_json(json_document("strip", args.model, dst, [], {
-                key: d[key] for key in ("format", "dropped", "optimizer_tensors",
+                key: d[key] for key in ("format", "stripped", "dropped", "optimizer_tensors",
                                         "optimizer_bytes", "config_removed", "size_before",
                                         "size_after", "compressed")}))
             return 0
