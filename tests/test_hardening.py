@@ -358,9 +358,9 @@ def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
 
 # --------------------------------------------------------------------------- the fuzzer
 def _fuzz_seconds():
-    """45 s in CI (``CI=true`` or ``HYPOTHESIS_PROFILE=ci``), 15 s elsewhere."""
+    """45 s in CI (``CI=true`` or ``HYPOTHESIS_PROFILE=ci``), 10 s elsewhere."""
     ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-    return 45 if ci or os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 15
+    return 45 if ci or os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 10
 
 
 @pytest.mark.slow
