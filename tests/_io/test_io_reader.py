@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 import weightshare
-from weightshare.errors import FileFormatError
-from edits import edit_keras, edit_legacy, layer_cfg, set_model_config
 from weightshare._keras._roles import (class_from_group, kind_of, output_axis, quantization_of,
                                        store_roles)
+from weightshare.errors import FileFormatError
+
+from edits import edit_keras, edit_legacy, layer_cfg, set_model_config
 
 FIX = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 
