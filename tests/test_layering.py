@@ -45,7 +45,7 @@ LAYERS = (
     ("forward kernels", ("weightshare._forward", "weightshare.forward"), {"numpy"}),
     ("file adapters", ("weightshare._io",), {"numpy", "h5py"}),
     ("jobs", ("weightshare.files", "weightshare._jobs", "weightshare._remove",
-              "weightshare.remove"), {"numpy"}),
+              "weightshare.remove", "weightshare._calibrate"), {"numpy"}),
     ("measurement", ("weightshare.report", "weightshare.compare", "weightshare.plot"),
      {"numpy", "matplotlib"}),
     ("faces", ("weightshare.testing", "weightshare.cli", "weightshare.__main__",

@@ -427,8 +427,12 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
         its mean); the other methods round their centroids to the grid and
         iterate Lloyd on it, never above the SSE of the rounded centroids.
     sample_weight : array_like, optional
-        Non-negative importance of each entry (same shape as `weights`);
-        the weighted SSE is minimised.
+        Non-negative importance of each entry (same shape as `weights`, or
+        broadcastable to it); the weighted SSE is minimised. Entries of
+        importance zero do not move the centroids and are assigned to the
+        nearest one; with `axis`, a slice (or group) of importance zero
+        everywhere is fitted by plain SSE (all zero over the whole tensor
+        is an error).
     max_iter : int, default 300
         Maximal number of Lloyd iterations.
     tol : float, default 0.0
@@ -515,8 +519,11 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
         else:
             pts = xb
         grid = None if lut_dtype is None else make_grid(lut_dtype, pts, x.dtype)
+        # a slice of zero importance everywhere (an input that is always zero): any values
+        # cost nothing, so it is fitted by plain SSE
+        fit_sw = swb if swb is None or swb.any() else None
         try:
-            fit = _fit(pts, swb, k, init, method, keep_zeros, max_iter, tol, rng,
+            fit = _fit(pts, fit_sw, k, init, method, keep_zeros, max_iter, tol, rng,
                        0 if scales is not None else e, grid)
         except ValueError as exc:
             where = (f"slice {g0}" if g1 - g0 == 1 else f"channels {g0} to {g1 - 1}")

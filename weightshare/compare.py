@@ -15,6 +15,7 @@ from .errors import ForwardError
 from .forward import forward, layer_weight_counts
 from ._io._npy import load_npy, load_npz
 from ._io._reader import open_weights
+from ._keras._order import weights_by_layer as _weights_by_layer
 
 __all__ = ["compare_outputs", "compare_models", "read_model", "load_array", "CompareResult"]
 
@@ -119,34 +120,6 @@ def _read_config(path):
     or None for a weights-only file. The file is checked as :func:`read_weights` checks it."""
     with open_weights(path) as wf:
         return wf.config
-
-
-#: Keras order of a layer's weights by role (lower first); unknown roles keep file order
-_ROLE_ORDER = {"kernel": 0, "depthwise_kernel": 0, "embeddings": 0, "alpha": 0, "gamma": 0,
-               "pointwise_kernel": 1, "recurrent_kernel": 1, "beta": 1, "bias": 2,
-               "moving_mean": 3, "moving_variance": 4}
-#: MultiHeadAttention sub-layers, by a word of their name
-_MHA_ORDER = (("query", 0), ("key", 1), ("value", 2), ("output", 3))
-
-
-def _keras_order(record, index):
-    """Sort key putting a layer's records in ``layer.get_weights()`` order."""
-    where = f"{record.name} {record.location}"
-    backward = int("backward" in where)      # Bidirectional: forward layer first
-    part = next((rank for word, rank in _MHA_ORDER if word in record.name[len(record.layer):]), 0)
-    return backward, part, _ROLE_ORDER.get(record.role, 5), index
-
-
-def _weights_by_layer(records, counts):
-    """{forward layer path: arrays in Keras order} from weightshare.files records."""
-    out = {}
-    for path in counts:
-        mine = [(r, i) for i, r in enumerate(records)
-                if r.path == path or r.path.startswith(path + "/")
-                or (r.layer == path and "/" not in path)]
-        mine.sort(key=lambda ri: _keras_order(*ri))
-        out[path] = [r.value for r, _ in mine]
-    return out
 
 
 def read_model(path, *, architecture=None):

@@ -24,6 +24,7 @@ from ._codec._bf16 import round_to_bf16
 from ._io._atomic import check_output, unwind_later as _unwind_later
 from ._io._reader import FORMATS, WeightInfo, open_weights
 from ._keras._names import FLOAT_DTYPE_NAMES
+from ._keras._nodes import is_keras2
 from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, dry_rewrite, rewrite
 from ._io._safetensors import is_safetensors
@@ -33,6 +34,11 @@ from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
 from .errors import FileFormatError, TensorArgumentError
+from ._calibrate._inputs import check_calibration, check_importance, pick_input
+from ._calibrate._pass import CalibrationHook, plan_layers
+from ._io._npy import load_npy, load_npz
+from .forward import (_Run, _check_input_shapes, _check_weights, _top, layer_weight_counts,
+                      unsupported_layers)
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
            "read_weights", "select_weights", "skipped_weights", "transform_file", "cluster_file",
@@ -64,6 +70,14 @@ class ClusterSummary(NamedTuple):
         values (float64, after rounding to the stored dtype); ``inf`` when it
         exceeds the float64 range (``None`` in :meth:`to_dict`, so the JSON
         stays standard).
+    importance : str or None
+        The importance the SSE was weighted by: ``"calibration"`` (from
+        calibration inputs), ``"file"`` (the `importance` arrays), or None
+        (plain SSE; ``sse`` is then the plain SSE, else the weighted one).
+    bias_correction : str or None
+        ``"corrected"``: the layer's bias was shifted by the mean output
+        change; ``"no bias"``: the layer holds no bias, nothing was corrected;
+        None: no bias correction was asked for this tensor.
     """
 
     tensor: str
@@ -77,6 +91,8 @@ class ClusterSummary(NamedTuple):
     zeros_before: int
     zeros_after: int
     sse: float
+    importance: Optional[str] = None
+    bias_correction: Optional[str] = None
 
     def to_dict(self):
         """A JSON-ready dict (shape as a list, an infinite SSE as None)."""
@@ -481,7 +497,8 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
-                 dry_run=False, compress=False, strip=False):
+                 dry_run=False, compress=False, strip=False, importance=None, calibration=None,
+                 bias_correction=True):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -545,6 +562,25 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     strip : bool, default False
         Leave out optimizer state and the compile/training config (see
         ``weightshare.strip_file``).
+    importance : mapping of str to array_like, or path, optional
+        Per-weight importance (``sample_weight`` of :func:`weightshare.cluster`):
+        ``{tensor name: array}`` with the names of :func:`read_weights`
+        (``weightshare info``), each array broadcastable to its tensor, or the
+        path of a ``.npz`` of such arrays. Every name must be a tensor this job
+        clusters; tensors it leaves out are clustered by plain SSE. Any format.
+    calibration : array_like or path, optional
+        Inputs of the model, batch first (a few hundred real ones), or the path
+        of a ``.npy`` (or ``.npz``) holding them. The model (a ``.keras`` or
+        ``.h5`` file with its architecture, of layers the NumPy forward pass
+        supports) is run once on them; each targeted Dense, Conv and
+        DepthwiseConv kernel is clustered with the second moment of the input
+        that multiplies each weight as importance, each Embedding with the
+        frequency of each token, in layer order, on the outputs of the layers
+        already clustered (docs/importance.md). Not with `importance`.
+    bias_correction : bool, default True
+        With `calibration`: add ``E[x] (W - W_q)`` to each clustered layer's
+        bias, so its mean output over the calibration inputs is unchanged (a
+        layer with no bias is left as it is and its row says ``"no bias"``).
 
     Returns
     -------
@@ -590,8 +626,12 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
-
-    def fn(record, values):
+    by_name = {r.name: r for r in chosen if r.name in targets}
+    bias_correction = check_flag(bias_correction, "bias_correction")
+    if importance is not None and calibration is not None:
+        raise ValueError("give importance or calibration, not both")
+    imp = {} if importance is None else _importance(importance, by_name)
+    def one(record, values, sw, label):
         kk = k_of(record)
         if values.dtype.kind != "f":
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
@@ -602,7 +642,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
-                          lut_dtype=lut_dtype, random_state=rng)
+                          lut_dtype=lut_dtype, sample_weight=sw, random_state=rng)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
@@ -617,8 +657,24 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
                                    record.dtype, kk, _distinct(values), distinct_after,
                                    int(np.count_nonzero(values == 0)),
-                                   int(np.count_nonzero(new == 0)), sse))
+                                   int(np.count_nonzero(new == 0)), sse, label))
         return new
+
+    done = {} if calibration is None else _calibrate(
+        src, calibration, targets, bias_correction,
+        lambda r, sw: one(r, r.value, sw, "calibration"))
+    precomputed = {}
+    for name, c in done.items():
+        precomputed[name] = c.values
+        if c.bias_name is not None:
+            precomputed[c.bias_name] = c.bias
+    notes = {name: c.bias_correction for name, c in done.items()}
+
+    def fn(record, values):
+        if record.name in precomputed:
+            return precomputed[record.name]
+        sw = imp.get(record.name)
+        return one(record, values, sw, None if sw is None else "file")
 
     note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
             "method": method, "init": init if isinstance(init, str) else "array",
@@ -626,10 +682,79 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if group_size is not None or per_channel_scale or lut_dtype is not None:
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
-    transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress, note=note, dry_run=dry_run, compress=compress,
-                   strip=strip)
+    if imp or done:
+        note.update(importance="calibration" if done else "file")
+    transform_file(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
+                   in_place=in_place, progress=progress, note=note, dry_run=dry_run,
+                   compress=compress, strip=strip)
+    order = {r.name: i for i, r in enumerate(chosen)}
+    rows.sort(key=lambda row: order[row.tensor])
+    rows[:] = [row._replace(bias_correction=notes.get(row.tensor)) for row in rows]
     return rows
+
+
+def _importance(importance, targets):
+    """The `importance` of :func:`cluster_file`, read (a .npz path) and checked."""
+    if isinstance(importance, (str, os.PathLike)):
+        return check_importance(load_npz(importance), targets, os.fspath(importance))
+    return check_importance(importance, targets)
+
+
+def _calibration_inputs(calibration):
+    """The `calibration` of :func:`cluster_file`, read (a .npy or .npz path) and checked."""
+    if isinstance(calibration, (str, os.PathLike)):
+        where = os.fspath(calibration)
+        arr = pick_input(load_npz(where), where) if where.lower().endswith(".npz") \
+            else load_npy(where)
+        return check_calibration(arr, where)
+    return check_calibration(calibration)
+
+
+class _HookedRun(_Run):
+    """The forward pass with `hook(path, cls, cfg, inputs, weights)` before each layer call."""
+
+    def __init__(self, weights, keras2, hook):
+        super().__init__(weights, keras2)
+        self.hook = hook
+
+    def layer(self, path, cls, cfg, inputs, kwargs):
+        self.hook(path, cls, cfg, inputs, self.weights)
+        return super().layer(path, cls, cfg, inputs, kwargs)
+
+
+def _calibrate(src, calibration, targets, bias_correction, compress):
+    """The calibrated pass of :func:`cluster_file`: {kernel name: Calibrated}, its errors
+    naming the model (and the calibration file)."""
+    inputs = _calibration_inputs(calibration)
+    with open_weights(src) as wf:
+        config = wf.config
+        if config is None:
+            raise FileFormatError(os.fspath(src), "holds no model architecture (a weights-only "
+                                  "or safetensors file); calibration needs a .keras or .h5 "
+                                  "file saved with model.save")
+        records = [r._replace(value=wf.read(r)) for r in wf.records]
+    given = f" {os.fspath(calibration)}" if isinstance(calibration, (str, os.PathLike)) else ""
+    try:
+        config = _top(config)
+        bad = unsupported_layers(config)
+        if bad:
+            raise ValueError(f"the NumPy forward pass does not support {len(bad)} layer(s): "
+                             + ", ".join(f"{p} ({c}: {why})" for p, c, why in bad))
+        counts = layer_weight_counts(config)
+        by_layer, plan = plan_layers(config, records, counts, targets)
+        weights = _check_weights(config, {p: [r.value for r in rs]
+                                          for p, rs in by_layer.items()})
+        xs = inputs if isinstance(inputs, list) else [inputs]
+        xs = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in xs]
+        _check_input_shapes(config, xs)
+        hook = CalibrationHook(plan, compress, bias_correction)
+        with np.errstate(all="ignore"):     # an overflow shows in the outputs, not as a warning
+            _HookedRun(weights, is_keras2(config), hook).model(config, "", xs)
+    except TensorArgumentError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise FileFormatError(os.fspath(src), f"calibration{given}: {exc}") from None
+    return hook.done
 
 
 def _channel_axis(record, ndim):
