@@ -73,7 +73,7 @@ class ClusterSummary(NamedTuple):
     importance : str or None
         The importance the SSE was weighted by: ``"calibration"`` (from
         calibration inputs), ``"file"`` (the `importance` arrays), or None
-        (plain SSE; ``sse`` is then the plain SSE, else the weighted one).
+        (plain SSE). ``sse`` is always the plain SSE.
     bias_correction : str or None
         ``"corrected"``: the layer's bias was shifted by the mean output
         change; ``"no bias"``: the layer holds no bias, nothing was corrected;
@@ -651,8 +651,9 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             else:
                 new = _bf16_values(values, res, axis, group_size or 1)
             sse, distinct_after = _sse(values, new), _distinct(new)
-        else:
-            new, sse = res.values, float(res.sse)
+        else:           # the plain SSE also with importance (res.sse is then weighted)
+            new = res.values
+            sse = float(res.sse) if sw is None else _sse(values, new)
             distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
                                    record.dtype, kk, _distinct(values), distinct_after,

@@ -79,6 +79,18 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, total, one row per tensor, and the weights skipped")
+    p.add_argument("--importance", metavar="IMP.npz", default=None,
+                   help="per-weight importance: a .npz of arrays named like the tensors "
+                        "(weightshare info), each broadcastable to its tensor; the weighted SSE "
+                        "is minimised (any format)")
+    p.add_argument("--calibration", metavar="INPUTS.npy", default=None,
+                   help="a few hundred real model inputs (.npy, or .npz with x or one array): "
+                        "the model (.keras/.h5) is run once with NumPy and each Dense/Conv "
+                        "kernel is weighted by E[x^2] of its inputs (embeddings by token "
+                        "frequency), layer by layer; biases are corrected (docs/importance.md)")
+    p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
+                   help="with --calibration: leave the biases as they are (default: shift "
+                        "each clustered layer's bias by the mean output change)")
     p.set_defaults(func=run)
 
 
@@ -106,7 +118,17 @@ def _json_row(r):
     return {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
             "dtype": r.dtype, "size": math.prod(r.shape), "k": r.k,
             "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
-            "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse}
+            "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse,
+            "importance": r.importance, "bias_correction": r.bias_correction}
+
+
+def _importance_cell(r):
+    """What weighted a tensor's SSE, and what bias correction did: 'calibration, bias
+    corrected', 'calibration, no bias', 'file' or '-'."""
+    if r.importance is None:
+        return "-"
+    extra = {"corrected": ", bias corrected", "no bias": ", no bias"}
+    return r.importance + extra.get(r.bias_correction, "")
 
 
 def run(args):
@@ -126,7 +148,9 @@ def run(args):
                                         lut_dtype=args.lut_dtype, random_state=args.seed,
                                         in_place=args.in_place, progress=progress,
                                         dry_run=args.dry_run, compress=args.compress,
-                                        strip=args.strip)
+                                        strip=args.strip, importance=args.importance,
+                                        calibration=args.calibration,
+                                        bias_correction=args.bias_correction)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
@@ -145,11 +169,13 @@ def run(args):
                             "(dry run: nothing written)"))
         else:
             print(printable(f"{args.model} -> {dst}: {plural(len(rows), 'tensor')} clustered"))
+        weighted = any(r.importance for r in rows)
         print_table(["tensor", "shape", "k", "distinct before -> after", "zeros before -> after",
-                     "SSE"],
+                     "SSE"] + (["importance"] if weighted else []),
                     [(r.tensor, "x".join(map(str, r.shape)) or "()", r.k,
                       f"{r.distinct_before} -> {r.distinct_after}",
-                      f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}") for r in rows])
+                      f"{r.zeros_before} -> {r.zeros_after}", f"{r.sse:.6g}")
+                     + ((_importance_cell(r),) if weighted else ()) for r in rows])
         if rows:
             print(f"total SSE {sum(r.sse for r in rows):.6g}")
         if bytes_before is not None and not args.dry_run:
