@@ -734,7 +734,8 @@ def _calibrate(src, calibration, targets, bias_correction, compress):
                                   "or safetensors file); calibration needs a .keras or .h5 "
                                   "file saved with model.save")
         records = [r._replace(value=wf.read(r)) for r in wf.records]
-    given = f" {os.fspath(calibration)}" if isinstance(calibration, (str, os.PathLike)) else ""
+    given = f" ({os.fspath(calibration)})" if isinstance(calibration, (str, os.PathLike)) \
+        else ""
     try:
         config = _top(config)
         bad = unsupported_layers(config)
