@@ -116,7 +116,8 @@ def test_cluster_json_rows_are_the_api_rows(tmp_path, capsys):
         {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
          "dtype": r.dtype, "size": int(np.prod(r.shape)), "k": r.k,
          "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
-         "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse}
+         "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse,
+         "importance": r.importance, "bias_correction": r.bias_correction}
         for r in rows]
 
 
