@@ -227,3 +227,19 @@ def test_importance_and_calibration_exclude_each_other(tmp_path):
     with pytest.raises(TypeError, match="bias_correction must be"):
         weightshare.cluster_file(DIGITS, tmp_path / "c.keras", 4, calibration=X,
                                  bias_correction="no")
+
+
+def test_a_targeted_bias_is_corrected_then_clustered(tmp_path):
+    out = tmp_path / "c.keras"
+    rows = weightshare.cluster_file(DIGITS, out, 4, roles=("kernel", "bias"), calibration=X)
+    assert [(r.tensor, r.importance, r.bias_correction) for r in rows] == [
+        ("fc1/kernel", "calibration", "corrected"), ("fc1/bias", None, None),
+        ("fc2/kernel", "calibration", "corrected"), ("fc2/bias", None, None),
+        ("out/kernel", "calibration", "corrected"), ("out/bias", None, None)]
+    w = values(out)
+    assert all(np.unique(w[f"{n}/bias"]).size <= 4 for n in ("fc1", "fc2", "out"))
+    # what was clustered is the corrected bias: the same as clustering it by hand
+    only = tmp_path / "k.keras"
+    weightshare.cluster_file(DIGITS, only, 4, calibration=X)
+    np.testing.assert_array_equal(
+        w["out/bias"], weightshare.cluster(values(only)["out/bias"].astype(np.float32), 4).values)

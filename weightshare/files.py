@@ -631,6 +631,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if importance is not None and calibration is not None:
         raise ValueError("give importance or calibration, not both")
     imp = {} if importance is None else _importance(importance, by_name)
+
     def one(record, values, sw, label):
         kk = k_of(record)
         if values.dtype.kind != "f":
@@ -672,8 +673,10 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     notes = {name: c.bias_correction for name, c in done.items()}
 
     def fn(record, values):
-        if record.name in precomputed:
+        if record.name in done or (record.name in precomputed and record.name not in targets):
             return precomputed[record.name]
+        if record.name in precomputed:        # a corrected bias that is targeted too
+            values = precomputed[record.name]
         sw = imp.get(record.name)
         return one(record, values, sw, None if sw is None else "file")
 
