@@ -54,7 +54,8 @@ class CalibrationHook:
         kernel_rec = records[KERNEL_INDEX]
         stats = input_stats(cls, cfg, w[KERNEL_INDEX].shape, x)
         sw = np.broadcast_to(stats.importance, w[KERNEL_INDEX].shape)
-        new = self.compress(kernel_rec, sw if sw.any() else None)
+        with np.errstate(divide="warn", over="warn", invalid="warn", under="ignore"):
+            new = self.compress(kernel_rec, sw if sw.any() else None)   # NumPy's defaults
         new64 = np.asarray(new, dtype=np.float64)
         note, bias_name, bias = None, None, None
         if self.correct:
