@@ -177,20 +177,24 @@ def chunk_shape(shape, itemsize, limit=CHUNK_BYTES):
     return tuple(chunk)
 
 
-def _recreate_deflated(src_ds, dst_group, name, origin, size):
-    """Re-create `src_ds` as `dst_group[name]`, same HDF5 type, values and attributes, deflated."""
+def _recreate_deflated(src_ds, dst_group, name, origin, size, data=None):
+    """Re-create `src_ds` as `dst_group[name]`, same HDF5 type and attributes, deflated; its
+    values, or `data` (new contents of the source's dtype, e.g. sliced by a removal)."""
     where = origin[1] + src_ds.name
     check_dataset(src_ds, src_ds.file, origin[0], where, size)
     sid = src_ds.id
     tid = sid.get_type()
-    shape = tuple(int(d) for d in src_ds.shape)
+    shape = tuple(int(d) for d in (src_ds.shape if data is None else data.shape))
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(_tracks_times(src_ds))
     dcpl.set_chunk(chunk_shape(shape, tid.get_size()))
     dcpl.set_deflate(DEFLATE_LEVEL)
     space = h5py.h5s.create_simple(shape, shape)
-    arr = np.empty(shape, dtype=src_ds.dtype)
-    sid.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
+    if data is None:
+        arr = np.empty(shape, dtype=src_ds.dtype)
+        sid.read(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
+    else:
+        arr = np.ascontiguousarray(data)
     if arr.nbytes <= _SMALL and len(zlib.compress(arr.tobytes(), DEFLATE_LEVEL)) + \
             _FILTER_COST >= arr.nbytes:
         return False
@@ -281,7 +285,10 @@ def _walk(sg, dg, path, job):
             else:
                 sg.copy(obj, dg, name=name)
         elif isinstance(obj, h5py.Dataset) and child in data:
-            _recreate(obj, dg, name, data[child], scratch, origin)
+            new = data[child]
+            if not (deflate is not None and compressible(obj) and new.size and
+                    _recreate_deflated(obj, dg, name, origin, deflate, new)):
+                _recreate(obj, dg, name, new, scratch, origin)
             seen.add(child)
         elif isinstance(obj, h5py.Dataset) and deflate is not None and compressible(obj):
             if not _recreate_deflated(obj, dg, name, origin, deflate):
