@@ -127,7 +127,9 @@ class DiskUsage(NamedTuple):
             if value is None:
                 lines.append(f"  {label:17}{'n/a':>14}")
             else:
-                ratio = f"{self.size / value:.2f}x smaller" if value else ""
+                ratio = (f"{self.size / value:.2f}x smaller" if 0 < value < self.size else
+                         "the same size" if value == self.size else
+                         f"{value / self.size:.2f}x larger" if value else "")
                 lines.append(f"  {label:17}{value:>14,}  {ratio}")
         if self.note:
             lines.append(f"  ({self.note})")
