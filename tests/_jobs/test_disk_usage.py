@@ -127,3 +127,14 @@ def test_bad_arguments_and_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(FileFormatError, match="bad.keras"):
         weightshare.disk_usage(bad)
+
+
+def test_a_job_that_refuses_the_file_leaves_its_option_out_and_says_why(monkeypatch):
+    def refuse(src, dst):
+        raise FileFormatError(src, "cannot be\nrebuilt")
+    label, formats, _, name_of = _disk_usage.OPTIONS["strip"]
+    monkeypatch.setitem(_disk_usage.OPTIONS, "strip", (label, formats, refuse, name_of))
+    d = weightshare.disk_usage(DIGITS)
+    assert d.options["strip"] is None and d.options["compress"] > 0
+    assert d.note.startswith("strip: ") and "cannot be rebuilt" in d.note
+    assert "\n" not in d.table().splitlines()[-1]

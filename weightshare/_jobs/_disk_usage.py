@@ -13,6 +13,7 @@ import tempfile
 from typing import NamedTuple, Optional
 
 from .._base._validation import check_flag
+from ..errors import printable
 from .._io._disk import disk_parts
 from .._io._reader import open_weights
 from .._io._strip import STRIP_FORMATS
@@ -90,7 +91,8 @@ class DiskUsage(NamedTuple):
         --compress``), ``pack``; None where the option does not apply to the
         format, was not computed (see `note`), or is not available.
     note : str or None
-        Why option sizes are missing, when they are.
+        Why option sizes are missing, when they are (the file is over the
+        bound, or a job refused the file: its one-line error).
     """
 
     format: str
@@ -131,8 +133,8 @@ class DiskUsage(NamedTuple):
                          "the same size" if value == self.size else
                          f"{value / self.size:.2f}x larger" if value else "")
                 lines.append(f"  {label:17}{value:>14,}  {ratio}")
-        if self.note:
-            lines.append(f"  ({self.note})")
+        if self.note:       # may quote the file's name or its text: escaped
+            lines.append(printable(f"  ({self.note})"))
         return "\n".join(lines)
 
 
@@ -153,7 +155,8 @@ def disk_usage(path, *, options=True):
         rewrites of the file, and up to twice its size in temporary disk
         space at a time. Skipped (None, with a `note`) for a file larger
         than :data:`OPTIONS_MAX_BYTES` (1 GiB); options that do not apply to
-        the format (NumPy, safetensors) are None.
+        the format (NumPy, safetensors) are None; an option whose job
+        refuses the file is None, its error in ``DiskUsage.note``.
 
     Returns
     -------
@@ -194,7 +197,13 @@ def disk_usage(path, *, options=True):
                     continue
                 name = os.path.basename(path)
                 dst = os.path.join(tmp, name_of(name) if name_of else name)
-                job(path, dst)
+                try:
+                    job(path, dst)
+                except (ValueError, OSError) as exc:   # FileFormatError is a ValueError
+                    # the file reads but this job refuses it: that option's size is unknown
+                    why = " ".join(str(exc).split())
+                    note = (note + "; " if note else "") + f"{OPTIONS[key][0]}: {why}"
+                    continue
                 sizes[key] = os.path.getsize(dst)
                 os.remove(dst)
     return DiskUsage(fmt, note=note, options=sizes, **parts)
