@@ -24,7 +24,7 @@ import numpy as np
 from ._base import _json
 from ._base._validation import check_flag, check_int
 from .errors import FileFormatError
-from ._io import _container, _rebuild, _reader
+from ._io import _container, _rebuild, _reader, _strip
 from ._io._atomic import FULL_DISK, check_output, same_file
 from ._keras import _graph
 from ._remove import _optimizer, _rules
@@ -118,7 +118,8 @@ class RemoveResult(NamedTuple):
     optimizer : str
         ``"none"`` (no optimizer state in the file), ``"sliced"`` (slots
         sliced like their variables), ``"kept"`` (state present, no slot
-        needed slicing), or ``"dropped"`` (state removed; see `warnings`).
+        needed slicing), ``"dropped"`` (state removed; see `warnings`), or
+        ``"stripped"`` (left out with everything else ``strip=True`` leaves out).
     warnings : tuple of str
     targets : tuple of UnitRemoval
         One per producer layer, in the order given (one for a single layer).
@@ -289,6 +290,7 @@ class _Job(NamedTuple):
     drop: tuple
     config: object      # str, or None to keep the config as it is
     result: object      # RemoveResult, or None
+    drop_attrs: dict = {}   # object path -> attribute names left out (strip)
 
 
 def _refuse(path, msg):
@@ -325,7 +327,7 @@ def _targets(layer, units, count):
 
 
 def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", in_place=False,
-                 dry_run=False):
+                 dry_run=False, compress=False, strip=False):
     """Remove units (Dense) or filters (Conv) of one or several layers from a Keras model file.
 
     The producer `layer` loses kernel output columns (filters) and bias
@@ -380,6 +382,14 @@ def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", 
         why; every tensor that would shrink; the config and optimizer edits)
         with ``dst=None`` and ``dry_run=True``, but write nothing: no output,
         no temporary file.
+    compress : bool, default False
+        Store the output's floating-point datasets deflated, as
+        ``cluster_file(..., compress=True)`` does (HDF5's deflate filter,
+        lossless, loads in stock Keras; docs/files.md).
+    strip : bool, default False
+        Leave the optimizer state and the compile/training config out of the
+        output, as ``weightshare.strip_file`` does (the optimizer slots are
+        then not sliced but dropped; Keras loads the file uncompiled).
 
     Returns
     -------
@@ -401,7 +411,7 @@ def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", 
 
     Examples
     --------
-    >>> import pathlib, tempfile, weightshare
+    >>> import os, pathlib, tempfile, weightshare
     >>> src = "tests/fixtures/keras/k3_rm_dense_bn_dense.keras"
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "small.keras"
     >>> res = weightshare.remove_units(src, out, layer="fc1", units=[1, 5, 9, 13])
@@ -422,10 +432,20 @@ def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", 
     ([('fc1', 16, 14), ('fc2', 16, 15)], None)
     >>> [(t.layer, t.role, t.new_shape) for t in res.tensors if t.layer == "fc2"]
     [('fc2', 'kernel', (14, 15)), ('fc2', 'bias', (15,))]
+
+    Smaller still: deflated, without optimizer state and compile config:
+
+    >>> big = weightshare.examples.path("digits.keras")
+    >>> res = weightshare.remove_units(big, out, layer="fc1", count=8, compress=True,
+    ...                                strip=True)
+    >>> os.path.getsize(out) < os.path.getsize(big) // 3
+    True
     """
     src = _check_path(src, "src")
     in_place = check_flag(in_place, "in_place")
     dry_run = check_flag(dry_run, "dry_run")
+    compress = check_flag(compress, "compress")
+    strip = check_flag(strip, "strip")
     targets = _targets(layer, units, count)
     if not isinstance(by, str) or by not in REMOVE_BY:
         raise ValueError(f"by must be one of {sorted(REMOVE_BY)}; got {by!r}")
@@ -449,8 +469,10 @@ def remove_units(src, dst=None, *, layer=None, units=None, count=None, by="l1", 
             _check_suffix(kf.fmt, dst)
         try:
             job = _prepare(kf, src, None if dry_run else dst, targets, by)
+            if strip:
+                job = _finish(kf, job)
             if not dry_run:
-                _write(kf, src, dst, job, in_place)
+                _write(kf, src, dst, job, in_place, compress)
         except MemoryError:
             raise MemoryError(f"{src}: out of memory removing units of layer {names} (nothing "
                               "was written)") from None
@@ -571,7 +593,26 @@ def _prepare(kf, src, dst, targets, by):
     return _Job(data, drop, text, result)
 
 
-def _write(kf, src, dst, job, in_place):
+def _finish(kf, job):
+    """`job` that also leaves out what ``strip`` leaves out: the optimizer groups (and the
+    slots sliced there), the training config attribute, ``compile_config``; its result says
+    ``optimizer="stripped"`` and lists only the tensors the output holds."""
+    plan = _strip.strip_plan(kf)
+    under = tuple(p.rstrip("/") + "/" for p in plan.drop)
+    data = {p: v for p, v in job.data.items() if not p.startswith(under)}
+    drop = tuple(p for p in job.drop if not p.startswith(under)) + plan.drop
+    config = job.config
+    if kf.fmt == "keras_zip" and plan.config is not None:
+        new = json.loads(config) if config is not None else _json.copy(kf.config)
+        new.pop("compile_config", None)
+        config = json.dumps(new)
+    result = job.result._replace(
+        tensors=tuple(t for t in job.result.tensors if not t.dataset.startswith(under)),
+        optimizer="stripped" if plan.drop else job.result.optimizer)
+    return _Job(data, drop, config, result, plan.drop_attrs)
+
+
+def _write(kf, src, dst, job, in_place, compress=False):
     """Write the rebuilt file atomically (temp file in dst's folder, then os.replace)."""
 
     try:
@@ -579,16 +620,23 @@ def _write(kf, src, dst, job, in_place):
                                     in_place=bool(in_place)) as tmp:
             if kf.fmt == "legacy_full":
                 attrs = {"/": {"model_config": job.config}} if job.config is not None else {}
-                _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs, path=kf.path)
+                _rebuild.rebuild_h5(kf.h5, tmp, job.data, job.drop, attrs, path=kf.path,
+                                    drop_attrs=job.drop_attrs, compress=compress,
+                                    size=kf._h5_size)
             else:
                 folder = os.path.dirname(os.path.abspath(dst))
                 with _rebuild.temp_file(folder, os.path.basename(dst), ".h5.tmp") as h5tmp:
                     _rebuild.rebuild_h5(kf.h5, h5tmp, job.data, job.drop, path=kf.path,
-                                        where=_container.WEIGHTS_MEMBER)
+                                        where=_container.WEIGHTS_MEMBER,
+                                        drop_attrs=job.drop_attrs, compress=compress,
+                                        size=kf._h5_size)
                     replace = {_container.WEIGHTS_MEMBER: h5tmp}
                     if job.config is not None:
                         replace[_container.CONFIG_MEMBER] = job.config.encode("utf-8")
-                    _rebuild.write_zip(kf._zip, tmp, replace)
+                    # --compress: the config deflated (Keras reads it whole); the weights
+                    # member stays stored (Keras seeks in it)
+                    deflate = {"deflate": (_container.CONFIG_MEMBER,)} if compress else {}
+                    _rebuild.write_zip(kf._zip, tmp, replace, **deflate)
             kf.close()
     except FileFormatError:
         raise

@@ -325,8 +325,19 @@ def test_docs_name_every_key_of_the_schema():
         section = DOC.split(f"\n## `{command}`", 1)[1].split("\n## ", 1)[0]
         listed = set(re.findall(r"^\| `([a-z_0-9.\[\]]+)`", section, flags=re.M))
         keys = set(schema["fields"]) | {f"tensors[].{k}" for k in schema["tensor"]}
-        keys |= {f"total.{k}" for k in schema["fields"].get("total", {})}
+        keys |= set(_nested_keys(schema["fields"]))
         assert keys == listed, (command, sorted(keys - listed), sorted(listed - keys))
+
+
+def _nested_keys(fields, prefix=""):
+    """``parent.key`` of every key of an object field (an object or null too), at any depth."""
+    for name, spec in fields.items():
+        obj = spec if isinstance(spec, dict) else next(
+            (s for s in spec if isinstance(s, dict)), None) if isinstance(spec, tuple) else None
+        if obj is not None:
+            for key in obj:
+                yield f"{prefix}{name}.{key}"
+            yield from _nested_keys(obj, f"{prefix}{name}.")
 
 
 def _close(got, want):

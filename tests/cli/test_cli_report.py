@@ -22,9 +22,15 @@ def files(tmp_path):
     return str(model), str(original)
 
 
+def _tensor_lines(out):
+    """The per-tensor table of a report's text (after the file-on-disk lines and a blank line)."""
+    lines = out.splitlines()
+    return lines[lines.index("") + 2:] if "" in lines else lines
+
+
 def test_table(files, capsys):
     assert main(["report", files[0]]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = _tensor_lines(capsys.readouterr().out)
     assert lines[0].split()[0] == "tensor" and "sse" not in lines[0]
     assert lines[2].split()[:2] == ["fc/kernel", "8"] and lines[-1].startswith("total")
 
@@ -36,6 +42,7 @@ def test_json_equals_the_api(files, capsys):
     size_key = {"n": "size"}     # the report's n is every command's size (docs/cli.md)
     want = {"command": "report", "input": files[0], "output": None, "original": files[1],
             "total": {size_key.get(k, k): v for k, v in want["total"].items()},
+            "disk": weightshare.disk_usage(files[0]).to_dict(),
             "tensors": [{size_key.get(k, k): v for k, v in row.items()} for row in want["tensors"]]}
     assert got == json.loads(json.dumps(want))
     assert got["tensors"][0]["sse"] == pytest.approx(8 * 0.25)
@@ -200,5 +207,5 @@ def test_keras_file_table(capsys):
     digits = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "examples", "digits.keras")
     assert main(["report", digits]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-2]]
+    names = [line.split()[0] for line in _tensor_lines(capsys.readouterr().out)[2:-2]]
     assert names == ["fc1/kernel", "fc1/bias", "fc2/kernel", "fc2/bias", "out/kernel", "out/bias"]

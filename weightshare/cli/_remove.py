@@ -6,7 +6,8 @@ import textwrap
 
 import weightshare
 
-from ._common import add_dry_run, json_document, print_json, printable, stdout_may_close
+from ._common import (add_dry_run, add_size_options, file_size, json_document, print_json,
+                      printable, size_line, stdout_may_close)
 
 
 def register(sub):
@@ -55,6 +56,7 @@ def register(sub):
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, the units removed per layer (targets), the layers crossed, "
                         "the config edits, and one row per tensor that shrank")
+    add_size_options(p)
     p.set_defaults(func=run)
 
 
@@ -159,8 +161,10 @@ def run(args):
     dst = args.output
     if dst is None and not args.in_place and not args.dry_run:
         raise ValueError("give -o OUT (or --in-place to replace MODEL, or --dry-run)")
+    bytes_before = file_size(args.model) if args.compress or args.strip else None
     res = weightshare.remove_units(args.model, dst, **_targets(args), by=args.by,
-                                   in_place=args.in_place, dry_run=args.dry_run)
+                                   in_place=args.in_place, dry_run=args.dry_run,
+                                   compress=args.compress, strip=args.strip)
     for warning in res.warnings:
         print(printable(f"weightshare remove: warning: {warning}"), file=sys.stderr)
     with stdout_may_close(written=res.dst):
@@ -168,4 +172,6 @@ def run(args):
             print_json(_json(args.model, res, _records(res.dst or args.model)))
         else:
             print(_table(res))
+            if bytes_before is not None and not args.dry_run:
+                print(size_line(bytes_before, res.dst))
     return 0

@@ -14,7 +14,10 @@ def register(sub):
                        description="Measure every tensor of MODEL with the real encoders (packed, "
                                    "sparse, Huffman), next to the raw size, deflate of the raw "
                                    "bytes, the entropy bound and the Deep Compression eq. 1 "
-                                   "ratio. MODEL: a Keras file, .npy or .npz.")
+                                   "ratio. First, the file on disk: its size, what its bytes "
+                                   "hold and the size each option would give (see "
+                                   "--no-disk). MODEL: a Keras file, .npy, .npz or "
+                                   "safetensors.")
     p.add_argument("model", metavar="MODEL", help="a .keras, .weights.h5, .h5, .npy or .npz file")
     p.add_argument("--compare", metavar="ORIGINAL",
                    help="the original model: adds the SSE and max abs error per tensor")
@@ -28,7 +31,18 @@ def register(sub):
     p.add_argument("--tensors", nargs="+", metavar="NAME",
                    help="tensors to draw a histogram of, each once (default: the six largest, "
                         "kernels before biases)")
+    p.add_argument("--no-disk", action="store_true",
+                   help="leave out the file on disk (printed first by default: its size; the "
+                        "bytes of weights, optimizer state, config/metadata and container "
+                        "overhead; and the size --compress, strip and strip --compress give, "
+                        "measured by running them into a temporary folder: about three "
+                        "rewrites of the file)")
     p.set_defaults(func=run)
+
+
+#: the line between the file on disk and the per-tensor table: what the ratios are ratios of
+PER_TENSOR = ("per tensor (ratio = the float32 size, 4 bytes per entry, / the best encoding's "
+              "bytes; eq.1 = Deep Compression's estimate):")
 
 
 def _n_as_size(row):
@@ -36,11 +50,12 @@ def _n_as_size(row):
     return {("size" if key == "n" else key): value for key, value in row.items()}
 
 
-def _json(args, rep):
+def _json(args, rep, disk):
     """The Report in the JSON shape of every command (docs/cli.md)."""
     d = rep.to_dict()
     return json_document("report", args.model, args.plot, map(_n_as_size, d["tensors"]), {
-        "original": args.compare, "total": _n_as_size(d["total"])})
+        "original": args.compare, "total": _n_as_size(d["total"]),
+        "disk": None if disk is None else disk.to_dict()})
 
 
 def _check_plot(args):
@@ -60,9 +75,14 @@ def run(args):
             return EXIT_BAD_INPUT
         values, tensors = _check_plot(args)
     rep = weightshare.report(args.model, compare=args.compare)
+    disk = None if args.no_disk else weightshare.disk_usage(args.model)
     if args.json:
-        print_json(_json(args, rep))
+        print_json(_json(args, rep, disk))
     else:
+        if disk is not None:      # no text from the file in these lines: nothing to escape
+            print(disk.table())
+            print()
+            print(PER_TENSOR)
         print(rep.table())
     if args.plot:
         drawn = plot_report(values, args.plot, compare=args.compare, tensors=tensors, rep=rep)

@@ -35,6 +35,15 @@ _SKIPPED = {"name": str, "layer": str, "layer_class": (str, None), "role": str, 
 _TARGET = {"layer": str, "removed": [int], "units_before": int, "units_after": int,
            "by": (str, None), "norms": [_NUMBER], "path": [str]}
 
+#: the file on disk (``report``; null with --no-disk): bytes, what they hold, each option's size
+#: (null: the option does not apply, was not computed, or is not available, as ``pack`` until the
+#: pack branch fills it in)
+_DISK = {"format": str, "size": int, "files": int, "weights": int, "optimizer": int,
+         "config": int, "overhead": int,
+         "options": {"compress": (int, None), "strip": (int, None), "strip_compress": (int, None),
+                     "pack": (int, None)},
+         "note": (str, None)}
+
 SCHEMA = {
     "info": {
         "fields": {"format": str},
@@ -75,7 +84,8 @@ SCHEMA = {
                              "raw": int, "packed": int, "sparse": int, "huffman": int,
                              "sparse_huffman": int, "best": int, "entropy": float,
                              "deflate": int, "ratio": _NUMBER, "ratio_eq1": _NUMBER,
-                             "sse": _NUMBER, "max_abs_error": _NUMBER}},
+                             "sse": _NUMBER, "max_abs_error": _NUMBER},
+                   "disk": (_DISK, None)},
         "tensor": {"name": str, "shape": _SHAPE, "dtype": str, "size": int, "nonzeros": int,
                    "distinct": int, "index_bits": int, "raw": int, "packed": int, "sparse": int,
                    "huffman": int, "sparse_huffman": int, "best": int, "best_scheme": str,
