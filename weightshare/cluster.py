@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._kmeans._auto import auto_centroids
+from ._kmeans._vector import fit_vectors, to_vectors
 from ._codec._lut import LUT_DTYPES, make_grid
 from ._kmeans._grid import grid_lloyd
 from ._kmeans._init import INITS
@@ -356,7 +357,7 @@ def _apply(x, sw, fit, keep_zeros, e=0, dtype=None):
 
 def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
             group_size=None, per_channel_scale=False, lut_dtype=None,
-            sample_weight=None, max_iter=300, tol=0.0, random_state=None):
+            sample_weight=None, max_iter=300, tol=0.0, random_state=None, cluster_dim=None):
     """Share weights: replace every entry of `weights` by one of at most `k` values.
 
     One-dimensional k-means over the entries of a tensor (or of each slice
@@ -476,6 +477,12 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     array([[ 1.5,  3.5],
            [15. , 35. ]], dtype=float32)
     """
+    if check_cluster_dim(cluster_dim) > 1:
+        return _cluster_vectors(weights, k, cluster_dim, init=init, method=method,
+                               keep_zeros=keep_zeros, axis=axis, group_size=group_size,
+                               per_channel_scale=per_channel_scale, lut_dtype=lut_dtype,
+                               sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+                               random_state=random_state)
     x, k, init, keep_zeros, max_iter, tol = _check_common(weights, k, init, method,
                                                           keep_zeros, max_iter, tol)
     group_size, per_channel_scale = _check_lut_layout(axis, group_size, per_channel_scale,
@@ -540,6 +547,79 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     return ClusterResult(np.moveaxis(values, 0, ax), np.moveaxis(labels, 0, ax), centroids,
                          _unscaled(sse, f) if f else sse, n_iter, scales,
                          lut_scales, zero_points)
+
+
+def check_cluster_dim(cluster_dim):
+    """cluster_dim: None (scalar clustering, as 1) or an int >= 1; returned as an int."""
+    return 1 if cluster_dim is None else check_int(cluster_dim, "cluster_dim", 1)
+
+
+def check_vector_options(cluster_dim, method, init, **others):
+    """What cluster_dim > 1 (vector palettization) does not combine with: a ValueError naming it.
+
+    `others`: the LUT layout options by name (given when not None/False).
+    """
+    for name, value in others.items():
+        if value is not None and value is not False:
+            raise ValueError(f"cluster_dim={cluster_dim} does not combine with {name}={value!r}: "
+                             "vector palettization fits one codebook of vectors per tensor")
+    if method == "optimal":
+        raise ValueError(f"method='optimal' has no exact solver for vectors (cluster_dim="
+                         f"{cluster_dim}: k-means in more than one dimension is NP-hard); use "
+                         "method='auto' or 'lloyd' (both: greedy k-means++, then Lloyd)")
+    if isinstance(init, str) and init != "kmeans++":
+        raise ValueError(f"init={init!r} is one-dimensional; with cluster_dim={cluster_dim} init "
+                         f"must be 'kmeans++' or an array of shape (m, {cluster_dim})")
+
+
+def _cluster_vectors(weights, k, cluster_dim, *, init, method, keep_zeros, axis, group_size,
+                     per_channel_scale, lut_dtype, sample_weight, max_iter, tol, random_state):
+    """cluster() with cluster_dim > 1: validate once, fit a codebook of vectors (_kmeans/_vector)."""
+    x = check_weights(weights)
+    k = check_k(k)
+    check_choice(method, METHODS, "method")
+    if isinstance(init, str):
+        check_choice(init, tuple(INITS), "init")
+    check_init_method(init, method)
+    check_vector_options(cluster_dim, method, init, group_size=group_size,
+                         per_channel_scale=per_channel_scale, lut_dtype=lut_dtype)
+    keep_zeros = check_flag(keep_zeros, "keep_zeros")
+    max_iter, tol = check_int(max_iter, "max_iter", 1), check_number(tol, "tol", 0)
+    if axis is None:
+        raise ValueError(f"cluster_dim={cluster_dim} needs axis: the axis along which vectors of "
+                         f"{cluster_dim} consecutive entries are formed (e.g. axis=0)")
+    ax = check_axis(axis, x.ndim)
+    if x.shape[ax] % cluster_dim:
+        raise ValueError(f"cluster_dim={cluster_dim} must divide the length of axis {ax} "
+                         f"({x.shape[ax]}): vectors are {cluster_dim} consecutive entries along it")
+    if init is not None and not isinstance(init, str):
+        try:
+            init = np.asarray(init, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"init must be 'kmeans++' or an array of shape (m, {cluster_dim}); "
+                            f"got {init!r}") from None
+        if init.ndim != 2 or init.shape[1] != cluster_dim or not 1 <= init.shape[0] <= k:
+            raise ValueError(f"init as an array must have shape (m, {cluster_dim}) with "
+                             f"1 <= m <= k={k}; got shape {init.shape}")
+        if not np.isfinite(init).all():
+            raise ValueError("init as an array must be finite")
+    sw = None
+    if sample_weight is not None:
+        sw = to_vectors(check_sample_weight(sample_weight, x.shape), ax, cluster_dim)
+        if (sw != sw[:, :1]).any():
+            raise ValueError(f"sample_weight must be the same for the {cluster_dim} entries of "
+                             f"each vector with cluster_dim={cluster_dim} (one weight per vector)")
+        sw = sw[:, 0]
+    rng = check_random_state(random_state)
+    e, f = _exponent(x), _weight_exponent(sw)
+    if f:           # only the weights' ratios matter; the SSE is scaled back
+        sw = _scaled(sw, f)
+    values, labels, codebook, n_iter = fit_vectors(x, ax, cluster_dim, k, sw, keep_zeros, rng,
+                                                   init, max_iter, tol, e)
+    swd = None if sw is None else np.repeat(sw, cluster_dim)
+    sse = _dense_sse(to_vectors(x, ax, cluster_dim).reshape(-1),
+                     to_vectors(values, ax, cluster_dim).reshape(-1), swd, e)
+    return ClusterResult(values, labels, codebook, _unscaled(sse, f) if f else sse, n_iter)
 
 
 def _check_lut_layout(axis, group_size, per_channel_scale, lut_dtype):
