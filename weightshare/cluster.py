@@ -35,12 +35,15 @@ class ClusterResult(NamedTuple):
         Every entry replaced by its centroid.
     labels : ndarray of int32, same shape
         Index of each entry's centroid (into its group's row when ``axis`` is
-        given: channel c belongs to group ``c // group_size``).
+        given: channel c belongs to group ``c // group_size``). With
+        ``cluster_dim``: one per vector, the shape of the input with the
+        length of ``axis`` divided by ``cluster_dim``.
     centroids : ndarray of the input dtype
         The LUT(s). Sorted ascending, shape (k_used,); with ``axis``, shape
         (n_groups, k_used) (a group per slice unless ``group_size``; one
         with ``per_channel_scale`` alone) where rows that use fewer
-        centroids are padded with NaN.
+        centroids are padded with NaN. With ``cluster_dim``: the codebook,
+        shape (k_used, cluster_dim), rows distinct (in no particular order).
     sse : float
         Weighted sum of squared errors ``sum(sample_weight * (weights - values)**2)``
         in float64; ``inf`` when it exceeds the float64 range (weights of
@@ -393,7 +396,8 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     axis : int, optional
         The channel axis: cluster each slice along this axis separately
         (per channel), or each group of `group_size` slices; with
-        `per_channel_scale`, the axis of the scales.
+        `per_channel_scale`, the axis of the scales; with `cluster_dim`, the
+        axis along which vectors are formed (one codebook per tensor).
     group_size : int >= 1, optional
         One LUT per block of `group_size` consecutive channels along `axis`
         (channels ``g * group_size`` to ``(g + 1) * group_size - 1`` share
@@ -438,6 +442,28 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     random_state : None, int or numpy.random.Generator
         Seed for the 'random', 'forgy' and 'kmeans++' inits. The same int
         gives the same result.
+    cluster_dim : int >= 1, optional
+        Vector palettization: share k codebook *vectors* of `cluster_dim`
+        entries instead of k values. A vector is `cluster_dim` consecutive
+        entries along `axis` (required): entries ``b * cluster_dim`` to
+        ``(b + 1) * cluster_dim - 1`` of axis `axis`, at one position of every
+        other axis. The length of `axis` must be divisible by `cluster_dim`
+        (else a ValueError saying so). One codebook per tensor: ``centroids``
+        has shape (k_used, cluster_dim), ``labels`` one entry per vector (the
+        shape of `weights` with the length of `axis` divided by
+        `cluster_dim`), and ``values`` is ``centroids[labels]`` laid out as
+        `weights`. Solver (``method`` 'auto' or 'lloyd'; 'optimal' is a
+        ValueError, k-means in d > 1 dimensions is NP-hard): greedy
+        k-means++ seeding (Arthur & Vassilvitskii, SODA 2007; ``2 + ln k``
+        candidates per step, as scikit-learn), or `init` as an array of shape
+        (m, cluster_dim), then Lloyd to its fixed point (``tol > 0``: until
+        the centres move by at most ``tol`` times the vectors' mean variance,
+        scikit-learn's rule). With `keep_zeros` an all-zero vector stays
+        all-zero (a pinned zero codeword that k counts); a vector with some
+        zeros is an ordinary point. `sample_weight` must be equal over the
+        entries of each vector (one weight per vector). Does not combine with
+        `group_size`, `per_channel_scale` or `lut_dtype` (a ValueError). 1 (or
+        None, the default) is scalar clustering, bit for bit.
 
     Returns
     -------
@@ -476,6 +502,18 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     >>> res.centroids
     array([[ 1.5,  3.5],
            [15. , 35. ]], dtype=float32)
+
+    Vector palettization: pairs of consecutive rows (axis 0) share 2 codewords:
+
+    >>> w = np.array([[1., 0., 5.], [2., 0., 6.], [1.1, 5.2, 0.], [2., 6., 0.]])
+    >>> res = weightshare.cluster(w, 3, axis=0, cluster_dim=2, random_state=0)
+    >>> res.labels.shape, res.centroids.shape
+    ((2, 3), (3, 2))
+    >>> res.values
+    array([[1.05, 0.  , 5.1 ],
+           [2.  , 0.  , 6.  ],
+           [1.05, 5.1 , 0.  ],
+           [2.  , 6.  , 0.  ]])
     """
     if check_cluster_dim(cluster_dim) > 1:
         return _cluster_vectors(weights, k, cluster_dim, init=init, method=method,
