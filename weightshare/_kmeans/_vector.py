@@ -128,19 +128,6 @@ def nearest_vectors(X, C):
     return labels
 
 
-def _means(X, w, labels, C, fixed):
-    """Weighted means of the clusters; empty and fixed clusters keep their centre."""
-    k = C.shape[0]
-    tot = np.bincount(labels, weights=w, minlength=k)
-    new = C.copy()
-    live = (tot > 0) & ~fixed
-    if live.any():
-        for j in range(X.shape[1]):
-            s = np.bincount(labels, weights=w * X[:, j], minlength=k)
-            new[live, j] = s[live] / tot[live]
-    return new
-
-
 def _half_gaps(C):
     """Half the distance of each centre to its nearest other centre (0 when k is large)."""
     k = C.shape[0]
@@ -162,19 +149,29 @@ def lloyd_vectors(X, w, C, fixed, max_iter, tol=0.0):
     `fixed`: bool (k,), centres that never move. Stops at the exact fixed point
     (no label changes), after `max_iter` iterations, or, with ``tol > 0``, when
     the centres moved by at most ``tol`` times the data's mean variance in total
-    squared shift (scikit-learn's rule).
+    squared shift (scikit-learn's rule). The clusters' weighted sums are
+    updated by the points that change cluster (recomputed every
+    ``_REFRESH`` iterations), so a late iteration costs O(n) plus
+    O(changed * k * d).
     """
     n, d = X.shape
     C = np.array(C, dtype=np.float64)
     k = C.shape[0]
     xx = _sqnorms(X)
     eps = 16 * np.finfo(np.float64).eps
-    labels = np.empty(n, dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
     u = np.empty(n)
     lo = np.empty(n)
+    wx = w[:, None] * X
+    pos = (w > 0).astype(np.int64)
 
-    def assign(idx):
-        """Full assignment of the points `idx` (an index array or a slice list); labels changed."""
+    def totals():
+        sums = np.stack([np.bincount(labels, weights=wx[:, j], minlength=k) for j in range(d)],
+                        axis=1)
+        return np.bincount(labels, weights=w, minlength=k), sums, np.bincount(labels, pos, k)
+
+    def assign(idx, sums):
+        """Full assignment of the points `idx`; the number of labels changed (sums updated)."""
         changed = 0
         cc = _sqnorms(C)
         slack = eps * float(cc.max(initial=0.0))
@@ -183,44 +180,57 @@ def lloyd_vectors(X, w, C, fixed, max_iter, tol=0.0):
             ii = idx[s:s + step]
             Xc = X[ii]
             lab, _, second = _nearest_two(Xc, xx[ii], C, cc)
-            changed += int(np.count_nonzero(lab != labels[ii]))
+            moved = np.flatnonzero(lab != labels[ii])
+            if moved.size and sums is not None:
+                old, new, mi = labels[ii][moved], lab[moved], ii[moved]
+                for tot, vals in ((sums[0], w[mi]), (sums[2], pos[mi])):
+                    tot -= np.bincount(old, weights=vals, minlength=k).astype(tot.dtype)
+                    tot += np.bincount(new, weights=vals, minlength=k).astype(tot.dtype)
+                for j in range(d):
+                    sums[1][:, j] -= np.bincount(old, weights=wx[mi, j], minlength=k)
+                    sums[1][:, j] += np.bincount(new, weights=wx[mi, j], minlength=k)
+            changed += moved.size
             labels[ii] = lab
-            diff = Xc - C[lab]
-            u[ii] = np.sqrt(_sqnorms(diff))
+            u[ii] = np.sqrt(_sqnorms(Xc - C[lab]))
             lo[ii] = np.sqrt(np.maximum(second - eps * xx[ii] - slack, 0.0))
         return changed
 
-    labels[:] = -1
-    assign(np.arange(n))
+    assign(np.arange(n), None)
+    sums = totals()
     if tol > 0:
-        mean = np.average(X, axis=0, weights=w if w.sum() > 0 else None)
-        threshold = tol * float(np.mean(np.average((X - mean) ** 2, axis=0,
-                                                   weights=w if w.sum() > 0 else None)))
+        mean = np.average(X, axis=0, weights=w)
+        threshold = tol * float(np.mean(np.average((X - mean) ** 2, axis=0, weights=w)))
     else:
         threshold = -1.0
     n_iter = 0
+    bound = np.empty(n)
     while n_iter < max_iter:
         n_iter += 1
-        new = _means(X, w, labels, C, fixed)
+        if n_iter % _REFRESH == 0:
+            sums = totals()
+        new = C.copy()
+        live = (sums[2] > 0) & ~fixed
+        new[live] = sums[1][live] / sums[0][live, None]
         shift = np.sqrt(_sqnorms(new - C))
         C = new
         if not shift.any():
             n_iter -= 1     # nothing moved: the previous iteration reached the fixed point
             break
         u += shift[labels] * (1 + eps)
-        if k > 1:
-            top = int(np.argmax(shift))
-            second = float(np.max(np.delete(shift, top)))
-            lo -= np.where(labels == top, second, shift[top]) * (1 + eps)
-        bound = np.maximum(lo, _half_gaps(C)[labels])
+        lo -= float(shift.max()) * (1 + eps)
+        np.maximum(lo, _half_gaps(C)[labels], out=bound)
         cand = np.flatnonzero(u > bound)
         if cand.size:
             u[cand] = np.sqrt(_d2_rows(X[cand], C[labels[cand]]))
             cand = cand[u[cand] > bound[cand]]
-        changed = assign(cand) if cand.size else 0
+        changed = assign(cand, sums) if cand.size else 0
         if changed == 0 or float(np.dot(shift, shift)) <= threshold:
             break
     return C, labels, n_iter
+
+
+#: The clusters' sums are recomputed from scratch every this many iterations.
+_REFRESH = 16
 
 
 def _d2_rows(A, B):
