@@ -34,7 +34,8 @@ its kernels saved to a temporary .npz for coremltools.
 Prints, per model, mode and bits: SSE(weightshare) / SSE(coremltools) summed
 over the tensors, time(coremltools) / time(weightshare), the number of tensors
 where weightshare's SSE is <= coremltools', and weightshare's SSE as a ratio to
-its own one-LUT-per-tensor SSE (the docs table). Usage::
+its own one-LUT-per-tensor SSE on the same tensors (the docs table; needs ``tensor`` in
+--modes). Usage::
 
     python -m venv /work/kvenvs/cml
     /work/kvenvs/cml/bin/pip install coremltools==9.0 scikit-learn==1.9.1 numpy==2.4.6
@@ -151,11 +152,15 @@ def compare(name, tensors, cml_python, bits, modes, tmp):
                     continue
                 v, tw = ws_run(m, w, ax, 2 ** b)
                 a, c = sse(w, v), sse(w, cml[key])
+                if m == "tensor":
+                    table["tensor", b, t] = a
                 s_ws, s_cml, t_ws, t_cml = s_ws + a, s_cml + c, t_ws + tw, t_cml + cml_t[key]
                 wins += a <= c * (1 + 1e-12)
                 count += 1
-            table[m, b] = s_ws
-            ref = table.get(("tensor", b))
+            for t, (w, ax) in tensors.items():      # weightshare per tensor, same tensors
+                if f"{m}|{b}|{t}" in cml.files:
+                    table[m, b, t] = table.get(("tensor", b, t))
+            ref = sum(table[m, b, t] or 0.0 for t in tensors if (m, b, t) in table)
             cells.append(f"{s_ws / s_cml:.4f} {t_cml / t_ws:6.1f}x {wins}/{count}"
                          + (f" [{s_ws / ref:.3f}]" if ref else ""))
         print(f"  {m:<8}" + "   ".join(f"{b}b: {c}" for b, c in zip(bits, cells)), flush=True)
