@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._kmeans._auto import auto_centroids
+from ._kmeans._vector import fit_vectors, to_vectors
 from ._codec._lut import LUT_DTYPES, make_grid
 from ._kmeans._grid import grid_lloyd
 from ._kmeans._init import INITS
@@ -34,12 +35,15 @@ class ClusterResult(NamedTuple):
         Every entry replaced by its centroid.
     labels : ndarray of int32, same shape
         Index of each entry's centroid (into its group's row when ``axis`` is
-        given: channel c belongs to group ``c // group_size``).
+        given: channel c belongs to group ``c // group_size``). With
+        ``cluster_dim``: one per vector, the shape of the input with the
+        length of ``axis`` divided by ``cluster_dim``.
     centroids : ndarray of the input dtype
         The LUT(s). Sorted ascending, shape (k_used,); with ``axis``, shape
         (n_groups, k_used) (a group per slice unless ``group_size``; one
         with ``per_channel_scale`` alone) where rows that use fewer
-        centroids are padded with NaN.
+        centroids are padded with NaN. With ``cluster_dim``: the codebook,
+        shape (k_used, cluster_dim), rows distinct (in no particular order).
     sse : float
         Weighted sum of squared errors ``sum(sample_weight * (weights - values)**2)``
         in float64; ``inf`` when it exceeds the float64 range (weights of
@@ -356,7 +360,7 @@ def _apply(x, sw, fit, keep_zeros, e=0, dtype=None):
 
 def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
             group_size=None, per_channel_scale=False, lut_dtype=None,
-            sample_weight=None, max_iter=300, tol=0.0, random_state=None):
+            sample_weight=None, max_iter=300, tol=0.0, random_state=None, cluster_dim=None):
     """Share weights: replace every entry of `weights` by one of at most `k` values.
 
     One-dimensional k-means over the entries of a tensor (or of each slice
@@ -392,7 +396,8 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     axis : int, optional
         The channel axis: cluster each slice along this axis separately
         (per channel), or each group of `group_size` slices; with
-        `per_channel_scale`, the axis of the scales.
+        `per_channel_scale`, the axis of the scales; with `cluster_dim`, the
+        axis along which vectors are formed (one codebook per tensor).
     group_size : int >= 1, optional
         One LUT per block of `group_size` consecutive channels along `axis`
         (channels ``g * group_size`` to ``(g + 1) * group_size - 1`` share
@@ -441,6 +446,28 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     random_state : None, int or numpy.random.Generator
         Seed for the 'random', 'forgy' and 'kmeans++' inits. The same int
         gives the same result.
+    cluster_dim : int >= 1, optional
+        Vector palettization: share k codebook *vectors* of `cluster_dim`
+        entries instead of k values. A vector is `cluster_dim` consecutive
+        entries along `axis` (required): entries ``b * cluster_dim`` to
+        ``(b + 1) * cluster_dim - 1`` of axis `axis`, at one position of every
+        other axis. The length of `axis` must be divisible by `cluster_dim`
+        (else a ValueError saying so). One codebook per tensor: ``centroids``
+        has shape (k_used, cluster_dim), ``labels`` one entry per vector (the
+        shape of `weights` with the length of `axis` divided by
+        `cluster_dim`), and ``values`` is ``centroids[labels]`` laid out as
+        `weights`. Solver (``method`` 'auto' or 'lloyd'; 'optimal' is a
+        ValueError, k-means in d > 1 dimensions is NP-hard): greedy
+        k-means++ seeding (Arthur & Vassilvitskii, SODA 2007; ``2 + ln k``
+        candidates per step, as scikit-learn), or `init` as an array of shape
+        (m, cluster_dim), then Lloyd to its fixed point (``tol > 0``: until
+        the centres move by at most ``tol`` times the vectors' mean variance,
+        scikit-learn's rule). With `keep_zeros` an all-zero vector stays
+        all-zero (a pinned zero codeword that k counts); a vector with some
+        zeros is an ordinary point. `sample_weight` must be equal over the
+        entries of each vector (one weight per vector). Does not combine with
+        `group_size`, `per_channel_scale` or `lut_dtype` (a ValueError). 1 (or
+        None, the default) is scalar clustering, bit for bit.
 
     Returns
     -------
@@ -479,7 +506,25 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     >>> res.centroids
     array([[ 1.5,  3.5],
            [15. , 35. ]], dtype=float32)
+
+    Vector palettization: pairs of consecutive rows (axis 0) share 2 codewords:
+
+    >>> w = np.array([[1., 0., 5.], [2., 0., 6.], [1.1, 5.2, 0.], [2., 6., 0.]])
+    >>> res = weightshare.cluster(w, 3, axis=0, cluster_dim=2, random_state=0)
+    >>> res.labels.shape, res.centroids.shape
+    ((2, 3), (3, 2))
+    >>> res.values
+    array([[1.05, 0.  , 5.1 ],
+           [2.  , 0.  , 6.  ],
+           [1.05, 5.1 , 0.  ],
+           [2.  , 6.  , 0.  ]])
     """
+    if check_cluster_dim(cluster_dim) > 1:
+        return _cluster_vectors(weights, k, cluster_dim, init=init, method=method,
+                               keep_zeros=keep_zeros, axis=axis, group_size=group_size,
+                               per_channel_scale=per_channel_scale, lut_dtype=lut_dtype,
+                               sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+                               random_state=random_state)
     x, k, init, keep_zeros, max_iter, tol = _check_common(weights, k, init, method,
                                                           keep_zeros, max_iter, tol)
     group_size, per_channel_scale = _check_lut_layout(axis, group_size, per_channel_scale,
@@ -547,6 +592,79 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     return ClusterResult(np.moveaxis(values, 0, ax), np.moveaxis(labels, 0, ax), centroids,
                          _unscaled(sse, f) if f else sse, n_iter, scales,
                          lut_scales, zero_points)
+
+
+def check_cluster_dim(cluster_dim):
+    """cluster_dim: None (scalar clustering, as 1) or an int >= 1; returned as an int."""
+    return 1 if cluster_dim is None else check_int(cluster_dim, "cluster_dim", 1)
+
+
+def check_vector_options(cluster_dim, method, init, **others):
+    """What cluster_dim > 1 (vector palettization) does not combine with: a ValueError naming it.
+
+    `others`: the LUT layout options by name (given when not None/False).
+    """
+    for name, value in others.items():
+        if value is not None and value is not False:
+            raise ValueError(f"cluster_dim={cluster_dim} does not combine with {name}={value!r}: "
+                             "vector palettization fits one codebook of vectors per tensor")
+    if method == "optimal":
+        raise ValueError(f"method='optimal' has no exact solver for vectors (cluster_dim="
+                         f"{cluster_dim}: k-means in more than one dimension is NP-hard); use "
+                         "method='auto' or 'lloyd' (both: greedy k-means++, then Lloyd)")
+    if isinstance(init, str) and init != "kmeans++":
+        raise ValueError(f"init={init!r} is one-dimensional; with cluster_dim={cluster_dim} init "
+                         f"must be 'kmeans++' or an array of shape (m, {cluster_dim})")
+
+
+def _cluster_vectors(weights, k, cluster_dim, *, init, method, keep_zeros, axis, group_size,
+                     per_channel_scale, lut_dtype, sample_weight, max_iter, tol, random_state):
+    """cluster() with cluster_dim > 1: validate once, fit a codebook of vectors (_kmeans/_vector)."""
+    x = check_weights(weights)
+    k = check_k(k)
+    check_choice(method, METHODS, "method")
+    if isinstance(init, str):
+        check_choice(init, tuple(INITS), "init")
+    check_init_method(init, method)
+    check_vector_options(cluster_dim, method, init, group_size=group_size,
+                         per_channel_scale=per_channel_scale, lut_dtype=lut_dtype)
+    keep_zeros = check_flag(keep_zeros, "keep_zeros")
+    max_iter, tol = check_int(max_iter, "max_iter", 1), check_number(tol, "tol", 0)
+    if axis is None:
+        raise ValueError(f"cluster_dim={cluster_dim} needs axis: the axis along which vectors of "
+                         f"{cluster_dim} consecutive entries are formed (e.g. axis=0)")
+    ax = check_axis(axis, x.ndim)
+    if x.shape[ax] % cluster_dim:
+        raise ValueError(f"cluster_dim={cluster_dim} must divide the length of axis {ax} "
+                         f"({x.shape[ax]}): vectors are {cluster_dim} consecutive entries along it")
+    if init is not None and not isinstance(init, str):
+        try:
+            init = np.asarray(init, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"init must be 'kmeans++' or an array of shape (m, {cluster_dim}); "
+                            f"got {init!r}") from None
+        if init.ndim != 2 or init.shape[1] != cluster_dim or not 1 <= init.shape[0] <= k:
+            raise ValueError(f"init as an array must have shape (m, {cluster_dim}) with "
+                             f"1 <= m <= k={k}; got shape {init.shape}")
+        if not np.isfinite(init).all():
+            raise ValueError("init as an array must be finite")
+    sw = None
+    if sample_weight is not None:
+        sw = to_vectors(check_sample_weight(sample_weight, x.shape), ax, cluster_dim)
+        if (sw != sw[:, :1]).any():
+            raise ValueError(f"sample_weight must be the same for the {cluster_dim} entries of "
+                             f"each vector with cluster_dim={cluster_dim} (one weight per vector)")
+        sw = sw[:, 0]
+    rng = check_random_state(random_state)
+    e, f = _exponent(x), _weight_exponent(sw)
+    if f:           # only the weights' ratios matter; the SSE is scaled back
+        sw = _scaled(sw, f)
+    values, labels, codebook, n_iter = fit_vectors(x, ax, cluster_dim, k, sw, keep_zeros, rng,
+                                                   init, max_iter, tol, e)
+    swd = None if sw is None else np.repeat(sw, cluster_dim)
+    sse = _dense_sse(to_vectors(x, ax, cluster_dim).reshape(-1),
+                     to_vectors(values, ax, cluster_dim).reshape(-1), swd, e)
+    return ClusterResult(values, labels, codebook, _unscaled(sse, f) if f else sse, n_iter)
 
 
 def _check_lut_layout(axis, group_size, per_channel_scale, lut_dtype):

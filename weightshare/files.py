@@ -29,7 +29,8 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, dry_rewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
-from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
+from .cluster import (METHODS, assign, check_cluster_dim, check_init_method, check_lut_options,
+                      check_vector_options, cluster)
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
@@ -498,7 +499,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
                  dry_run=False, compress=False, strip=False, importance=None, calibration=None,
-                 bias_correction=True):
+                 bias_correction=True, cluster_dim=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -581,6 +582,16 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         With `calibration`: add ``E[x] (W - W_q)`` to each clustered layer's
         bias, so its mean output over the calibration inputs is unchanged (a
         layer with no bias is left as it is and its row says ``"no bias"``).
+    cluster_dim : int >= 1, optional
+        Vector palettization (see :func:`weightshare.cluster`): k codebook
+        vectors per tensor, each `cluster_dim` consecutive entries along the
+        tensor's *output-channel* axis (the `per_channel` axis above; as
+        coremltools' ``cluster_dim``, which groups along the output
+        channels). A targeted tensor whose output channels are not a
+        multiple of `cluster_dim` is an error naming it (nothing written;
+        leave it out with `layers` or `k`). Not with `per_channel`,
+        `group_size`, `per_channel_scale`, `lut_dtype` or
+        ``method='optimal'``. The file keeps each tensor's dtype and shape.
 
     Returns
     -------
@@ -611,7 +622,12 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if per_channel and group_size is not None:
         raise ValueError(f"per_channel=True and group_size={group_size} exclude each other "
                          "(per_channel is group_size=1)")
-    channels = per_channel or group_size is not None or per_channel_scale
+    cluster_dim = check_cluster_dim(cluster_dim)
+    if cluster_dim > 1:
+        check_vector_options(cluster_dim, method, init, per_channel=per_channel or None,
+                             group_size=group_size, per_channel_scale=per_channel_scale,
+                             lut_dtype=lut_dtype)
+    channels = per_channel or group_size is not None or per_channel_scale or cluster_dim > 1
     in_place = check_flag(in_place, "in_place")
     dry_run = check_flag(dry_run, "dry_run")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
@@ -643,11 +659,12 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
-                          lut_dtype=lut_dtype, sample_weight=sw, random_state=rng)
+                          lut_dtype=lut_dtype, sample_weight=sw, random_state=rng,
+                          cluster_dim=cluster_dim if cluster_dim > 1 else None)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
-            if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
+            if per_channel_scale or cluster_dim > 1:   # (codewords) rounded to bfloat16
                 new = round_to_bf16(res.values)
             else:
                 new = _bf16_values(values, res, axis, group_size or 1)
@@ -688,6 +705,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                     lut_dtype=lut_dtype)
     if imp or done:
         note.update(importance="calibration" if done else "file")
+    if cluster_dim > 1:
+        note.update(cluster_dim=cluster_dim)
     transform_file(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
                    in_place=in_place, progress=progress, note=note, dry_run=dry_run,
                    compress=compress, strip=strip)

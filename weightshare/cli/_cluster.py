@@ -74,6 +74,11 @@ def register(sub):
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
+    p.add_argument("--cluster-dim", type=_group_size, default=None, metavar="D",
+                   help="vector palettization: k shared vectors of D consecutive weights along "
+                        "each kernel's output-channel axis (which D must divide), found by greedy "
+                        "k-means++ and Lloyd; not with --per-channel, --group-size, "
+                        "--per-channel-scale, --lut-dtype or --method optimal")
     add_rewrite_options(p)
     add_size_options(p)
     p.add_argument("--json", action="store_true",
@@ -150,7 +155,8 @@ def run(args):
                                         dry_run=args.dry_run, compress=args.compress,
                                         strip=args.strip, importance=args.importance,
                                         calibration=args.calibration,
-                                        bias_correction=args.bias_correction)
+                                        bias_correction=args.bias_correction,
+                                        cluster_dim=args.cluster_dim)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
