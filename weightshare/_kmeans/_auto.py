@@ -212,10 +212,13 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     (default: x.size); it picks the settings for small or large inputs.
     """
     k = k_free + int(fixed_zero)
-    if x.size <= EXACT_LIMIT:
+    large = int((x.size if n_entries is None else n_entries) > _SMALL)
+    segmented = k >= 2 * CLUSTERS_PER_SEGMENT
+    if x.size <= EXACT_LIMIT or (not segmented and x.size <= max(_ATOMS[large], _PER_K * k)):
+        # as many atoms as points: the atom DP is the exact solver, and Lloyd and
+        # the sweeps cannot improve on its result
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
-    large = int((x.size if n_entries is None else n_entries) > _SMALL)
     # Prefix sums of the points, with the virtual zero inserted at index z
     # (so a run may be pinned to 0); Lloyd and the sweeps share them.
     z = int(np.searchsorted(x, 0.0)) if fixed_zero else -1
@@ -225,7 +228,6 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
         edges[edges > z] += 1   # the virtual point opens the first positive atom
     a_w = np.diff(P.W[edges])
     a_x = P.mu + np.diff(P.S[edges]) / a_w
-    segmented = k >= 2 * CLUSTERS_PER_SEGMENT
     if segmented:
         za = int(np.searchsorted(a_x, 0.0)) if fixed_zero else -1
         ax, aw = (np.insert(a_x, za, 0.0), np.insert(a_w, za, 0.0)) if fixed_zero else (a_x, a_w)
