@@ -409,6 +409,7 @@ def _single_minimum(F, P, b, lo, hi):
             e = min(s + ROW_CHUNK, hi + 1)
             v = P.cost(np.arange(s, e), b)
             v += F[s:e]
+            v[np.isnan(v)] = np.inf     # (no run of a real DP is NaN; never pick one)
             i = int(np.argmin(v))
             if v[i] < best:
                 best, a_best = float(v[i]), s + i
