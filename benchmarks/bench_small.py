@@ -17,6 +17,11 @@ Usage::
     python benchmarks/bench_small.py --ckmeans              # the grid (a few minutes)
     python benchmarks/bench_small.py --ckmeans --quick      # a smoke run (seconds)
     python benchmarks/bench_small.py --sizes 1e6 --ks 16    # without Ckmeans
+    python benchmarks/bench_small.py --memory 1e6,1e7       # peak memory of 'optimal', k=16
+
+``--memory`` measures, for each size, the peak of what ``cluster(x, 16,
+method='optimal')`` allocates (tracemalloc; NumPy's arrays are traced) as a
+multiple of the float32 input's bytes (minutes at 1e7).
 
 Ckmeans is an optional benchmark extra (``pip install weightshare[bench]``),
 never a dependency of the package or its tests. The machine the README's table
@@ -27,6 +32,7 @@ anything, and they move by tens of percent from run to run.
 import argparse
 import json
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -105,11 +111,25 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5, help="calls per method (median; default 5)")
     p.add_argument("--ckmeans", action="store_true",
                    help="compare with Ckmeans (pip install ckmeans; the 'bench' extra)")
+    p.add_argument("--memory", metavar="SIZES",
+                   help="only measure the peak memory of method='optimal' (k=16) at these sizes")
     p.add_argument("--quick", action="store_true", help="tiny smoke run")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.ks, args.repeat = "1e3,1e4", "4,16", 1
+    if args.memory:
+        for n in (int(float(v)) for v in args.memory.split(",")):
+            x = make("laplace", n, seed=n)
+            tracemalloc.start()
+            t = time.perf_counter()
+            weightshare.cluster(x, 16, method="optimal", keep_zeros=False)
+            t = time.perf_counter() - t
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(f"n={n:.0e} k=16 optimal: peak {peak / 1e6:.0f} MB = {peak / x.nbytes:.1f}x "
+                  f"the input's bytes ({t:.1f} s)", flush=True)
+        return
     ck = None
     if args.ckmeans:
         try:

@@ -416,7 +416,7 @@ def _single_minimum(F, P, b, lo, hi):
     return a_best, best
 
 
-def _chunked_row(F, P, q_lo, q_hi, p_lo, lower=None):
+def _chunked_row(F, P, q_lo, q_hi, p_lo, lower=None, val=None):
     """:func:`row_minima` of one range of b in O(ROW_CHUNK) work memory beyond the row.
 
     The divide and conquer keeps the brackets of a whole level (and the ragged
@@ -426,13 +426,17 @@ def _chunked_row(F, P, q_lo, q_hi, p_lo, lower=None):
     minimiser of b' bounds those of every b < b' from above, of every b > b'
     from below), then each chunk between the bounds its neighbours give.
     The same minima as one call; among tied minimisers another may be chosen.
-    Returns (values as float64, arg-minima as int32) for b in [q_lo, q_hi].
+    Returns (values as float64, arg-minima as int32) for b in [q_lo, q_hi]; the values
+    are written into `val` when given.
     """
     n = q_hi - q_lo + 1
     if n <= ROW_CHUNK:
-        val, opt = row_minima(F, P, q_lo, q_hi, p_lo, lower)
-        return val, opt.astype(np.int32)
-    val = np.empty(n)
+        v, opt = row_minima(F, P, q_lo, q_hi, p_lo, lower)
+        if val is not None:
+            val[:] = v
+        return v, opt.astype(np.int32)
+    if val is None:
+        val = np.empty(n)
     opt = np.empty(n, dtype=np.int32)
     # the last b of every chunk but the last: divide and conquer over them
     ends = list(range(q_lo + ROW_CHUNK - 1, q_hi, ROW_CHUNK))
@@ -480,9 +484,8 @@ def _next_row(D, P, j, k, M, q_hi_cap=None, prev=None):
         b0, b1 = max(q_lo, p_lo), min(q_hi, p_lo + p_opt.size - 1)
         if b0 <= b1:
             lower[b0 - q_lo:b1 - q_lo + 1] = p_opt[b0 - p_lo:b1 - p_lo + 1]
-    val, opt = _chunked_row(D, P, q_lo, q_hi, j - 1, lower)
     out = np.full(M + 1, np.inf)
-    out[q_lo:q_hi + 1] = val
+    _, opt = _chunked_row(D, P, q_lo, q_hi, j - 1, lower, out[q_lo:q_hi + 1])
     return out, q_lo, opt
 
 
