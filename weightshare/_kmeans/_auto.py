@@ -49,10 +49,12 @@ from ._lloyd import lloyd, runs_sse
 from ._optimal import Prefix, optimal_partition, partition_centroids
 from ._segmented import CLUSTERS_PER_SEGMENT, companded_mass, segmented_partition
 
-__all__ = ["auto_centroids", "EXACT_LIMIT"]
+__all__ = ["auto_centroids", "EXACT_LIMIT", "EXACT_LIMIT_FEW_K"]
 
 #: Below this many distinct values the exact solver is fast enough to use as is.
 EXACT_LIMIT = 4096
+#: The same for k < 64 (few DP rows).
+EXACT_LIMIT_FEW_K = 8192
 _SWEEPS = 8
 #: Up to this many tensor entries, finer atoms and wider shift windows: they
 #: are cheap there, and with few samples the distribution is rough and the
@@ -212,20 +214,24 @@ def auto_centroids(x, w, k_free, fixed_zero, max_iter, n_entries=None):
     (default: x.size); it picks the settings for small or large inputs.
     """
     k = k_free + int(fixed_zero)
-    if x.size <= EXACT_LIMIT:
+    large = int((x.size if n_entries is None else n_entries) > _SMALL)
+    segmented = k >= 2 * CLUSTERS_PER_SEGMENT
+    # below k = 64, 4,096 atoms whatever the size (the sweeps after the atom DP are
+    # cheap there, the DP over 16,384 atoms is not), and the exact solver directly up to
+    # EXACT_LIMIT_FEW_K points, where it costs about what atoms, Lloyd and sweeps cost
+    n_atoms = _ATOMS[large] if segmented else _ATOMS[1]
+    if x.size <= (EXACT_LIMIT if segmented else EXACT_LIMIT_FEW_K):
         bounds, z, xe, we = optimal_partition(x, w, k, fixed_zero)
         return partition_centroids(xe, we, bounds, z), 0
-    large = int((x.size if n_entries is None else n_entries) > _SMALL)
     # Prefix sums of the points, with the virtual zero inserted at index z
     # (so a run may be pinned to 0); Lloyd and the sweeps share them.
     z = int(np.searchsorted(x, 0.0)) if fixed_zero else -1
     P = Prefix(x, w, z, insert=fixed_zero)
-    edges = _atom_edges(x, w, int(min(x.size, max(_ATOMS[large], _PER_K * k))))
+    edges = _atom_edges(x, w, int(min(x.size, max(n_atoms, _PER_K * k))))
     if fixed_zero:              # atoms never straddle zero; in P's index space
         edges[edges > z] += 1   # the virtual point opens the first positive atom
     a_w = np.diff(P.W[edges])
     a_x = P.mu + np.diff(P.S[edges]) / a_w
-    segmented = k >= 2 * CLUSTERS_PER_SEGMENT
     if segmented:
         za = int(np.searchsorted(a_x, 0.0)) if fixed_zero else -1
         ax, aw = (np.insert(a_x, za, 0.0), np.insert(a_w, za, 0.0)) if fixed_zero else (a_x, a_w)

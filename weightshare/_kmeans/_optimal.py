@@ -117,23 +117,38 @@ def row_minima(F, P, q_lo, q_hi, p_lo, lower=None):
     Returns (values, argmins) for b in [min(q_lo), max(q_hi)]; entries of b
     outside every range hold inf and 0.
     """
+    return _row_minima(F, P, q_lo, q_hi, p_lo, lower)
+
+
+def _row_minima(F, P, q_lo, q_hi, p_lo, lower=None, p_hi=None, G=None):
+    """:func:`row_minima`, with candidates also capped at `p_hi` (a scalar: a minimiser of
+    some b' > q_hi, which bounds those of every b <= q_hi from above) and ``G = F - Q``
+    given (else computed)."""
     ilo = np.atleast_1d(np.asarray(q_lo, dtype=np.int64))
     ihi = np.atleast_1d(np.asarray(q_hi, dtype=np.int64))
     first, last = int(ilo[0]), int(ihi[-1])
     # the sub-problems in order of b, one column each: b in [ilo, ihi], a in [alo, ahi]
     sub = np.empty((4, ilo.size), dtype=np.int64)
     sub[0], sub[1], sub[2], sub[3] = ilo, ihi, p_lo, ihi - 1
+    if p_hi is not None:
+        np.minimum(sub[3], p_hi, out=sub[3])
     opt = np.zeros(last - first + 1, dtype=np.int64)
     val = np.full(last - first + 1, np.inf)
-    ramp = _buffer(P, "ramp", 2 * (last + 2), np.int64, np.arange)    # 0, 1, 2, ...
+    # 0, 1, 2, ...: offsets within a level's candidates (at most about twice its b)
+    ramp = _buffer(P, "ramp", 2 * (last - first + 2), np.int64, np.arange)
     Q = P.Q
-    G = F - Q
+    if G is None:
+        G = F - Q
     if lower is not None:
         n_b = ihi - ilo + 1
         ends = np.cumsum(n_b)
         b = ramp[:int(ends[-1])] + np.repeat(ilo - (ends - n_b), n_b)
         lo = np.maximum(np.repeat(sub[2], n_b), lower[b - first])
-        lens = b - lo
+        if p_hi is None:
+            lens = b - lo
+        else:
+            lo = np.minimum(lo, p_hi)
+            lens = np.minimum(b, p_hi + 1) - lo
         cells = int(lens.sum())
         # (and no more memory than a level of divide and conquer takes)
         if cells <= min(_BAND * b.size * np.log2(b.size + 1), 2 * b.size + (1 << 17)):
@@ -382,6 +397,79 @@ def _ragged_minima(G, P, alo, lens, mid, ramp, ordered=True):
 STORE_LIMIT = 1 << 26
 
 
+#: Rows longer than this many b are solved in chunks of it (see :func:`_chunked_row`).
+ROW_CHUNK = 1 << 16
+
+
+def _single_minimum(F, P, b, lo, hi):
+    """(a, F[a] + cost(a, b)) minimising over a in [lo, hi], in slices of ROW_CHUNK."""
+    best, a_best = np.inf, lo
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for s in range(lo, hi + 1, ROW_CHUNK):
+            e = min(s + ROW_CHUNK, hi + 1)
+            v = P.cost(np.arange(s, e), b)
+            v += F[s:e]
+            v[np.isnan(v)] = np.inf     # (no run of a real DP is NaN; never pick one)
+            i = int(np.argmin(v))
+            if v[i] < best:
+                best, a_best = float(v[i]), s + i
+    return a_best, best
+
+
+def _chunked_row(F, P, q_lo, q_hi, p_lo, lower=None, val=None):
+    """:func:`row_minima` of one range of b in O(ROW_CHUNK) work memory beyond the row.
+
+    The divide and conquer keeps the brackets of a whole level (and the ragged
+    steps their candidates): tens of bytes per b. Here the row is cut into
+    chunks of ``ROW_CHUNK`` b: the b just past each chunk are solved first, by
+    divide and conquer over those few b with one slice each (Monge: a
+    minimiser of b' bounds those of every b < b' from above, of every b > b'
+    from below), then each chunk between the bounds its neighbours give.
+    The same minima as one call; among tied minimisers another may be chosen.
+    Returns (values as float64, arg-minima as int32) for b in [q_lo, q_hi]; the values
+    are written into `val` when given.
+    """
+    n = q_hi - q_lo + 1
+    if n <= ROW_CHUNK:
+        v, opt = row_minima(F, P, q_lo, q_hi, p_lo, lower)
+        if val is not None:
+            val[:] = v
+        return v, opt.astype(np.int32)
+    if val is None:
+        val = np.empty(n)
+    opt = np.empty(n, dtype=np.int32)
+    # the last b of every chunk but the last: divide and conquer over them
+    ends = list(range(q_lo + ROW_CHUNK - 1, q_hi, ROW_CHUNK))
+    end_opt = [0] * len(ends)
+    stack = [(0, len(ends) - 1, p_lo, q_hi - 1)]
+    while stack:
+        i0, i1, alo, ahi = stack.pop()
+        if i0 > i1:
+            continue
+        i = (i0 + i1) // 2
+        b = ends[i]
+        lo = alo if lower is None else max(alo, int(lower[b - q_lo]))
+        hi = min(ahi, b - 1)
+        a, v = _single_minimum(F, P, b, min(lo, hi), hi)
+        end_opt[i] = a
+        val[b - q_lo], opt[b - q_lo] = v, a
+        stack.append((i0, i - 1, alo, a))
+        stack.append((i + 1, i1, a, ahi))
+    G = F - P.Q
+    starts = [q_lo] + [b + 1 for b in ends]
+    for c, c0 in enumerate(starts):
+        c1 = ends[c] - 1 if c < len(ends) else q_hi
+        if c1 < c0:
+            continue
+        lo = p_lo if c == 0 else end_opt[c - 1]
+        hi = end_opt[c] if c < len(ends) else None
+        lw = None if lower is None else lower[c0 - q_lo:c1 - q_lo + 1]
+        v, o = _row_minima(F, P, c0, c1, lo, lw, hi, G)
+        val[c0 - q_lo:c1 - q_lo + 1] = v
+        opt[c0 - q_lo:c1 - q_lo + 1] = o
+    return val, opt
+
+
 def _next_row(D, P, j, k, M, q_hi_cap=None, prev=None):
     """Row j of the DP from row j-1 (`D`): values (full length) and arg-minima.
 
@@ -391,15 +479,14 @@ def _next_row(D, P, j, k, M, q_hi_cap=None, prev=None):
     q_hi = M - (k - j) if q_hi_cap is None else min(M - (k - j), q_hi_cap)
     lower = None
     if prev is not None:
-        lower = np.full(q_hi - q_lo + 1, j - 1, dtype=np.int64)
+        lower = np.full(q_hi - q_lo + 1, j - 1, dtype=np.int32)
         p_lo, p_opt = prev
         b0, b1 = max(q_lo, p_lo), min(q_hi, p_lo + p_opt.size - 1)
         if b0 <= b1:
             lower[b0 - q_lo:b1 - q_lo + 1] = p_opt[b0 - p_lo:b1 - p_lo + 1]
-    val, opt = row_minima(D, P, q_lo, q_hi, j - 1, lower)
     out = np.full(M + 1, np.inf)
-    out[q_lo:q_hi + 1] = val
-    return out, q_lo, opt.astype(np.int32)
+    _, opt = _chunked_row(D, P, q_lo, q_hi, j - 1, lower, out[q_lo:q_hi + 1])
+    return out, q_lo, opt
 
 
 def optimal_partition(x, w, k, fixed_zero=False, grid=None):
