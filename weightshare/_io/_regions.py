@@ -1,8 +1,8 @@
 """Where a model file keeps its floating-point tensor bytes: the regions ``pack`` encodes.
 
-:func:`tensor_regions` opens a file with the readers (every check of
-:func:`~weightshare._io._reader.open_weights`: a file is read only from its
-own bytes) and lists the byte ranges of the file that hold float data stored
+:func:`tensor_regions` opens a file with the readers (every container check
+of :func:`~weightshare._io._reader.open_weights`: a file is read only from
+its own bytes; see :class:`_Layout`) and lists the byte ranges of the file that hold float data stored
 as plain little- or big-endian items, by format:
 
 - HDF5 (``.weights.h5``, legacy ``.h5``, and a ``.keras`` zip's
@@ -29,8 +29,8 @@ from ._common import MemberWindow, member_data_offset
 from ._container import WEIGHTS_MEMBER
 from ._h5check import walk_datasets
 from ._npy import read_npy_header
-from ._reader import open_weights
-from ._safetensors import ST_DTYPES
+from ._reader import WeightsFile
+from ._safetensors import ST_DTYPES, SafetensorsFile, is_safetensors
 from ._wsz import MAX_PIECE_BYTES
 
 __all__ = ["tensor_regions", "cut"]
@@ -107,6 +107,30 @@ def cut(regions, size):
     return out
 
 
+class _Layout(WeightsFile):
+    """A Keras file opened with every check of the reader, its format told, its layers not mapped.
+
+    pack needs where the bytes are, not what the layers mean: the container
+    checks (zip members, bounded members, HDF5 storage and global heaps,
+    .npy headers) all run; the Keras mapping, which costs more than packing,
+    does not. So pack takes every file the reader takes (and Keras files
+    whose layers the reader cannot name).
+    """
+
+    def _map_store(self, h5):
+        pass
+
+    def _map_legacy(self, root, where):
+        pass
+
+
+def _open(path):
+    if is_safetensors(path):
+        from ._reader import WeightInfo
+        return SafetensorsFile.open(path, WeightInfo)
+    return _Layout.open(path)
+
+
 def tensor_regions(path):
     """(format, regions) of the model file `path`: regions as ``(offset, length, itemsize)``.
 
@@ -118,7 +142,7 @@ def tensor_regions(path):
         raise FileFormatError(path, "is a folder; pack packs one file (pack each .safetensors "
                                     "file of a sharded checkpoint on its own)")
     size = os.path.getsize(path) if os.path.isfile(path) else 0
-    with open_weights(path) as wf:
+    with _open(path) as wf:
         fmt = wf.fmt
         if fmt == "safetensors_sharded":
             raise FileFormatError(path, "is the index of a sharded safetensors checkpoint; pack "

@@ -35,8 +35,12 @@ VERSION = 1
 #: regions 4, reserved 4, SHA-256 32, CRC-32 4
 _HEADER = struct.Struct("<4sBBHQQQII32sI")
 HEADER_SIZE = _HEADER.size
-#: a region's entry: offset in the file, length in the file, length of its blob
-_ENTRY = struct.Struct("<QQQ")
+#: a region's entry: offset in the file, length in the file, stored length, kind, item size,
+#: reserved
+_ENTRY = struct.Struct("<QQQBBH")
+#: region kinds: an encoded tensor blob; the bytes grouped by position in the item, deflated
+BLOB, PLANES = 0, 1
+KINDS = {BLOB: "blob", PLANES: "planes"}
 ENTRY_SIZE = _ENTRY.size
 _CRC = struct.Struct("<I")
 #: the largest region (bytes of the file) one blob holds; pack cuts longer tensors
@@ -77,11 +81,24 @@ def limit_of(container_size):
 
 # --------------------------------------------------------------------------- writing
 
-def encode_piece(data, itemsize):
-    """The blob of one region's bytes `data` (a buffer), read as `itemsize`-byte patterns.
+def _planes(data, itemsize):
+    """The bytes of `data` grouped by their position in the item: all first bytes, then ..."""
+    return np.frombuffer(data, np.uint8).reshape(-1, itemsize).T.tobytes()
 
-    Many distinct patterns in a sample (unclustered weights) go straight to
-    the raw scheme: planning the others would cost time for nothing.
+
+def _unplanes(data, itemsize):
+    return np.frombuffer(data, np.uint8).reshape(itemsize, -1).T.tobytes()
+
+
+def encode_piece(data, itemsize):
+    """(kind, stored bytes) of one region's bytes `data` (a buffer) of `itemsize`-byte items.
+
+    The smallest of :func:`weightshare.encode`'s schemes (kind BLOB), or,
+    when that is the raw layout (unclustered values), the bytes grouped by
+    position in the item and deflated (kind PLANES) if that is smaller:
+    sign and exponent bytes compress, mantissa bytes do not. Many distinct
+    patterns in a sample go straight to the raw scheme: planning the others
+    would cost time for nothing.
     """
     values = np.frombuffer(data, dtype=_PATTERNS[itemsize])
     n = values.size
@@ -90,7 +107,12 @@ def encode_piece(data, itemsize):
         sample = values[::n // _SAMPLE].view(f"<u{itemsize}")
         if np.unique(sample).size > sample.size // 2:
             scheme = "raw"
-    return encode(values, scheme=scheme)
+    blob = encode(values, scheme=scheme)
+    if scheme == "raw" or blob_info(blob).scheme == "raw":
+        planes = zlib.compress(_planes(data, itemsize), 6)
+        if len(planes) < len(blob):
+            return PLANES, planes
+    return BLOB, blob
 
 
 def _compress(skeleton, codec):
@@ -125,8 +147,8 @@ def build(view, regions, codec=2):
     gaps, pos, table, blobs = [], 0, [], []
     for offset, length, itemsize in regions:
         gaps.append(view[pos:offset])
-        blob = encode_piece(view[offset:offset + length], itemsize)
-        table.append(_ENTRY.pack(offset, length, len(blob)))
+        kind, blob = encode_piece(view[offset:offset + length], itemsize)
+        table.append(_ENTRY.pack(offset, length, len(blob), kind, itemsize, 0))
         blobs.append(blob)
         pos = offset + length
     gaps.append(view[pos:size])
@@ -202,13 +224,16 @@ def parse(buf, path):
         fail("has a damaged skeleton (CRC-32)")
     entries, pos, blob_total, covered = [], 0, 0, 0
     for i in range(n_regions):
-        offset, length, blob_len = _ENTRY.unpack_from(buf, HEADER_SIZE + i * ENTRY_SIZE)
+        offset, length, blob_len, kind, item, _ = _ENTRY.unpack_from(
+            buf, HEADER_SIZE + i * ENTRY_SIZE)
         if offset < pos or length == 0 or length > MAX_PIECE_BYTES or \
                 offset + length > file_size:
             fail(f"has a bad region {i} (bytes {offset} to {offset + length} of a file of "
                  f"{file_size}): regions must be sorted, disjoint, non-empty, at most "
                  f"{MAX_PIECE_BYTES} bytes and inside the file")
-        entries.append((offset, length, blob_len))
+        if kind not in KINDS or item not in _PATTERNS or length % item:
+            fail(f"has a bad region {i}: kind {kind}, item size {item}, {length} bytes")
+        entries.append((offset, length, blob_len, kind, item))
         pos = offset + length
         blob_total += blob_len
         covered += length
@@ -310,22 +335,15 @@ def stream(buf, path, write):
         write(piece)
     skeleton = _Skeleton(buf[s0:s1], header.codec, header.skeleton_size, path)
     at = 0
-    for i, (offset, length, blob_len) in enumerate(entries):
+    for i, (offset, length, blob_len, kind, item) in enumerate(entries):
         skeleton.take(offset - at, out)
         blob = buf[pos:pos + blob_len]
         pos += blob_len
         try:
-            info = blob_info(blob)
-            itemsize = _PATTERNS_OF[info.dtype]
-            n = int(np.prod(info.shape, dtype=object)) if info.shape else 1
-            if len(info.shape) != 1 or n * itemsize != length:
-                raise ValueError(f"it holds {info.shape} of {info.dtype}, not {length} bytes")
-            values = decode(blob)
-        except (ValueError, KeyError) as exc:
-            raise FileFormatError(path, f"has a damaged tensor blob {i} "
+            out(_region(blob, kind, item, length))
+        except (ValueError, KeyError, zlib.error) as exc:
+            raise FileFormatError(path, f"has a damaged region {i} "
                                         f"({' '.join(str(exc).split())})") from None
-        out(np.ascontiguousarray(values, dtype=_PATTERNS[itemsize]).data.cast("B"))
-        del values
         at = offset + length
     skeleton.take(header.file_size - at, out)
     skeleton.finish()
@@ -333,6 +351,23 @@ def stream(buf, path, write):
         raise FileFormatError(path, "rebuilds a file whose SHA-256 differs from the one it "
                                     "declares: the pack is damaged")
     return header
+
+
+def _region(stored, kind, item, length):
+    """The `length` bytes of a region from its `stored` bytes; ValueError if they are not."""
+    if kind == PLANES:
+        dec = zlib.decompressobj()
+        data = dec.decompress(stored, length + 1)       # never more than the region
+        if len(data) != length or not dec.eof or dec.unused_data or dec.unconsumed_tail:
+            raise ValueError(f"its deflated bytes do not make {length} bytes")
+        return _unplanes(data, item)
+    info = blob_info(stored)
+    if _PATTERNS_OF.get(info.dtype) != item or len(info.shape) != 1 or \
+            info.shape[0] * item != length:
+        raise ValueError(f"its blob holds {info.shape} of {info.dtype}, not {length} bytes of "
+                         f"{item}-byte items")
+    values = decode(stored)
+    return np.ascontiguousarray(values, dtype=_PATTERNS[item]).data.cast("B")
 
 
 #: blob dtype label -> item size of the patterns written back
