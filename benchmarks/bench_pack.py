@@ -39,6 +39,7 @@ import numpy as np
 
 import weightshare
 from weightshare._io._regions import tensor_regions
+from weightshare._jobs._wsz import cut
 
 KS = (4, 8, 16, 32)
 _BUILD = """
@@ -54,6 +55,7 @@ def floor_bytes(path):
     """The entropy floor of `path` (see the module docstring), in bytes."""
     _, regions = tensor_regions(path)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        regions = cut(regions, len(mm))
         view = memoryview(mm)
         total, rest, pos = 0.0, [], 0
         for offset, length, item in regions:

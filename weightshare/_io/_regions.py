@@ -1,4 +1,4 @@
-"""Where a model file keeps its floating-point tensor bytes: the regions ``pack`` encodes.
+"""Where a model file keeps its tensor bytes: the regions ``pack`` encodes.
 
 :func:`tensor_regions` opens a file with the readers (every container check
 of :func:`~weightshare._io._reader.open_weights`: a file is read only from
@@ -31,9 +31,8 @@ from ._h5check import walk_datasets
 from ._npy import read_npy_header
 from ._reader import WeightsFile
 from ._safetensors import ST_DTYPES, SafetensorsFile, is_safetensors
-from ._wsz import MAX_PIECE_BYTES
 
-__all__ = ["tensor_regions", "cut"]
+__all__ = ["tensor_regions"]
 
 _ST_FLOATS = {name: 2 if storage.endswith("2") else int(storage[-1])
               for name, (label, storage) in ST_DTYPES.items()
@@ -93,20 +92,6 @@ def _zip_regions(wf):
     return out
 
 
-def cut(regions, size):
-    """Sorted, disjoint regions inside `size` bytes, whole items, none longer than a piece."""
-    out, pos = [], 0
-    for offset, length, item in sorted(regions):
-        length -= length % item
-        if offset < pos or length <= 0 or offset + length > size:
-            continue            # overlapping or outside: left in the skeleton
-        step = MAX_PIECE_BYTES - MAX_PIECE_BYTES % item
-        for start in range(offset, offset + length, step):
-            out.append((start, min(step, offset + length - start), item))
-        pos = offset + length
-    return out
-
-
 class _Layout(WeightsFile):
     """A Keras file opened with every check of the reader, its format told, its layers not mapped.
 
@@ -134,6 +119,9 @@ def _open(path):
 def tensor_regions(path):
     """(format, regions) of the model file `path`: regions as ``(offset, length, itemsize)``.
 
+    Unsorted, possibly overlapping or past the end in a damaged file: the
+    caller cuts them (:func:`weightshare._jobs._wsz.cut`).
+
     Raises FileFormatError for anything :func:`open_weights` refuses, for a
     folder, and for a sharded safetensors checkpoint (a folder of files).
     """
@@ -158,4 +146,4 @@ def tensor_regions(path):
             regions = _zip_regions(wf)
         else:
             regions = _h5_regions(wf.h5, 0, path, "")
-    return fmt, cut(regions, size)
+    return fmt, regions

@@ -1,9 +1,9 @@
-"""The smallest lossless container of a model file: ``weightshare.pack_file`` / ``unpack_file``.
+"""The smallest lossless container of a model file: ``pack_file`` / ``unpack_file``.
 
 ``pack_file`` cuts a file into its floating-point tensor bytes (regions,
 :mod:`weightshare._io._regions`) and everything else (the skeleton), stores
-each region with :func:`weightshare.encode`'s best scheme and the skeleton
-with xz, checks that the container rebuilds the file byte for byte, and only
+each region with :func:`weightshare.encode`'s best scheme (or, unclustered,
+as deflated byte planes) and the skeleton with xz, checks that the container rebuilds the file byte for byte, and only
 then writes it. ``unpack_file`` rebuilds the file, streaming, through the
 atomic writer. Format: docs/format.md, "The pack container".
 """
@@ -15,7 +15,7 @@ from typing import NamedTuple
 from .._base._validation import check_flag
 from .._io._atomic import atomic_output, check_output
 from .._io._regions import tensor_regions
-from .._io._wsz import MAGIC, build, limit_of, stream
+from ._wsz import MAGIC, build, cut, limit_of, stream
 from ..errors import FileFormatError
 
 __all__ = ["PackSummary", "UnpackSummary", "pack_file", "unpack_file", "PACK_SUFFIX"]
@@ -42,7 +42,7 @@ class PackSummary(NamedTuple):
     tensor_bytes : int
         Bytes of the input they cover.
     tensor_stored : int
-        Bytes of their encodings in the pack.
+        Bytes of their encodings in the pack (blobs, or deflated byte planes).
     skeleton_bytes : int
         Every other byte of the input (metadata, configs, integer tensors).
     skeleton_stored : int
@@ -142,7 +142,8 @@ def pack_file(src, dst, *, dry_run=False):
     Every floating-point tensor's bytes are stored with
     :func:`weightshare.encode`'s smallest scheme (a clustered tensor costs
     its codebook and about its entropy in bits per entry; a pruned one, its
-    non-zeros), and every other byte (HDF5 metadata, attributes, configs, zip
+    non-zeros; an unclustered one is deflated by byte planes when that is
+    smaller than its raw bytes), and every other byte (HDF5 metadata, attributes, configs, zip
     structures, integer tensors) is xz-compressed. The pack is rebuilt in
     memory and its SHA-256 compared with the input's before anything is
     written: a file that cannot be reproduced exactly is refused, never
@@ -175,14 +176,14 @@ def pack_file(src, dst, *, dry_run=False):
 
     Examples
     --------
-    >>> import os, tempfile, weightshare
+    >>> import os, pathlib, tempfile, weightshare
     >>> src = weightshare.examples.path("digits.keras")
     >>> out = os.path.join(tempfile.mkdtemp(), "digits.wsz")
     >>> p = weightshare.pack_file(src, out)
     >>> p.format, p.size_after == os.path.getsize(out), p.size_after < p.size_before
     ('keras_zip', True, True)
     >>> u = weightshare.unpack_file(out, out[:-4] + ".keras")
-    >>> open(u.dst, "rb").read() == open(src, "rb").read()
+    >>> pathlib.Path(u.dst).read_bytes() == pathlib.Path(src).read_bytes()
     True
     """
     dry_run = check_flag(dry_run, "dry_run")
@@ -192,6 +193,7 @@ def pack_file(src, dst, *, dry_run=False):
         check_output(dst, (src,))
     fmt, regions = tensor_regions(src)
     with _Mapped(src) as view:
+        regions = cut(regions, len(view))
         packed, parts = build(view, regions, _CODEC)
         size = len(view)
         digest = _sha256(view)

@@ -1,4 +1,4 @@
-"""``weightshare pack`` / ``weightshare unpack``: the smallest lossless container of a model file."""
+"""``weightshare pack`` / ``unpack``: the smallest lossless container of a model file."""
 
 import argparse
 import textwrap
@@ -18,7 +18,8 @@ def register(sub):
         description=textwrap.fill(
             "Write OUT, a .wsz pack of MODEL: every floating-point tensor stored with encode's "
             "smallest scheme (a clustered tensor costs its codebook and about its entropy in "
-            "bits per entry, a pruned one its non-zeros), every other byte (HDF5 metadata, "
+            "bits per entry, a pruned one its non-zeros; an unclustered one is deflated "
+            "byte plane by byte plane), every other byte (HDF5 metadata, "
             "configs, zip structure, integer tensors) xz-compressed. 'weightshare unpack' "
             "gives MODEL back byte for byte: the pack is rebuilt in memory and checked "
             "(SHA-256) before it is written, and a file that cannot be reproduced exactly is "

@@ -12,7 +12,8 @@ and every declared size is checked against the container's own length and
 the documented bounds before anything is allocated or written.
 
 Only NumPy, the standard library and :mod:`weightshare.encode`; the caller
-opens files and writes through :func:`~weightshare._io._atomic.atomic_output`.
+opens files and writes through :func:`~weightshare._io._atomic.atomic_output`; the
+regions come from :mod:`weightshare._io._regions`.
 """
 
 import hashlib
@@ -27,7 +28,7 @@ from ..errors import FileFormatError
 
 __all__ = ["MAGIC", "VERSION", "HEADER_SIZE", "ENTRY_SIZE", "MAX_PIECE_BYTES", "MAX_REGIONS",
            "FREE_BYTES", "MAX_RATIO", "CODECS", "Header", "build", "parse", "stream",
-           "encode_piece"]
+           "encode_piece", "cut"]
 
 MAGIC = b"WSPK"
 VERSION = 1
@@ -80,6 +81,21 @@ def limit_of(container_size):
 
 
 # --------------------------------------------------------------------------- writing
+
+def cut(regions, size):
+    """Sorted, disjoint regions inside `size` bytes, whole items, none longer than a piece."""
+    out, pos = [], 0
+    for offset, length, item in sorted(regions):
+        length -= length % item
+        if offset < pos or length <= 0 or offset + length > size:
+            continue            # overlapping or outside: left in the skeleton
+        step = MAX_PIECE_BYTES - MAX_PIECE_BYTES % item
+        for start in range(offset, offset + length, step):
+            out.append((start, min(step, offset + length - start), item))
+        pos = offset + length
+    return out
+
+
 
 def _planes(data, itemsize):
     """The bytes of `data` grouped by their position in the item: all first bytes, then ..."""
