@@ -2,8 +2,8 @@
 
 :func:`tensor_regions` opens a file with the readers (every container check
 of :func:`~weightshare._io._reader.open_weights`: a file is read only from
-its own bytes; see :class:`_Layout`) and lists the byte ranges of the file that hold float data stored
-as plain little- or big-endian items, by format:
+its own bytes; see :class:`_Layout`) and lists the byte ranges of the file
+that hold float data stored as plain little- or big-endian items, by format:
 
 - HDF5 (``.weights.h5``, legacy ``.h5``, and a ``.keras`` zip's
   ``model.weights.h5`` when the zip stores it, as Keras does): every

@@ -3,8 +3,8 @@
 ``pack_file`` cuts a file into its floating-point tensor bytes (regions,
 :mod:`weightshare._io._regions`) and everything else (the skeleton), stores
 each region with :func:`weightshare.encode`'s best scheme (or, unclustered,
-as deflated byte planes) and the skeleton with xz, checks that the container rebuilds the file byte for byte, and only
-then writes it. ``unpack_file`` rebuilds the file, streaming, through the
+as deflated byte planes) and the skeleton with xz, checks that the container
+rebuilds the file byte for byte, and only then writes it. ``unpack_file`` rebuilds the file, streaming, through the
 atomic writer. Format: docs/format.md, "The pack container".
 """
 
