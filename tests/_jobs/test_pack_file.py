@@ -185,3 +185,48 @@ def test_forged_sizes_are_refused_before_anything_is_allocated(good, tmp_path):
     _refused(tmp_path, _forge(good, codec=7), "codec")
     (tmp_path / "bad.wsz").unlink()
     _refused(tmp_path, _forge(good, skeleton_size=10), "add up|damaged")
+
+
+# --------------------------------------------------------------------------- layouts
+
+def test_every_hdf5_layout_round_trips_and_plain_floats_are_regions(tmp_path):
+    """Chunked, deflated, compact, big-endian, float16 and integer datasets, written by h5py."""
+    import h5py
+    rng = np.random.default_rng(3)
+    codebook = rng.normal(size=8).astype(np.float32)
+    path = tmp_path / "m.weights.h5"
+    with h5py.File(path, "w") as f:
+        v = f.create_group("layers/dense/vars")
+        v.create_dataset("0", data=codebook[rng.integers(0, 8, (64, 64))], chunks=(16, 64))
+        v.create_dataset("1", data=codebook[rng.integers(0, 8, (64, 64))], compression="gzip")
+        v.create_dataset("2", data=np.arange(4, dtype=np.float32))      # small: compact?
+        v.create_dataset("3", data=codebook[rng.integers(0, 8, 512)].astype(">f4"))
+        v.create_dataset("4", data=rng.normal(size=300).astype(np.float16))
+        v.create_dataset("5", data=np.arange(100, dtype=np.int64))
+    fmt, regions = _regions.tensor_regions(path)
+    assert fmt == "weights_store"
+    sizes = sorted(length for _, length, _ in regions)
+    assert sizes.count(16 * 64 * 4) == 4 and 512 * 4 in sizes and 300 * 2 in sizes
+    assert 64 * 64 * 4 not in sizes and 800 not in sizes      # deflated, integers: skeleton
+    p = weightshare.pack_file(path, tmp_path / "m.wsz")
+    weightshare.unpack_file(tmp_path / "m.wsz", tmp_path / "back.weights.h5")
+    assert (tmp_path / "back.weights.h5").read_bytes() == path.read_bytes()
+    assert p.size_after < p.size_before / 3
+
+
+def test_a_compressed_and_stripped_output_round_trips(tmp_path):
+    weightshare.strip_file(DIGITS, tmp_path / "s.keras", compress=True)
+    weightshare.pack_file(tmp_path / "s.keras", tmp_path / "s.wsz")
+    weightshare.unpack_file(tmp_path / "s.wsz", tmp_path / "back.keras")
+    assert (tmp_path / "back.keras").read_bytes() == (tmp_path / "s.keras").read_bytes()
+
+
+def test_unpack_dispatches_on_the_magic(tmp_path, monkeypatch):
+    """Another container registers its unpacker by its first bytes."""
+    from weightshare._jobs import _pack_file
+    calls = []
+    monkeypatch.setitem(_pack_file._UNPACKERS, b"OTHR",
+                        lambda src, dst, dry_run: calls.append((src, dst, dry_run)) or "done")
+    (tmp_path / "x.othr").write_bytes(b"OTHR and more")
+    assert weightshare.unpack_file(tmp_path / "x.othr", tmp_path / "y", dry_run=True) == "done"
+    assert calls == [(str(tmp_path / "x.othr"), str(tmp_path / "y"), True)]

@@ -136,7 +136,7 @@ def _compress(skeleton, codec):
         return zlib.compress(skeleton, 9)
     if codec == 2:
         return lzma.compress(skeleton, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE,
-                             preset=6)
+                             preset=2)
     return bytes(skeleton)
 
 
