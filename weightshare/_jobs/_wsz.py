@@ -59,6 +59,8 @@ _STEP = 1 << 20
 _PATTERNS = {2: np.dtype("<f2"), 4: np.dtype("<f4"), 8: np.dtype("<f8")}
 #: a sample this large with more than half its patterns distinct is stored raw (not planned)
 _SAMPLE = 16384
+#: tensors this small are always planned with every scheme (it costs nothing)
+_SMALL = 256
 
 
 class Header:
@@ -119,8 +121,8 @@ def encode_piece(data, itemsize):
     values = np.frombuffer(data, dtype=_PATTERNS[itemsize])
     n = values.size
     scheme = "auto"
-    if n > _SAMPLE:
-        sample = values[::n // _SAMPLE].view(f"<u{itemsize}")
+    if n >= _SMALL:
+        sample = values[::max(1, n // _SAMPLE)].view(f"<u{itemsize}")
         if np.unique(sample).size > sample.size // 2:
             scheme = "raw"
     blob = encode(values, scheme=scheme)
