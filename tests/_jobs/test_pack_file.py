@@ -230,3 +230,12 @@ def test_unpack_dispatches_on_the_magic(tmp_path, monkeypatch):
     (tmp_path / "x.othr").write_bytes(b"OTHR and more")
     assert weightshare.unpack_file(tmp_path / "x.othr", tmp_path / "y", dry_run=True) == "done"
     assert calls == [(str(tmp_path / "x.othr"), str(tmp_path / "y"), True)]
+
+
+def test_dst_is_needed_unless_dry_run(tmp_path):
+    assert weightshare.pack_file(DIGITS, dry_run=True).dst is None
+    with pytest.raises(ValueError, match="dst=None"):
+        weightshare.pack_file(DIGITS)
+    with pytest.raises(TypeError, match="dry_run"):
+        weightshare.pack_file(DIGITS, tmp_path / "x.wsz", dry_run="yes")
+    assert os.listdir(tmp_path) == []

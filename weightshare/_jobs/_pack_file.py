@@ -30,7 +30,9 @@ class PackSummary(NamedTuple):
 
     Attributes
     ----------
-    src, dst : str
+    src : str
+    dst : str or None
+        None when nothing was written (`dry_run` without `dst`).
     format : str
         The input's format (:data:`weightshare.files.FORMATS`).
     size_before : int
@@ -52,7 +54,7 @@ class PackSummary(NamedTuple):
     """
 
     src: str
-    dst: str
+    dst: object
     format: str
     size_before: int
     size_after: int
@@ -78,7 +80,9 @@ class UnpackSummary(NamedTuple):
 
     Attributes
     ----------
-    src, dst : str
+    src : str
+    dst : str or None
+        None when nothing was written (`dry_run` without `dst`).
     size_before : int
         The pack's size in bytes.
     size_after : int
@@ -90,7 +94,7 @@ class UnpackSummary(NamedTuple):
     """
 
     src: str
-    dst: str
+    dst: object
     size_before: int
     size_after: int
     sha256: str
@@ -99,6 +103,15 @@ class UnpackSummary(NamedTuple):
     def to_dict(self):
         """A JSON-ready dict."""
         return self._asdict()
+
+
+def _paths(src, dst, dry_run):
+    """(src, dst) as str (dst None only with dry_run), src checked to be a regular file."""
+    if dst is None and not dry_run:
+        raise ValueError("dst=None: give the output file, or dry_run=True to write nothing")
+    src = os.fspath(src)
+    _check_src(src)
+    return src, None if dst is None else os.fspath(dst)
 
 
 def _check_src(path):
@@ -136,7 +149,7 @@ class _Mapped:
         self._f.close()
 
 
-def pack_file(src, dst, *, dry_run=False):
+def pack_file(src, dst=None, *, dry_run=False):
     """Pack a model file into a ``.wsz`` container that gives it back byte for byte.
 
     Every floating-point tensor's bytes are stored with
@@ -155,10 +168,13 @@ def pack_file(src, dst, *, dry_run=False):
         A file :func:`weightshare.read_weights` reads: ``.keras``,
         ``.weights.h5``, legacy ``.h5``, ``.safetensors`` (one file; a
         sharded checkpoint is packed shard by shard), ``.npy``, ``.npz``.
-    dst : str or os.PathLike
-        The pack (``.wsz`` by convention), written atomically.
+    dst : str or os.PathLike, optional
+        The pack (``.wsz`` by convention), written atomically; required
+        unless `dry_run`.
     dry_run : bool, default False
-        Build and check the pack, report its size, write nothing.
+        Build and check the pack, report its size, write nothing (then
+        ``weightshare.pack_file(src, dry_run=True).size_after`` is the size
+        a pack of `src` would have).
 
     Returns
     -------
@@ -187,8 +203,7 @@ def pack_file(src, dst, *, dry_run=False):
     True
     """
     dry_run = check_flag(dry_run, "dry_run")
-    src, dst = os.fspath(src), os.fspath(dst)
-    _check_src(src)
+    src, dst = _paths(src, dst, dry_run)
     if not dry_run:
         check_output(dst, (src,))
     fmt, regions = tensor_regions(src)
@@ -239,7 +254,7 @@ _UNPACKERS = {MAGIC: _unpack_wsz}
 _HEAD = 16
 
 
-def unpack_file(src, dst, *, dry_run=False):
+def unpack_file(src, dst=None, *, dry_run=False):
     """Rebuild the file a pack was made from, byte for byte.
 
     The pack is checked whole first (its CRC-32s, its declared sizes against
@@ -252,8 +267,9 @@ def unpack_file(src, dst, *, dry_run=False):
     ----------
     src : str or os.PathLike
         A pack written by :func:`pack_file`.
-    dst : str or os.PathLike
-        The rebuilt file (give it the original's suffix), written atomically.
+    dst : str or os.PathLike, optional
+        The rebuilt file (give it the original's suffix), written atomically;
+        required unless `dry_run`.
     dry_run : bool, default False
         Rebuild and check everything, write nothing (a test of the pack).
 
@@ -277,8 +293,7 @@ def unpack_file(src, dst, *, dry_run=False):
     True
     """
     dry_run = check_flag(dry_run, "dry_run")
-    src, dst = os.fspath(src), os.fspath(dst)
-    _check_src(src)
+    src, dst = _paths(src, dst, dry_run)
     if not dry_run:
         check_output(dst, (src,))
     with open(src, "rb") as f:

@@ -71,8 +71,7 @@ def _dst(args):
 
 def run_pack(args):
     dst = _dst(args)
-    res = weightshare.pack_file(args.model, dst if dst is not None else args.model + ".wsz",
-                                dry_run=args.dry_run)
+    res = weightshare.pack_file(args.model, dst, dry_run=args.dry_run)
     out = None if args.dry_run else dst
     with stdout_may_close(written=out):
         if args.json:
@@ -91,8 +90,7 @@ def run_pack(args):
 
 def run_unpack(args):
     dst = _dst(args)
-    res = weightshare.unpack_file(args.model, dst if dst is not None else args.model + ".out",
-                                  dry_run=args.dry_run)
+    res = weightshare.unpack_file(args.model, dst, dry_run=args.dry_run)
     out = None if args.dry_run else dst
     with stdout_may_close(written=out):
         if args.json:
