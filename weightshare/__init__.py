@@ -38,6 +38,8 @@ _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSumma
 _LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
 _LAZY.update({"StripSummary": "_jobs._strip_file", "strip_file": "_jobs._strip_file"})
 _LAZY.update({"DiskUsage": "_jobs._disk_usage", "disk_usage": "_jobs._disk_usage"})
+_LAZY.update({name: "_jobs._pack_file" for name in ("PackSummary", "UnpackSummary", "pack_file",
+                                                    "unpack_file")})
 _LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
                                            "load_array")})
 _LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",

@@ -280,8 +280,30 @@ def run_strip(tmp_path, capsys, npy_npz):
         assert doc["compressed"] is True
 
 
+def run_pack(tmp_path, capsys, npy_npz):
+    for model in _models(npy_npz)[:-1]:         # a sharded checkpoint is packed shard by shard
+        out = _out(tmp_path, model, "pk").with_suffix(".wsz")
+        doc = run_json(capsys, "pack", model, "-o", out)
+        assert doc["output"] == str(out) and doc["tensors"] == [] and doc["dry_run"] is False
+        assert doc["size_after"] == os.path.getsize(out)
+        assert doc["tensor_bytes"] + doc["skeleton_bytes"] == doc["size_before"]
+
+
+def run_unpack(tmp_path, capsys, npy_npz):
+    for model in _models(npy_npz)[:-1]:
+        packed = tmp_path / "p.wsz"
+        weightshare.pack_file(model, packed)
+        out = _out(tmp_path, model, "up")
+        doc = run_json(capsys, "unpack", packed, "-o", out)
+        assert doc["output"] == str(out) and doc["tensors"] == []
+        assert out.read_bytes() == pathlib.Path(model).read_bytes()
+        doc = run_json(capsys, "unpack", packed, "--dry-run")
+        assert doc["output"] is None and doc["dry_run"] is True
+
+
 RUNS = {"info": run_info, "cluster": run_cluster, "prune": run_prune, "remove": run_remove,
-        "report": run_report, "compare": run_compare, "strip": run_strip}
+        "report": run_report, "compare": run_compare, "strip": run_strip, "pack": run_pack,
+        "unpack": run_unpack}
 
 
 @pytest.mark.filterwarnings("error")       # a warning fails the command (issue 25)

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from . import _cluster, _compare, _info, _prune, _remove, _report, _strip
+from . import _cluster, _compare, _info, _pack, _prune, _remove, _report, _strip
 from ._common import EXIT_BAD_INPUT, EXIT_OK, discard_stdout, one_line
 from ..files import unwind_later
 
@@ -31,7 +31,8 @@ from ..errors import printable
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT"]
 
 #: subcommand modules, in the order ``--help`` lists them
-_COMMANDS = (_info, _cluster, _prune, _remove, _strip, _report, _compare)   # workflow order
+_COMMANDS = (_info, _cluster, _prune, _remove, _strip, _report, _compare,   # workflow order
+             _pack)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -105,4 +105,14 @@ SCHEMA = {
                    "max_abs_diff": _NUMBER, "mean_abs_diff": _NUMBER},
         "tensor": {"name": str},        # compare runs the models: its list is empty
     },
+    "pack": {
+        "fields": {"dry_run": bool, "format": str, "size_before": int, "size_after": int,
+                   "ratio": _NUMBER, "regions": int, "tensor_bytes": int, "tensor_stored": int,
+                   "skeleton_bytes": int, "skeleton_stored": int},
+        "tensor": {"name": str},        # pack changes no tensor: its list is empty
+    },
+    "unpack": {
+        "fields": {"dry_run": bool, "size_before": int, "size_after": int, "sha256": str},
+        "tensor": {"name": str},        # unpack changes no tensor: its list is empty
+    },
 }
