@@ -37,6 +37,7 @@ _LAZY = {name: "files" for name in ("WeightInfo", "TensorRewrite", "ClusterSumma
                                     "cluster_file", "file_format")}
 _LAZY.update({"PruneSummary": "_jobs._prune_file", "prune_file": "_jobs._prune_file"})
 _LAZY.update({"StripSummary": "_jobs._strip_file", "strip_file": "_jobs._strip_file"})
+_LAZY.update({"load_packed": "_jobs._packed"})
 _LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
                                            "load_array")})
 _LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",

@@ -30,8 +30,9 @@ from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
 from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
 from ._kmeans._init import INITS
-from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
-                                check_weights)
+from ._base._validation import (check_choice, check_flag, check_int, check_k,
+                                check_random_state, check_weights)
+from ._io._st_packed import write_packed
 from .errors import FileFormatError, TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
@@ -481,7 +482,7 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
-                 dry_run=False, compress=False, strip=False):
+                 dry_run=False, compress=False, strip=False, axis=None, packed=False):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -545,6 +546,21 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     strip : bool, default False
         Leave out optimizer state and the compile/training config (see
         ``weightshare.strip_file``).
+    axis : int, optional
+        The channel axis of `per_channel`, `group_size` and
+        `per_channel_scale`, for every targeted tensor, instead of each
+        tensor's own (a safetensors tensor's is axis 0, the output row of a
+        PyTorch ``[out, in]`` matrix; a Keras kernel's is given above).
+        Negative values count from the end. Needs one of those three options;
+        an axis out of range for a targeted tensor is a
+        :class:`~weightshare.errors.TensorArgumentError` naming it.
+    packed : bool, default False
+        Write a safetensors output packed: each clustered tensor as its
+        indices and codebook (and scales) under ``NAME.ws_indices``,
+        ``NAME.ws_codebook`` (``NAME.ws_scale``), read back as dense arrays
+        by ``weightshare.load_packed`` (see docs/files.md, "Packed
+        safetensors"). Only for safetensors inputs (single or sharded), not
+        with `in_place`.
 
     Returns
     -------
@@ -578,6 +594,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     channels = per_channel or group_size is not None or per_channel_scale
     in_place = check_flag(in_place, "in_place")
     dry_run = check_flag(dry_run, "dry_run")
+    packed = check_flag(packed, "packed")
+    if axis is not None:
+        axis = check_int(axis, "axis", -(1 << 31))
+        if not channels:
+            raise ValueError(f"axis={axis} needs per_channel, group_size or per_channel_scale "
+                             "(it is their channel axis)")
+    if packed:
+        _check_packed(src, dst, in_place, compress, strip)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -590,6 +614,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
+    hints = {}
 
     def fn(record, values):
         kk = k_of(record)
@@ -597,11 +622,20 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
         if values.size == 0:
             return None
-        axis = _channel_axis(record, values.ndim) if channels else None
+        if not channels:
+            ax = None
+        elif axis is None:
+            ax = _channel_axis(record, values.ndim)
+        elif not -values.ndim <= axis < values.ndim:
+            raise TensorArgumentError(f"{record.name}: axis={axis} is out of range for this "
+                                      f"tensor of shape {tuple(values.shape)} ({values.ndim} "
+                                      "dimension(s))")
+        else:
+            ax = axis % values.ndim
         check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
-                          axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
+                          axis=ax, group_size=group_size, per_channel_scale=per_channel_scale,
                           lut_dtype=lut_dtype, random_state=rng)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
@@ -609,11 +643,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
                 new = round_to_bf16(res.values)
             else:
-                new = _bf16_values(values, res, axis, group_size or 1)
+                new = _bf16_values(values, res, ax, group_size or 1)
             sse, distinct_after = _sse(values, new), _distinct(new)
         else:
             new, sse = res.values, float(res.sse)
-            distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
+            distinct_after = _distinct(new) if ax is not None else _distinct_used(res)
+        if packed and ax is not None:
+            hints[record.name] = _packed_hint(res, ax, values.shape, group_size,
+                                              per_channel_scale)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
                                    record.dtype, kk, _distinct(values), distinct_after,
                                    int(np.count_nonzero(values == 0)),
@@ -626,10 +663,37 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if group_size is not None or per_channel_scale or lut_dtype is not None:
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
+    if axis is not None:
+        note.update(axis=axis)
+    if packed and not dry_run:
+        write_packed(src, dst, fn, select=lambda r: r.name in targets, progress=progress,
+                     note=note, hints=hints)
+        return rows
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
                    progress=progress, note=note, dry_run=dry_run, compress=compress,
                    strip=strip)
     return rows
+
+
+def _check_packed(src, dst, in_place, compress, strip):
+    """packed=True: a safetensors input and output, not in place, no Keras-only options."""
+    if in_place or compress or strip:
+        which = "in_place" if in_place else "compress" if compress else "strip"
+        raise ValueError(f"packed=True and {which}=True exclude each other (packed writes a new "
+                         "safetensors file or folder)")
+    if not is_safetensors(src):
+        raise FileFormatError(os.fspath(src), "packed=True writes safetensors files only; this "
+                                              "input is not a .safetensors file or checkpoint")
+
+
+def _packed_hint(res, axis, shape, group_size, per_channel_scale):
+    """The layout of a packed tensor clustered along `axis` (see _io/_st_packed.py)."""
+    n_ch = shape[axis]
+    g = group_size or (n_ch if per_channel_scale else 1)
+    hint = {"axis": axis, "group_size": max(1, min(g, n_ch))}
+    if per_channel_scale and res.scales is not None:
+        hint.update(scales=res.scales, centroids=res.centroids, labels=res.labels)
+    return hint
 
 
 def _channel_axis(record, ndim):
