@@ -547,6 +547,8 @@ def _unpack_shard(sf, shard, out_path):
     specs = packed["tensors"]
     offsets, data_size = packed.get("offsets"), packed.get("data_size")
     keys = _plain_keys(shard, specs, fail)
+    for name in specs:
+        _check_spec(name, specs[name], shard, fail)
     if (not isinstance(offsets, dict) or not _int(data_size) or data_size < 0
             or set(offsets) != set(keys)):
         fail("its weightshare packed metadata has no offsets for its tensors", "__metadata__")

@@ -79,7 +79,26 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, total, one row per tensor, and the weights skipped")
+    p.add_argument("--axis", type=_axis, default=None, metavar="AXIS",
+                   help="the channel axis of --per-channel, --group-size and "
+                        "--per-channel-scale for every targeted tensor (negative counts from "
+                        "the end); default: each tensor's output axis (safetensors: 0, the "
+                        "output row of a PyTorch [out, in] matrix; Keras: as --per-channel "
+                        "says); an error naming the tensor when out of its range")
+    p.add_argument("--packed", action="store_true",
+                   help="safetensors only (file or checkpoint): store each clustered tensor "
+                        "as NAME.ws_indices (bit-packed) + NAME.ws_codebook (+ NAME.ws_scale "
+                        "with --per-channel-scale); read back with weightshare.load_packed "
+                        "(docs/files.md, \"Packed safetensors\")")
     p.set_defaults(func=run)
+
+
+def _axis(text):
+    """--axis: an integer (negative counts from the end)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
 
 
 def _group_size(text):
@@ -126,7 +145,7 @@ def run(args):
                                         lut_dtype=args.lut_dtype, random_state=args.seed,
                                         in_place=args.in_place, progress=progress,
                                         dry_run=args.dry_run, compress=args.compress,
-                                        strip=args.strip)
+                                        strip=args.strip, axis=args.axis, packed=args.packed)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
