@@ -292,3 +292,18 @@ def test_truncated_packed_file(tmp_path, packed_bert):
     with pytest.raises(FileFormatError) as info:
         weightshare.load_packed(packed)
     assert packed in str(info.value) and "\n" not in str(info.value)
+
+
+def test_load_packed_refuses_the_hardening_corpus_packed_cases(tmp_path):
+    from hardening import corpus
+    b = corpus._Builder(0)
+    corpus.safetensors_cases(b)             # the safetensors part of corpus.build()
+    cases = [c for c in b.cases if c.what.startswith("a packed .safetensors")]
+    assert len(cases) == 3
+    for i, case in enumerate(cases):
+        path = tmp_path / f"{i}.safetensors"
+        path.write_bytes(dict(case.files)["m.safetensors"])
+        with pytest.raises(FileFormatError) as info:
+            weightshare.load_packed(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+        assert ": w: " in str(info.value) or "__metadata__" in str(info.value)
