@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import weightshare
-from weightshare._jobs._packed import unpack_packed
+from weightshare._jobs._packed import is_packed, unpack_packed
 from weightshare.errors import FileFormatError, TensorArgumentError
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures",
@@ -86,6 +86,7 @@ def test_unpack_gives_the_plain_output_byte_for_byte(tmp_path, src, opts):
     out = str(tmp_path / ("un.safetensors" if src.endswith(".safetensors") else "un"))
     names = unpack_packed(packed, out)
     assert names and same_tree(plain, out)
+    assert is_packed(packed) and not is_packed(out) and not is_packed(src)
     assert not same_tree(plain, packed) if not os.path.isdir(plain) else True
 
 

@@ -50,13 +50,13 @@ from .._codec._bitpack import pack_fixed, unpack_fixed
 from ..errors import FileFormatError
 from ._atomic import atomic_folder, atomic_output, check_output
 from ._reader import open_weights
-from ._safetensors import INDEX_SUFFIX, ST_DTYPES, Entry
+from ._safetensors import INDEX_SUFFIX, ST_DTYPES, Entry, is_safetensors
 from ._safetensors_write import (METADATA_KEY, _COPIED, _header_bytes, _output_folder,
                                  _to_stored)
 from ._writer import _call, _one_tensor, _summary
 
 __all__ = ["PACKED_VERSION", "SUFFIXES", "write_packed", "read_packed", "unpack_checkpoint",
-           "packed_note"]
+           "packed_note", "is_packed_file"]
 
 PACKED_VERSION = 1
 INDICES, CODEBOOK, SCALE = ".ws_indices", ".ws_codebook", ".ws_scale"
@@ -668,3 +668,22 @@ def _unpack_index(sf, tmp, index_name, names):
     with open(os.path.join(tmp, index_name), "w", encoding="utf-8") as f:
         json.dump(index, f, indent=2, ensure_ascii=False)
         f.write("\n")
+
+
+def is_packed_file(path):
+    """Whether `path` is a safetensors file or checkpoint whose metadata says it is packed."""
+    if not is_safetensors(path):
+        return False
+    try:
+        with open_weights(path) as sf:
+            for shard in sf.shards:
+                note = (shard.metadata or {}).get(METADATA_KEY)
+                try:
+                    packed = isinstance(note, str) and "packed" in json.loads(note)
+                except (ValueError, TypeError):
+                    packed = False
+                if packed:
+                    return True
+    except (FileFormatError, OSError):
+        return False
+    return False

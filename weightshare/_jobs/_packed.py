@@ -9,9 +9,9 @@ safetensors") describes the naming convention.
 
 import os
 
-from .._io._st_packed import read_packed, unpack_checkpoint
+from .._io._st_packed import is_packed_file, read_packed, unpack_checkpoint
 
-__all__ = ["load_packed", "unpack_packed"]
+__all__ = ["load_packed", "unpack_packed", "is_packed"]
 
 
 def load_packed(path):
@@ -93,3 +93,10 @@ def unpack_packed(src, dst):
         The tensors unpacked.
     """
     return unpack_checkpoint(os.fspath(src), dst)
+
+
+def is_packed(path):
+    """Whether `path` is a safetensors file or checkpoint with packed tensors (for the
+    ``unpack`` command to choose :func:`unpack_packed`). Never raises for a readable path
+    that is not such a file: False."""
+    return is_packed_file(os.fspath(path))
