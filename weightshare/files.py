@@ -648,7 +648,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         else:
             new, sse = res.values, float(res.sse)
             distinct_after = _distinct(new) if ax is not None else _distinct_used(res)
-        if packed and ax is not None:
+        if packed and not dry_run and ax is not None:     # used (and dropped) by the writer
             hints[record.name] = _packed_hint(res, ax, values.shape, group_size,
                                               per_channel_scale)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,

@@ -202,7 +202,7 @@ def _write_packed_shard(sf, shard, records, fn, note, out_path, progress, counte
                 if new is not None:
                     try:
                         stored = _to_stored(new, record, entry.storage)
-                        spec, parts = _pack(record, entry, stored, hints.get(record.name))
+                        spec, parts = _pack(record, entry, stored, hints.pop(record.name, None))
                     except (ValueError, TypeError) as exc:
                         raise FileFormatError(src, str(exc), record.location) from None
                     specs[record.name] = spec
