@@ -692,9 +692,10 @@ def safetensors_cases(b):
                 "w": {**spec, "shape": [1 << 30, 1 << 30]}}},
             "packed metadata of an unknown version": {"version": 7, "tensors": []}}.items():
         meta = {"weightshare": json.dumps({"job": "cluster", "packed": packed})}
-        data = _st({"__metadata__": meta, "w.ws_codebook": _st_entry(shape=(4,), offsets=(0, 16)),
-                    "w.ws_indices": _st_entry("U8", shape=(64,), offsets=(16, 80))},
-                   book + packed_idx)
+        data = _st({"__metadata__": meta, "d.weight": _st_entry(shape=(8, 16), offsets=(0, 512)),
+                    "w.ws_codebook": _st_entry(shape=(4,), offsets=(512, 528)),
+                    "w.ws_indices": _st_entry("U8", shape=(64,), offsets=(528, 592))},
+                   w.tobytes() + book + packed_idx)     # d.weight: a dense kernel
         b.add("safetensors", f"a packed .safetensors with {what}", {"m.safetensors": data},
               expect="any", arch=False)
 
