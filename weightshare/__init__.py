@@ -40,6 +40,7 @@ _LAZY.update({"StripSummary": "_jobs._strip_file", "strip_file": "_jobs._strip_f
 _LAZY.update({"DiskUsage": "_jobs._disk_usage", "disk_usage": "_jobs._disk_usage"})
 _LAZY.update({name: "_jobs._pack_file" for name in ("PackSummary", "UnpackSummary", "pack_file",
                                                     "unpack_file")})
+_LAZY.update({"load_packed": "_jobs._packed"})
 _LAZY.update({name: "compare" for name in ("CompareResult", "compare_models", "compare_outputs",
                                            "load_array")})
 _LAZY.update({name: "remove" for name in ("REMOVE_BY", "RemoveResult", "TensorChange",

@@ -32,8 +32,9 @@ from ._io._safetensors_write import rewrite_safetensors
 from .cluster import (METHODS, assign, check_cluster_dim, check_init_method, check_lut_options,
                       check_vector_options, cluster)
 from ._kmeans._init import INITS
-from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
-                                check_weights)
+from ._base._validation import (check_choice, check_flag, check_int, check_k,
+                                check_random_state, check_weights)
+from ._io._st_packed import write_packed
 from .errors import FileFormatError, TensorArgumentError
 from ._calibrate._inputs import check_calibration, check_importance, pick_input
 from ._calibrate._pass import CalibrationHook, plan_layers
@@ -499,7 +500,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
                  dry_run=False, compress=False, strip=False, importance=None, calibration=None,
-                 bias_correction=True, cluster_dim=None):
+                 bias_correction=True, cluster_dim=None, axis=None, packed=False):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -592,6 +593,21 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         leave it out with `layers` or `k`). Not with `per_channel`,
         `group_size`, `per_channel_scale`, `lut_dtype` or
         ``method='optimal'``. The file keeps each tensor's dtype and shape.
+    axis : int, optional
+        The channel axis of `per_channel`, `group_size`,
+        `per_channel_scale` and `cluster_dim`, for every targeted tensor, instead of each
+        tensor's own (a safetensors tensor's is axis 0, the output row of a
+        PyTorch ``[out, in]`` matrix; a Keras kernel's is given above).
+        Negative values count from the end. Needs one of those four options;
+        an axis out of range for a targeted tensor is a
+        :class:`~weightshare.errors.TensorArgumentError` naming it.
+    packed : bool, default False
+        Write a safetensors output packed: each clustered tensor as its
+        indices and codebook (and scales) under ``NAME.ws_indices``,
+        ``NAME.ws_codebook`` (``NAME.ws_scale``), read back as dense arrays
+        by ``weightshare.load_packed`` (see docs/files.md, "Packed
+        safetensors"). Only for safetensors inputs (single or sharded), not
+        with `in_place`.
 
     Returns
     -------
@@ -630,6 +646,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     channels = per_channel or group_size is not None or per_channel_scale or cluster_dim > 1
     in_place = check_flag(in_place, "in_place")
     dry_run = check_flag(dry_run, "dry_run")
+    packed = check_flag(packed, "packed")
+    if axis is not None:
+        axis = check_int(axis, "axis", -(1 << 31))
+        if not channels:
+            raise ValueError(f"axis={axis} needs per_channel, group_size, per_channel_scale "
+                             "or cluster_dim (it is their channel axis)")
+    if packed:
+        _check_packed(src, dst, in_place, compress, strip)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -647,6 +671,7 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if importance is not None and calibration is not None:
         raise ValueError("give importance or calibration, not both")
     imp = {} if importance is None else _importance(importance, by_name)
+    hints = {}
 
     def one(record, values, sw, label):
         kk = k_of(record)
@@ -654,11 +679,20 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             raise ValueError(f"holds {values.dtype} values, not floating-point weights")
         if values.size == 0:
             return None
-        axis = _channel_axis(record, values.ndim) if channels else None
+        if not channels:
+            ax = None
+        elif axis is None:
+            ax = _channel_axis(record, values.ndim)
+        elif not -values.ndim <= axis < values.ndim:
+            raise TensorArgumentError(f"{record.name}: axis={axis} is out of range for this "
+                                      f"tensor of shape {tuple(values.shape)} ({values.ndim} "
+                                      "dimension(s))")
+        else:
+            ax = axis % values.ndim
         check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
-                          axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
+                          axis=ax, group_size=group_size, per_channel_scale=per_channel_scale,
                           lut_dtype=lut_dtype, sample_weight=sw, random_state=rng,
                           cluster_dim=cluster_dim if cluster_dim > 1 else None)
         except ValueError as exc:
@@ -667,12 +701,15 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             if per_channel_scale or cluster_dim > 1:   # (codewords) rounded to bfloat16
                 new = round_to_bf16(res.values)
             else:
-                new = _bf16_values(values, res, axis, group_size or 1)
+                new = _bf16_values(values, res, ax, group_size or 1)
             sse, distinct_after = _sse(values, new), _distinct(new)
         else:           # the plain SSE also with importance (res.sse is then weighted)
             new = res.values
             sse = float(res.sse) if sw is None else _sse(values, new)
-            distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
+            distinct_after = _distinct(new) if ax is not None else _distinct_used(res)
+        if packed and not dry_run and ax is not None:     # used (and dropped) by the writer
+            hints[record.name] = _packed_hint(res, ax, values.shape, group_size,
+                                              per_channel_scale)
         rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
                                    record.dtype, kk, _distinct(values), distinct_after,
                                    int(np.count_nonzero(values == 0)),
@@ -707,9 +744,15 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         note.update(importance="calibration" if done else "file")
     if cluster_dim > 1:
         note.update(cluster_dim=cluster_dim)
-    transform_file(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
-                   in_place=in_place, progress=progress, note=note, dry_run=dry_run,
-                   compress=compress, strip=strip)
+    if axis is not None:
+        note.update(axis=axis)
+    if packed and not dry_run:
+        write_packed(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
+                     progress=progress, note=note, hints=hints)
+    else:
+        transform_file(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
+                       in_place=in_place, progress=progress, note=note, dry_run=dry_run,
+                       compress=compress, strip=strip)
     order = {r.name: i for i, r in enumerate(chosen)}
     rows.sort(key=lambda row: order[row.tensor])
     rows[:] = [row._replace(bias_correction=notes.get(row.tensor)) for row in rows]
@@ -779,6 +822,27 @@ def _calibrate(src, calibration, targets, bias_correction, compress):
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise FileFormatError(os.fspath(src), f"calibration{given}: {exc}") from None
     return hook.done
+
+
+def _check_packed(src, dst, in_place, compress, strip):
+    """packed=True: a safetensors input and output, not in place, no Keras-only options."""
+    if in_place or compress or strip:
+        which = "in_place" if in_place else "compress" if compress else "strip"
+        raise ValueError(f"packed=True and {which}=True exclude each other (packed writes a new "
+                         "safetensors file or folder)")
+    if not is_safetensors(src):
+        raise FileFormatError(os.fspath(src), "packed=True writes safetensors files only; this "
+                                              "input is not a .safetensors file or checkpoint")
+
+
+def _packed_hint(res, axis, shape, group_size, per_channel_scale):
+    """The layout of a packed tensor clustered along `axis` (see _io/_st_packed.py)."""
+    n_ch = shape[axis]
+    g = group_size or (n_ch if per_channel_scale else 1)
+    hint = {"axis": axis, "group_size": max(1, min(g, n_ch))}
+    if per_channel_scale and res.scales is not None:
+        hint.update(scales=res.scales, centroids=res.centroids, labels=res.labels)
+    return hint
 
 
 def _channel_axis(record, ndim):

@@ -145,7 +145,8 @@ def test_files_are_written_only_where_the_writer_gives_the_temporary_path():
     writes = re.compile(r"""\bopen\([^)]*["'][rwax]*[wax+][rwax+b]*["']|savefig\(|shutil\.copy|"""
                         r"""np\.save|\.tofile\(|os\.(replace|rename)\(|File\([^)]*["'][wax]""")
     allowed = {"_io/_atomic.py", "_io/_writer.py", "_io/_zip.py", "_io/_rebuild.py",
-               "_io/_safetensors_write.py", "plot.py"}
+               "_io/_safetensors_write.py", "plot.py",
+               "_io/_st_packed.py"}        # packed safetensors: into atomic_output's path too
     found = set()
     for folder, _, names in os.walk(root):
         for name in names:

@@ -123,7 +123,8 @@ def test_help_lists_commands_in_workflow_order_and_wraps(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     order = [m.group(1) for m in re.finditer(r"^    (\w+) ", text, re.M)]
-    assert order == ["info", "cluster", "prune", "remove", "strip", "report", "compare"]
+    assert order == ["info", "cluster", "prune", "remove", "strip", "report", "compare", "pack",
+                     "unpack"]
     for command in order:
         with pytest.raises(SystemExit):
             main([command, "--help"])

@@ -678,6 +678,26 @@ def safetensors_cases(b):
     b.add("safetensors", "an index whose tensors are not those of the shard",
           {index: json.dumps({"weight_map": {"b.weight": "s1.safetensors"}}).encode(),
            "s1.safetensors": shard}, input=index, expect="refused", arch=False)
+    # packed files (cluster --packed) whose packed metadata lies: the file commands read them as
+    # the plain safetensors files they are (weightshare.load_packed refuses them:
+    # tests/_jobs/test_packed.py)
+    idx = np.arange(128, dtype=np.uint8) % 16
+    packed_idx = np.packbits(np.unpackbits(idx[:, None], axis=1)[:, 4:].reshape(-1)).tobytes()
+    book = np.linspace(-1, 1, 4).astype("<f4").tobytes()
+    spec = {"dtype": "F32", "shape": [8, 16], "layout": "tensor", "axis": None,
+            "group_size": None, "bits": 4, "scaled": False}
+    for what, packed in {
+            "indices out of range of its codebook": {"version": 1, "tensors": {"w": spec}},
+            "a spec that lies about the shape": {"version": 1, "tensors": {
+                "w": {**spec, "shape": [1 << 30, 1 << 30]}}},
+            "packed metadata of an unknown version": {"version": 7, "tensors": []}}.items():
+        meta = {"weightshare": json.dumps({"job": "cluster", "packed": packed})}
+        data = _st({"__metadata__": meta, "d.weight": _st_entry(shape=(8, 16), offsets=(0, 512)),
+                    "w.ws_codebook": _st_entry(shape=(4,), offsets=(512, 528)),
+                    "w.ws_indices": _st_entry("U8", shape=(64,), offsets=(528, 592))},
+                   w.tobytes() + book + packed_idx)     # d.weight: a dense kernel
+        b.add("safetensors", f"a packed .safetensors with {what}", {"m.safetensors": data},
+              expect="any", arch=False)
 
 
 # ---- HDF5 structure

@@ -6,6 +6,9 @@ but says nothing of their layers. The rule, first match wins (docs/files.md):
 ==========  ===============  =====================================================
 role        kind             when
 ==========  ===============  =====================================================
+packed      other            the name ends in ``.ws_indices``, ``.ws_codebook`` or
+                             ``.ws_scale`` (a part of a packed tensor, see
+                             :mod:`weightshare._io._st_packed`)
 integer     other            an integer or bool dtype (ids, masks, counters)
 position    other            a name part holds ``position``, ``pos_emb``, ``wpe``,
                              ``rotary``, ``inv_freq`` or ``rel_pos`` (a position table)
@@ -27,15 +30,17 @@ import re
 
 __all__ = ["ROLES", "role_of", "SKIP_REASONS"]
 
+_PACKED = (".ws_indices", ".ws_codebook", ".ws_scale")
 _POSITION = ("position", "pos_emb", "wpe", "rotary", "inv_freq", "rel_pos")
 _NORM_PART = re.compile(r"^(ln|ln_f|ln_\d+|ln\d+|bn|bn\d+|running_mean|running_var)$")
 
 #: role -> kind
-ROLES = {"integer": "other", "position": "other", "norm": "normalization", "bias": "bias",
+ROLES = {"packed": "other", "integer": "other", "position": "other", "norm": "normalization", "bias": "bias",
          "vector": "other", "embedding": "kernel", "weight": "kernel"}
 
 #: why a role is not a default target (printed by ``weightshare cluster`` / ``prune``)
-SKIP_REASONS = {"integer": "integer or bool tensor", "position": "position table",
+SKIP_REASONS = {"packed": "part of a packed tensor (weightshare unpack first)",
+                "integer": "integer or bool tensor", "position": "position table",
                 "norm": "normalization", "bias": "bias", "vector": "rank < 2"}
 
 
@@ -54,9 +59,13 @@ def role_of(name, floating, ndim):
     ('embedding', 'kernel')
     >>> role_of("transformer.h.0.attn.c_attn.bias", True, 1)
     ('bias', 'bias')
+    >>> role_of("model.layers.0.mlp.up_proj.weight.ws_codebook", True, 2)
+    ('packed', 'other')
     """
     parts = name.lower().split(".")
-    if not floating:
+    if name.endswith(_PACKED):
+        role = "packed"
+    elif not floating:
         role = "integer"
     elif any(p in part for part in parts for p in _POSITION):
         role = "position"

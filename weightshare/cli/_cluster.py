@@ -96,7 +96,26 @@ def register(sub):
     p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
                    help="with --calibration: leave the biases as they are (default: shift "
                         "each clustered layer's bias by the mean output change)")
+    p.add_argument("--axis", type=_axis, default=None, metavar="AXIS",
+                   help="the channel axis of --per-channel, --group-size and "
+                        "--per-channel-scale for every targeted tensor (negative counts from "
+                        "the end); default: each tensor's output axis (safetensors: 0, the "
+                        "output row of a PyTorch [out, in] matrix; Keras: as --per-channel "
+                        "says); an error naming the tensor when out of its range")
+    p.add_argument("--packed", action="store_true",
+                   help="safetensors only (file or checkpoint): store each clustered tensor "
+                        "as NAME.ws_indices (bit-packed) + NAME.ws_codebook (+ NAME.ws_scale "
+                        "with --per-channel-scale); read back with weightshare.load_packed "
+                        "(docs/files.md, \"Packed safetensors\")")
     p.set_defaults(func=run)
+
+
+def _axis(text):
+    """--axis: an integer (negative counts from the end)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
 
 
 def _group_size(text):
@@ -156,7 +175,8 @@ def run(args):
                                         strip=args.strip, importance=args.importance,
                                         calibration=args.calibration,
                                         bias_correction=args.bias_correction,
-                                        cluster_dim=args.cluster_dim)
+                                        cluster_dim=args.cluster_dim, axis=args.axis,
+                                        packed=args.packed)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
