@@ -15,6 +15,7 @@ import fnmatch
 import math
 import numbers
 import os
+import time
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
 
@@ -32,6 +33,7 @@ from .cluster import METHODS, assign, check_init_method, check_lut_options, clus
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
+from ._base._parallel import Lookahead, check_jobs, tensor_seed
 from .errors import FileFormatError, TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
@@ -64,6 +66,11 @@ class ClusterSummary(NamedTuple):
         values (float64, after rounding to the stored dtype); ``inf`` when it
         exceeds the float64 range (``None`` in :meth:`to_dict`, so the JSON
         stays standard).
+    method : str
+        The method that ran (``"auto"``, ``"optimal"`` or ``"lloyd"``).
+    seconds : float
+        Wall time of this tensor's work (clustering and the counts above),
+        in the process that did it.
     """
 
     tensor: str
@@ -77,6 +84,8 @@ class ClusterSummary(NamedTuple):
     zeros_before: int
     zeros_after: int
     sse: float
+    method: str = None
+    seconds: float = None
 
     def to_dict(self):
         """A JSON-ready dict (shape as a list, an infinite SSE as None)."""
@@ -481,7 +490,7 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
 def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
-                 dry_run=False, compress=False, strip=False):
+                 dry_run=False, compress=False, strip=False, jobs=None, executor=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -507,8 +516,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         EinsumDense); biases, normalisation and other state stay untouched.
         Only floating-point tensors are clustered (float16, bfloat16,
         float32, float64); integer tensors are left as they are.
-    init, method, keep_zeros, random_state
+    init, method, keep_zeros
         As in :func:`weightshare.cluster` (`init` only with ``method='lloyd'``).
+    random_state : None, int or numpy.random.Generator
+        The seed of the random inits (``method='lloyd'`` with ``init`` 'random',
+        'forgy' or 'kmeans++'). Each tensor gets its own stream, derived from
+        the seed and the tensor's name (a Generator gives the seed: one draw
+        from it), so a tensor's result does not depend on which process
+        clusters it, in what order, or which other tensors are clustered.
     per_channel : bool, default False
         k values per output channel, along this axis of each kernel:
         the last axis of Dense, EinsumDense and Conv kernels, pointwise
@@ -545,6 +560,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     strip : bool, default False
         Leave out optimizer state and the compile/training config (see
         ``weightshare.strip_file``).
+    jobs : int >= 1, optional
+        Tensors clustered at the same time, in worker processes (default: the
+        cores this process may use). The output is identical bit for bit to
+        ``jobs=1`` and written in the same order, still atomically. Worker
+        processes are started only for a workload worth it: at least 2
+        tensors holding at least 2**20 entries in all; smaller files are
+        clustered in this process. At most ``2 * jobs`` tensors (and 256 MB
+        of their values, or one tensor if it is larger) are in flight.
+    executor : concurrent.futures.Executor, optional
+        Run the tensors on this executor instead (a thread pool, a Dask
+        ``client.get_executor()``, ...; used whatever the file's size, never
+        shut down here); `jobs` then sets the tensors in flight (``2 * jobs``).
+        Tensors are sent to it as arrays: the workers need weightshare, not the file.
 
     Returns
     -------
@@ -580,7 +608,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     dry_run = check_flag(dry_run, "dry_run")
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
-    rng = check_random_state(random_state)     # one stream for the whole file
+    jobs = check_jobs(jobs, executor)
+    base = _seed_base(random_state)          # each tensor's stream: tensor_seed(base, name)
     with open_weights(src) as wf:
         if not wf.records:
             raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to cluster")
@@ -588,36 +617,18 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         skipped = skipped_weights(wf.records, chosen, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
     k_of = _check_k_map(k, chosen)
-    targets = {r.name for r in chosen if k_of(r) is not None}
+    targets = {r.name: r for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
+    opts = _ClusterOptions(init, method, keep_zeros, channels, group_size, per_channel_scale,
+                           lut_dtype)
+
+    def args(record, values):
+        return (record, values, k_of(record), opts, tensor_seed(base, record.name))
 
     def fn(record, values):
-        kk = k_of(record)
-        if values.dtype.kind != "f":
-            raise ValueError(f"holds {values.dtype} values, not floating-point weights")
-        if values.size == 0:
-            return None
-        axis = _channel_axis(record, values.ndim) if channels else None
-        check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
-        try:                                # the arguments' fault: TensorArgumentError
-            res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
-                          axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
-                          lut_dtype=lut_dtype, random_state=rng)
-        except ValueError as exc:
-            raise TensorArgumentError(f"{record.name}: {exc}") from None
-        if record.dtype == "bfloat16":
-            if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
-                new = round_to_bf16(res.values)
-            else:
-                new = _bf16_values(values, res, axis, group_size or 1)
-            sse, distinct_after = _sse(values, new), _distinct(new)
-        else:
-            new, sse = res.values, float(res.sse)
-            distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
-        rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
-                                   record.dtype, kk, _distinct(values), distinct_after,
-                                   int(np.count_nonzero(values == 0)),
-                                   int(np.count_nonzero(new == 0)), sse))
+        new, summary = ahead.result(record.name, *args(record, values))
+        if summary is not None:
+            rows.append(summary)
         return new
 
     note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
@@ -626,10 +637,114 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if group_size is not None or per_channel_scale or lut_dtype is not None:
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
-    transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
-                   progress=progress, note=note, dry_run=dry_run, compress=compress,
-                   strip=strip)
+    reader = _LazyReader(src)
+    ahead = _lookahead(reader, targets, args, jobs, executor)
+    with reader, ahead:
+        transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
+                       progress=progress, note=note, dry_run=dry_run, compress=compress,
+                       strip=strip)
     return rows
+
+
+class _ClusterOptions(NamedTuple):
+    """The options of :func:`cluster_file` that every tensor shares (sent to the workers)."""
+
+    init: object
+    method: str
+    keep_zeros: bool
+    channels: bool
+    group_size: Optional[int]
+    per_channel_scale: bool
+    lut_dtype: Optional[str]
+
+
+def _seed_base(random_state):
+    """The job's seed: an int (None: fresh entropy; a Generator: one draw from it)."""
+    if random_state is None:
+        return np.random.SeedSequence().entropy
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2 ** 63))
+    check_random_state(random_state)         # the type and sign checks, naming the parameter
+    return int(random_state)
+
+
+def _size(record):
+    """Entries of a record, from its shape."""
+    return int(np.prod(record.shape, dtype=np.int64))
+
+
+class _LazyReader:
+    """A second read-only handle on a file, opened on the first read (a context manager)."""
+
+    def __init__(self, src):
+        self.src, self.wf = src, None
+
+    def read(self, record):
+        if self.wf is None:
+            self.wf = open_weights(self.src)
+        return self.wf.read(record)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.wf is not None:
+            self.wf.close()
+            self.wf = None
+
+
+def _lookahead(reader, targets, args, jobs, executor):
+    """The Lookahead of :func:`cluster_file`: tensors read ahead (by `reader`) and clustered
+    on `executor`, on a process pool, or in this process."""
+    records = list(targets.values())
+
+    def load(name):
+        record = targets[name]
+        return args(record, reader.read(record))
+
+    def size_of(name):
+        r = targets[name]
+        return _size(r) * (4 if r.dtype == "bfloat16" else np.dtype(r.dtype).itemsize)
+
+    return Lookahead.start(_cluster_tensor, [r.name for r in records], load, size_of,
+                           jobs=jobs, executor=executor, sizes=[_size(r) for r in records])
+
+
+def _cluster_tensor(record, values, kk, opts, seed):
+    """One tensor of :func:`cluster_file`: (new values or None, ClusterSummary or None).
+
+    The same function in this process and in a worker: its result depends only on its
+    arguments (the random stream comes from `seed`, see ``_base._parallel.tensor_seed``).
+    """
+    start = time.perf_counter()
+    if values.dtype.kind != "f":
+        raise ValueError(f"holds {values.dtype} values, not floating-point weights")
+    if values.size == 0:
+        return None, None
+    axis = _channel_axis(record, values.ndim) if opts.channels else None
+    check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, later)
+    try:                                # the arguments' fault: TensorArgumentError
+        res = cluster(values, kk, init=opts.init, method=opts.method,
+                      keep_zeros=opts.keep_zeros, axis=axis, group_size=opts.group_size,
+                      per_channel_scale=opts.per_channel_scale, lut_dtype=opts.lut_dtype,
+                      random_state=np.random.default_rng(np.random.SeedSequence(seed)))
+    except ValueError as exc:
+        raise TensorArgumentError(f"{record.name}: {exc}") from None
+    if record.dtype == "bfloat16":
+        if opts.per_channel_scale:       # scale * LUT entry, rounded to bfloat16
+            new = round_to_bf16(res.values)
+        else:
+            new = _bf16_values(values, res, axis, opts.group_size or 1)
+        sse, distinct_after = _sse(values, new), _distinct(new)
+    else:
+        new, sse = res.values, float(res.sse)
+        distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
+    summary = ClusterSummary(record.name, record.layer, record.role, record.shape,
+                             record.dtype, kk, _distinct(values), distinct_after,
+                             int(np.count_nonzero(values == 0)),
+                             int(np.count_nonzero(new == 0)), sse, opts.method,
+                             time.perf_counter() - start)
+    return new, summary
 
 
 def _channel_axis(record, ndim):

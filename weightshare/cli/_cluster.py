@@ -79,7 +79,22 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "dry_run, total, one row per tensor, and the weights skipped")
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="tensors clustered at the same time, in N worker processes (default: "
+                        "the machine's cores); the output is identical to --jobs 1; files "
+                        "under 2**20 weights are clustered in one process")
     p.set_defaults(func=run)
+
+
+def _jobs(text):
+    """--jobs: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
 
 
 def _group_size(text):
@@ -106,7 +121,8 @@ def _json_row(r):
     return {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
             "dtype": r.dtype, "size": math.prod(r.shape), "k": r.k,
             "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
-            "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse}
+            "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse,
+            "method": r.method, "seconds": r.seconds}
 
 
 def run(args):
@@ -126,7 +142,7 @@ def run(args):
                                         lut_dtype=args.lut_dtype, random_state=args.seed,
                                         in_place=args.in_place, progress=progress,
                                         dry_run=args.dry_run, compress=args.compress,
-                                        strip=args.strip)
+                                        strip=args.strip, jobs=args.jobs)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)

@@ -47,7 +47,8 @@ SCHEMA = {
                    "skipped": [_SKIPPED]},
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "k": int, "distinct_before": int, "distinct_after": int,
-                   "zeros_before": int, "zeros_after": int, "sse": _NUMBER},
+                   "zeros_before": int, "zeros_after": int, "sse": _NUMBER,
+                   "method": str, "seconds": float},
     },
     "prune": {
         "fields": {"dry_run": bool, "global": bool,
