@@ -10,8 +10,11 @@ import os
 import pathlib
 import sys
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given
 
 import weightshare
 from weightshare._base import _parallel
@@ -212,3 +215,13 @@ def test_a_dask_local_cluster_runs_the_tensors(tmp_path):
     assert (tmp_path / ("1" + src.name)).read_bytes() == (tmp_path / ("d" + src.name)).read_bytes()
     assert _rows(one) == _rows(rows)
     assert any(ran_on.values()), "no Dask worker imported weightshare: nothing ran there"
+
+
+@given(hnp.arrays(st.sampled_from([np.float16, np.float32, np.float64]), st.integers(1, 300),
+                  elements=st.sampled_from([0.0, -0.0, 1.0, -1.5, 2.25, 1e-3, 7.0, 65504.0])
+                  | st.floats(-4, 4, width=16)),
+       st.integers(2, 9), st.booleans())
+def test_the_solvers_distinct_count_is_np_unique(x, k, keep_zeros):
+    """distinct_before of cluster_file comes from ClusterResult.n_distinct: np.unique's count."""
+    res = weightshare.cluster(x, k, keep_zeros=keep_zeros)
+    assert res.n_distinct == np.unique(x.astype(np.float64)).size

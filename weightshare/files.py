@@ -739,8 +739,12 @@ def _cluster_tensor(record, values, kk, opts, seed):
     else:
         new, sse = res.values, float(res.sse)
         distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
+    # distinct values before: counted by the solver from the points it sorted anyway (a
+    # second sort of the tensor only where it did not: per channel, or a solver without it)
+    before = res.n_distinct if axis is None and res.n_distinct is not None else \
+        _distinct(values)
     summary = ClusterSummary(record.name, record.layer, record.role, record.shape,
-                             record.dtype, kk, _distinct(values), distinct_after,
+                             record.dtype, kk, before, distinct_after,
                              int(np.count_nonzero(values == 0)),
                              int(np.count_nonzero(new == 0)), sse, opts.method,
                              time.perf_counter() - start)
