@@ -20,10 +20,13 @@ of our own, started only for workloads large enough to pay for it
 """
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 
 from ._validation import check_int
 
@@ -76,6 +79,42 @@ def tensor_seed(base, name):
     return [int(base)] + [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
 
 
+#: the signals that end a run (the CLI unwinds on them): held while workers are forked
+_UNWINDING = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                   if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM/SIGHUP while workers are forked: a handler that raises inside
+    fork's own hooks is lost ("Exception ignored"), and the run would go on. Held, the
+    signal acts right after, when the pool exists and can be shut down."""
+    masked = hasattr(signal, "pthread_sigmask") and \
+        threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING) if masked else None
+    try:
+        yield
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _worker_start(parent):
+    """In each worker: the default action for the signals that end a run (a worker killed by
+    Ctrl-C, SIGTERM or SIGHUP just ends; its parent reports it), none of them held; on
+    Linux, SIGTERM when the parent ends, however it ends (no worker outlives its run)."""
+    for signum in _UNWINDING:
+        signal.signal(signum, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))     # PR_SET_PDEATHSIG
+        if os.getppid() != parent:                              # it ended before that
+            os._exit(1)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _UNWINDING)
+
+
 def _process_pool(workers):
     """A process pool: forked workers on Linux, the platform's default elsewhere.
 
@@ -87,7 +126,8 @@ def _process_pool(workers):
     needs the guard (see docs/files.md).
     """
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                                  initargs=(os.getpid(),))
 
 
 def _broken(key):
@@ -156,7 +196,10 @@ class Lookahead:
 
     def _submit(self, key, args):
         try:
-            return self.executor.submit(self.func, *args)
+            if not self.own:
+                return self.executor.submit(self.func, *args)
+            with _signals_held():            # our pool forks its workers on the first submit
+                return self.executor.submit(self.func, *args)
         except cf.BrokenExecutor:
             raise _broken(key) from None
 
@@ -186,8 +229,8 @@ class Lookahead:
         for future, _ in self.flight.values():
             future.cancel()
         self.flight.clear()
-        if self.own:
-            self.executor.shutdown(wait=ok, cancel_futures=True)
+        if self.own:    # after an error too: the workers end after their current tensor
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self):
         return self

@@ -7,6 +7,7 @@ import weightshare
 from ..plot import (MATPLOTLIB_MISSING, check_out, choose_tensors, matplotlib_available,
                     plot_report)
 from ._common import EXIT_BAD_INPUT, json_document, one_line, plural, print_json, printable
+from ._common import Progress, add_quiet
 
 
 def register(sub):
@@ -28,6 +29,7 @@ def register(sub):
     p.add_argument("--tensors", nargs="+", metavar="NAME",
                    help="tensors to draw a histogram of, each once (default: the six largest, "
                         "kernels before biases)")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -59,7 +61,11 @@ def run(args):
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
         values, tensors = _check_plot(args)
-    rep = weightshare.report(args.model, compare=args.compare)
+    progress = Progress("measuring", quiet=args.quiet)
+    try:
+        rep = weightshare.report(args.model, compare=args.compare, progress=progress)
+    finally:
+        progress.close()
     if args.json:
         print_json(_json(args, rep))
     else:
