@@ -608,6 +608,20 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     ...                                 {"fc1": 16, "*": 4}, dry_run=True)
     >>> [(r.tensor, r.k) for r in rows], rows.dry_run, rows.skipped
     ([('fc1/kernel', 16), ('fc2/kernel', 4), ('out/kernel', 4)], True, ())
+
+    On any executor (here threads; a Dask client's ``get_executor()`` the same way),
+    the same rows and the same bytes as ``jobs=1``:
+
+    >>> import pathlib
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> digits, out2 = weightshare.examples.path("digits.keras"), out.replace("k8", "threads")
+    >>> one = weightshare.cluster_file(digits, out, 8, jobs=1)
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     many = weightshare.cluster_file(digits, out2, 8, executor=pool)
+    >>> many == one, pathlib.Path(out).read_bytes() == pathlib.Path(out2).read_bytes()
+    (True, True)
+    >>> one[0].method, one[0].seconds > 0
+    ('auto', True)
     """
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
