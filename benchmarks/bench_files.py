@@ -11,7 +11,9 @@ Printed per file (medians of ``--repeat`` runs, all in the same process):
 - ``read``: reading every tensor with h5py (the floor any tool pays);
 - ``cluster``: ``weightshare.cluster`` on the same tensors already in memory
   (the clustering core alone);
-- ``cluster_file`` and ``transform``: ``weightshare.cluster_file`` (k=16) and
+- ``jobs=2``: ``cluster_file`` on 2 worker processes, and its speedup over ``jobs=1``
+  (the same output, byte for byte);
+- ``cluster_file`` and ``transform``: ``weightshare.cluster_file`` (k=16, ``jobs=1``) and
   ``weightshare.transform_file`` halving every kernel (the file machinery
   alone), each also as a ratio to ``read``;
 - peak memory traced by tracemalloc (NumPy reports its buffers to it) during
@@ -119,10 +121,13 @@ _RSS_CODE = """
 import resource, sys, h5py, numpy as np, weightshare
 src, dst, job = sys.argv[1:4]
 if job == "cluster_file":
-    weightshare.cluster_file(src, dst, {k})
+    weightshare.cluster_file(src, dst, {k}, jobs=1)
 else:
+    def visit(name, obj):       # returns None: a value would stop visititems after one dataset
+        if isinstance(obj, h5py.Dataset):
+            obj[()]
     with h5py.File(src, "r") as f:
-        f.visititems(lambda n, o: o[()] if isinstance(o, h5py.Dataset) else None)
+        f.visititems(visit)
 try:
     with open("/proc/self/status") as f:
         print([line.split()[1] for line in f if line.startswith("VmHWM:")][0])
@@ -148,7 +153,8 @@ def main(argv=None):
     sizes = [int(float(s)) for s in args.sizes.split(",")] + ([int(1e8)] if args.big else [])
     rng = np.random.default_rng(0)
     head = (f"{'file':<14}{'params':>9}{'tensors':>8}{'read':>9}{'cluster':>9}{'cluster_file':>13}"
-            f"{'ratio':>7}{'transform':>10}{'ratio':>7}{'peak/largest':>13}{'(transform)':>12}")
+            f"{'ratio':>7}{'transform':>10}{'ratio':>7}{'peak/largest':>13}{'(transform)':>12}"
+            f"{'jobs=2':>8}{'speedup':>8}")
     if args.rss:
         head += f"{'RSS MB':>8}"
     print(f"k = {K}; times in s (medians of {args.repeat}); ratios to the h5py read of the same file")
@@ -165,15 +171,19 @@ def main(argv=None):
                 writer(src, shapes, rng)
                 t_read = median_time(lambda: read_all(src), args.repeat)
                 t_core = median_time(cluster_arrays(src), args.repeat)
-                t_job = median_time(lambda: weightshare.cluster_file(src, dst, K), args.repeat)
+                t_job = median_time(lambda: weightshare.cluster_file(src, dst, K, jobs=1),
+                                    args.repeat)
+                t_par = median_time(lambda: weightshare.cluster_file(src, dst, K, jobs=2),
+                                    args.repeat)
                 t_tr = median_time(lambda: weightshare.transform_file(
                     src, dst, halve, select=lambda r: r.kind == "kernel"), args.repeat)
-                peak = traced_peak(lambda: weightshare.cluster_file(src, dst, K))
+                peak = traced_peak(lambda: weightshare.cluster_file(src, dst, K, jobs=1))
                 peak_tr = traced_peak(lambda: weightshare.transform_file(
                     src, dst, halve, select=lambda r: r.kind == "kernel"))
                 line = (f"{kind:<14}{n:>9.1e}{2 * len(shapes):>8}{t_read:>9.3f}{t_core:>9.3f}"
                         f"{t_job:>13.3f}{t_job / t_read:>6.0f}x{t_tr:>10.3f}{t_tr / t_read:>6.1f}x"
-                        f"{peak / largest:>12.1f}x{peak_tr / largest:>11.1f}x")
+                        f"{peak / largest:>12.1f}x{peak_tr / largest:>11.1f}x"
+                        f"{t_par:>8.3f}{t_job / t_par:>7.2f}x")
                 if args.rss:
                     rss = peak_rss_mb(src, dst, "cluster_file") - peak_rss_mb(src, dst, "read")
                     line += f"{rss:>8.0f}"

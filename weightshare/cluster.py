@@ -60,6 +60,10 @@ class ClusterResult(NamedTuple):
         With an integer ``lut_dtype``: each LUT's zero point (0 for 'int8');
         ``centroids == lut_scales * (q - lut_zero_points)`` for integers q
         of the dtype.
+    n_distinct : int or None
+        Distinct values of `weights` (zero counted once), counted from the
+        sorted points the solver worked on; None with ``axis`` (slices are
+        fitted one by one) or with ``sample_weight``.
     """
 
     values: np.ndarray
@@ -70,12 +74,14 @@ class ClusterResult(NamedTuple):
     scales: np.ndarray = None
     lut_scales: np.ndarray = None
     lut_zero_points: np.ndarray = None
+    n_distinct: int = None
 
 
 class _Fit(NamedTuple):
     centroids: np.ndarray  # float64, sorted, includes 0.0 when has_zero
     has_zero: bool
     n_iter: int
+    n_distinct: int = None  # distinct values of the tensor fitted (zero included)
 
 
 # --------------------------------------------------------------------------- validation
@@ -184,12 +190,13 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0, grid=None)
     """
     pts = reduce_points(x, sw, keep_zeros)
     has_zero = pts.has_zero
+    n_distinct = pts.n_distinct + int(has_zero) if sw is None else None
     xs, ws = pts.values, pts.weights
     zero = [0.0] if has_zero else []
     if xs.size == 0:
         if not has_zero and x.size:
             raise ValueError("sample_weight is zero for every entry; there is nothing to fit")
-        return _Fit(np.array(zero or [0.0]), has_zero, 0)
+        return _Fit(np.array(zero or [0.0]), has_zero, 0, n_distinct)
     k_free = k - int(has_zero)
     if k_free < 1:
         raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
@@ -197,7 +204,7 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0, grid=None)
                          ">= 2 (or pass keep_zeros=False)")
     if k_free >= pts.n_distinct:   # as many centroids as distinct values: exact, SSE 0
         c = xs if grid is None else grid.nearest(xs)    # (on a grid: each point's nearest)
-        return _Fit(np.unique(np.concatenate((c, zero))), has_zero, 0)
+        return _Fit(np.unique(np.concatenate((c, zero))), has_zero, 0, n_distinct)
     xs = _scaled(xs, e)
     g = None if grid is None else grid.scaled(e)
     if method == "optimal":
@@ -211,7 +218,7 @@ def _fit(x, sw, k, init, method, keep_zeros, max_iter, tol, rng, e=0, grid=None)
         c = np.unique(np.concatenate((g.nearest(c), zero)))
         c, more = grid_lloyd(xs, ws, c, has_zero, g, max_iter)
         n_iter += more
-    return _Fit(np.ldexp(c, e) if e else c, has_zero, n_iter)
+    return _Fit(np.ldexp(c, e) if e else c, has_zero, n_iter, n_distinct)
 
 
 def _lloyd_from(xs, ws, k, k_free, init, has_zero, max_iter, tol, rng, e):
@@ -695,7 +702,7 @@ def _per_tensor(x, sw, f, k, init, method, keep_zeros, max_iter, tol, rng, e, lu
     lut_scales, zero_points = _lut_params([grid], x.dtype)
     return ClusterResult(values, labels, c, _unscaled(sse, f) if f else sse, fit.n_iter,
                          None, None if lut_scales is None else lut_scales[0],
-                         None if zero_points is None else zero_points[0])
+                         None if zero_points is None else zero_points[0], fit.n_distinct)
 
 
 def _row(a):

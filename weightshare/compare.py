@@ -186,6 +186,19 @@ def read_model(path, *, architecture=None):
     return config, weights
 
 
+class _Step(NamedTuple):
+    """One step of :func:`compare_models` for its `progress` (parameters gone through)."""
+
+    name: str
+    shape: tuple
+
+
+def _n_params(weights):
+    """Entries of a model's weights ({layer: [arrays]})."""
+    values = weights.values() if isinstance(weights, dict) else weights
+    return sum(int(np.size(a)) for arrays in values for a in arrays)
+
+
 def _pair(original, new):
     """Both models as (config, weights); a weights-only file borrows the other's architecture."""
     out = []
@@ -220,7 +233,7 @@ def _run(config, weights, inputs, source, name):
     return y
 
 
-def compare_models(original, new, inputs, *, labels=None):
+def compare_models(original, new, inputs, *, labels=None, progress=None):
     """Run two models on the same inputs with NumPy and compare their outputs.
 
     Parameters
@@ -234,6 +247,10 @@ def compare_models(original, new, inputs, *, labels=None):
         The models' input(s), batch first.
     labels : array_like of int, optional
         True classes; adds the accuracy of both models.
+    progress : callable(done, total, step), optional
+        Called after each of the 3 steps (both models read, the original
+        run, the new run); `step` has ``name`` and ``shape`` (the
+        parameters the step went through). The CLI's progress bar.
 
     Returns
     -------
@@ -258,9 +275,16 @@ def compare_models(original, new, inputs, *, labels=None):
     >>> compare_models((cfg, {"fc": w}), (cfg, {"fc": w2}), x).top1_agreement
     0.6666666666666666
     """
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
+    step = progress or (lambda done, total, s: None)
     (cfg_a, w_a), (cfg_b, w_b) = _pair(original, new)
+    n_a, n_b = _n_params(w_a), _n_params(w_b)
+    step(1, 3, _Step("both models read", (n_a + n_b,)))
     y_a = _run(cfg_a, w_a, inputs, original, "original")
+    step(2, 3, _Step("original run", (n_a,)))
     y_b = _run(cfg_b, w_b, inputs, new, "new")
+    step(3, 3, _Step("new run", (n_b,)))
     if isinstance(y_a, list):
         y_a, y_b = y_a[0], y_b[0]
     return compare_outputs(y_a, y_b, labels=labels)

@@ -15,6 +15,7 @@ import fnmatch
 import math
 import numbers
 import os
+import time
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
 
@@ -34,6 +35,7 @@ from .cluster import (METHODS, assign, check_cluster_dim, check_init_method, che
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_int, check_k,
                                 check_random_state, check_weights)
+from ._base._parallel import Lookahead, check_jobs, tensor_seed
 from ._io._st_packed import write_packed
 from .errors import FileFormatError, TensorArgumentError
 from ._calibrate._inputs import check_calibration, check_importance, pick_input
@@ -80,6 +82,11 @@ class ClusterSummary(NamedTuple):
         ``"corrected"``: the layer's bias was shifted by the mean output
         change; ``"no bias"``: the layer holds no bias, nothing was corrected;
         None: no bias correction was asked for this tensor.
+    method : str
+        The method that ran (``"auto"``, ``"optimal"`` or ``"lloyd"``).
+    seconds : float
+        Wall time of this tensor's work (clustering and the counts above),
+        in the process that did it.
     """
 
     tensor: str
@@ -95,6 +102,8 @@ class ClusterSummary(NamedTuple):
     sse: float
     importance: Optional[str] = None
     bias_correction: Optional[str] = None
+    method: str = None
+    seconds: float = None
 
     def to_dict(self):
         """A JSON-ready dict (shape as a list, an infinite SSE as None)."""
@@ -103,6 +112,22 @@ class ClusterSummary(NamedTuple):
         if not math.isfinite(self.sse):
             d["sse"] = None
         return d
+
+    def _result(self):
+        return tuple(self)[:-1]
+
+    def __eq__(self, other):
+        """Equal when they say the same about the tensor: `seconds`, a wall time, is not
+        compared (a dry run's rows equal the real run's)."""
+        if isinstance(other, ClusterSummary):
+            return self._result() == other._result()
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._result())
 
 
 def file_format(path):
@@ -500,7 +525,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
                  dry_run=False, compress=False, strip=False, importance=None, calibration=None,
-                 bias_correction=True, cluster_dim=None, axis=None, packed=False):
+                 bias_correction=True, cluster_dim=None, axis=None, packed=False, jobs=None,
+                 executor=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -526,8 +552,14 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         EinsumDense); biases, normalisation and other state stay untouched.
         Only floating-point tensors are clustered (float16, bfloat16,
         float32, float64); integer tensors are left as they are.
-    init, method, keep_zeros, random_state
+    init, method, keep_zeros
         As in :func:`weightshare.cluster` (`init` only with ``method='lloyd'``).
+    random_state : None, int or numpy.random.Generator
+        The seed of the random inits (``method='lloyd'`` with ``init`` 'random',
+        'forgy' or 'kmeans++'). Each tensor gets its own stream, derived from
+        the seed and the tensor's name (a Generator gives the seed: one draw
+        from it), so a tensor's result does not depend on which process
+        clusters it, in what order, or which other tensors are clustered.
     per_channel : bool, default False
         k values per output channel, along this axis of each kernel:
         the last axis of Dense, EinsumDense and Conv kernels, pointwise
@@ -608,6 +640,19 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         by ``weightshare.load_packed`` (see docs/files.md, "Packed
         safetensors"). Only for safetensors inputs (single or sharded), not
         with `in_place`.
+    jobs : int >= 1, optional
+        Tensors clustered at the same time, in worker processes (default: the
+        cores this process may use). The output is identical bit for bit to
+        ``jobs=1`` and written in the same order, still atomically. Worker
+        processes are started only for a workload worth it: at least 2
+        tensors holding at least 2**20 entries in all; smaller files are
+        clustered in this process. At most ``2 * jobs`` tensors (and 256 MB
+        of their values, or one tensor if it is larger) are in flight.
+    executor : concurrent.futures.Executor, optional
+        Run the tensors on this executor instead (a thread pool, a Dask
+        ``client.get_executor()``, ...; used whatever the file's size, never
+        shut down here); `jobs` then sets the tensors in flight (``2 * jobs``).
+        Tensors are sent to it as arrays: the workers need weightshare, not the file.
 
     Returns
     -------
@@ -627,6 +672,20 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     ...                                 {"fc1": 16, "*": 4}, dry_run=True)
     >>> [(r.tensor, r.k) for r in rows], rows.dry_run, rows.skipped
     ([('fc1/kernel', 16), ('fc2/kernel', 4), ('out/kernel', 4)], True, ())
+
+    On any executor (here threads; a Dask client's ``get_executor()`` the same way),
+    the same rows and the same bytes as ``jobs=1``:
+
+    >>> import pathlib
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> digits, out2 = weightshare.examples.path("digits.keras"), out.replace("k8", "threads")
+    >>> one = weightshare.cluster_file(digits, out, 8, jobs=1)
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     many = weightshare.cluster_file(digits, out2, 8, executor=pool)
+    >>> many == one, pathlib.Path(out).read_bytes() == pathlib.Path(out2).read_bytes()
+    (True, True)
+    >>> one[0].method, one[0].seconds > 0
+    ('auto', True)
     """
     check_choice(method, METHODS, "method")
     if isinstance(init, str):
@@ -656,7 +715,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         _check_packed(src, dst, in_place, compress, strip)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
-    rng = check_random_state(random_state)     # one stream for the whole file
+    jobs = check_jobs(jobs, executor)
+    base = _seed_base(random_state)          # each tensor's stream: tensor_seed(base, name)
     with open_weights(src) as wf:
         if not wf.records:
             raise ValueError(f"{os.fspath(src)}: holds no weight tensors; nothing to cluster")
@@ -664,61 +724,30 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         skipped = skipped_weights(wf.records, chosen, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
     k_of = _check_k_map(k, chosen)
-    targets = {r.name for r in chosen if k_of(r) is not None}
+    targets = {r.name: r for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
-    by_name = {r.name: r for r in chosen if r.name in targets}
     bias_correction = check_flag(bias_correction, "bias_correction")
     if importance is not None and calibration is not None:
         raise ValueError("give importance or calibration, not both")
-    imp = {} if importance is None else _importance(importance, by_name)
+    imp = {} if importance is None else _importance(importance, targets)
+    opts = _ClusterOptions(init, method, keep_zeros, channels, group_size, per_channel_scale,
+                           lut_dtype, axis, cluster_dim if cluster_dim > 1 else None,
+                           packed and not dry_run)
     hints = {}
 
-    def one(record, values, sw, label):
-        kk = k_of(record)
-        if values.dtype.kind != "f":
-            raise ValueError(f"holds {values.dtype} values, not floating-point weights")
-        if values.size == 0:
-            return None
-        if not channels:
-            ax = None
-        elif axis is None:
-            ax = _channel_axis(record, values.ndim)
-        elif not -values.ndim <= axis < values.ndim:
-            raise TensorArgumentError(f"{record.name}: axis={axis} is out of range for this "
-                                      f"tensor of shape {tuple(values.shape)} ({values.ndim} "
-                                      "dimension(s))")
-        else:
-            ax = axis % values.ndim
-        check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, below)
-        try:                                # the arguments' fault: TensorArgumentError
-            res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
-                          axis=ax, group_size=group_size, per_channel_scale=per_channel_scale,
-                          lut_dtype=lut_dtype, sample_weight=sw, random_state=rng,
-                          cluster_dim=cluster_dim if cluster_dim > 1 else None)
-        except ValueError as exc:
-            raise TensorArgumentError(f"{record.name}: {exc}") from None
-        if record.dtype == "bfloat16":
-            if per_channel_scale or cluster_dim > 1:   # (codewords) rounded to bfloat16
-                new = round_to_bf16(res.values)
-            else:
-                new = _bf16_values(values, res, ax, group_size or 1)
-            sse, distinct_after = _sse(values, new), _distinct(new)
-        else:           # the plain SSE also with importance (res.sse is then weighted)
-            new = res.values
-            sse = float(res.sse) if sw is None else _sse(values, new)
-            distinct_after = _distinct(new) if ax is not None else _distinct_used(res)
-        if packed and not dry_run and ax is not None:     # used (and dropped) by the writer
-            hints[record.name] = _packed_hint(res, ax, values.shape, group_size,
-                                              per_channel_scale)
-        rows.append(ClusterSummary(record.name, record.layer, record.role, record.shape,
-                                   record.dtype, kk, _distinct(values), distinct_after,
-                                   int(np.count_nonzero(values == 0)),
-                                   int(np.count_nonzero(new == 0)), sse, label))
+    def args(record, values, sw=None, label=None):
+        return (record, values, k_of(record), opts, tensor_seed(base, record.name), sw, label)
+
+    def keep(new, summary, hint):
+        if summary is not None:
+            rows.append(summary)
+        if hint is not None:            # used (and dropped) by the packed writer
+            hints[summary.tensor] = hint
         return new
 
-    done = {} if calibration is None else _calibrate(
+    done = {} if calibration is None else _calibrate(   # layer by layer, in this process
         src, calibration, targets, bias_correction,
-        lambda r, sw: one(r, r.value, sw, "calibration"))
+        lambda r, sw: keep(*_cluster_tensor(*args(r, r.value, sw, "calibration"))))
     precomputed = {}
     for name, c in done.items():
         precomputed[name] = c.values
@@ -726,13 +755,17 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
             precomputed[c.bias_name] = c.bias
     notes = {name: c.bias_correction for name, c in done.items()}
 
-    def fn(record, values):
-        if record.name in done or (record.name in precomputed and record.name not in targets):
-            return precomputed[record.name]
+    def work(record, values):
+        """The arguments of _cluster_tensor for a targeted tensor of the file."""
         if record.name in precomputed:        # a corrected bias that is targeted too
             values = precomputed[record.name]
         sw = imp.get(record.name)
-        return one(record, values, sw, None if sw is None else "file")
+        return args(record, values, sw, None if sw is None else "file")
+
+    def fn(record, values):
+        if record.name in done or (record.name in precomputed and record.name not in targets):
+            return precomputed[record.name]
+        return keep(*ahead.result(record.name, *work(record, values)))
 
     note = {"job": "cluster", "k": k if isinstance(k, numbers.Integral) else dict(k),
             "method": method, "init": init if isinstance(init, str) else "array",
@@ -746,13 +779,16 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         note.update(cluster_dim=cluster_dim)
     if axis is not None:
         note.update(axis=axis)
-    if packed and not dry_run:
-        write_packed(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
-                     progress=progress, note=note, hints=hints)
-    else:
-        transform_file(src, dst, fn, select=lambda r: r.name in targets or r.name in precomputed,
-                       in_place=in_place, progress=progress, note=note, dry_run=dry_run,
-                       compress=compress, strip=strip)
+    select = lambda r: r.name in targets or r.name in precomputed   # noqa: E731
+    reader = _LazyReader(src)
+    ahead = _lookahead(reader, {n: r for n, r in targets.items() if n not in done}, work, jobs,
+                       executor)
+    with reader, ahead:
+        if packed and not dry_run:
+            write_packed(src, dst, fn, select=select, progress=progress, note=note, hints=hints)
+        else:
+            transform_file(src, dst, fn, select=select, in_place=in_place, progress=progress,
+                           note=note, dry_run=dry_run, compress=compress, strip=strip)
     order = {r.name: i for i, r in enumerate(chosen)}
     rows.sort(key=lambda row: order[row.tensor])
     rows[:] = [row._replace(bias_correction=notes.get(row.tensor)) for row in rows]
@@ -843,6 +879,133 @@ def _packed_hint(res, axis, shape, group_size, per_channel_scale):
     if per_channel_scale and res.scales is not None:
         hint.update(scales=res.scales, centroids=res.centroids, labels=res.labels)
     return hint
+
+
+class _ClusterOptions(NamedTuple):
+    """The options of :func:`cluster_file` that every tensor shares (sent to the workers)."""
+
+    init: object
+    method: str
+    keep_zeros: bool
+    channels: bool
+    group_size: Optional[int]
+    per_channel_scale: bool
+    lut_dtype: Optional[str]
+    axis: Optional[int]             # the user's channel axis (None: each tensor's own)
+    cluster_dim: Optional[int]      # vector palettization (None: scalar)
+    hint: bool                      # return the packed writer's layout hint
+
+
+def _seed_base(random_state):
+    """The job's seed: an int (None: fresh entropy; a Generator: one draw from it)."""
+    if random_state is None:
+        return np.random.SeedSequence().entropy
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2 ** 63))
+    check_random_state(random_state)         # the type and sign checks, naming the parameter
+    return int(random_state)
+
+
+def _size(record):
+    """Entries of a record, from its shape."""
+    return int(np.prod(record.shape, dtype=np.int64))
+
+
+class _LazyReader:
+    """A second read-only handle on a file, opened on the first read (a context manager)."""
+
+    def __init__(self, src):
+        self.src, self.wf = src, None
+
+    def read(self, record):
+        if self.wf is None:
+            self.wf = open_weights(self.src)
+        return self.wf.read(record)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.wf is not None:
+            self.wf.close()
+            self.wf = None
+
+
+def _lookahead(reader, targets, args, jobs, executor):
+    """The Lookahead of :func:`cluster_file`: tensors read ahead (by `reader`) and clustered
+    on `executor`, on a process pool, or in this process."""
+    records = list(targets.values())
+
+    def load(name):
+        record = targets[name]
+        return args(record, reader.read(record))   # args(record, values): the work's arguments
+
+    def size_of(name):
+        r = targets[name]
+        return _size(r) * (4 if r.dtype == "bfloat16" else np.dtype(r.dtype).itemsize)
+
+    return Lookahead.start(_cluster_tensor, [r.name for r in records], load, size_of,
+                           jobs=jobs, executor=executor, sizes=[_size(r) for r in records])
+
+
+def _cluster_tensor(record, values, kk, opts, seed, sw=None, label=None):
+    """One tensor of :func:`cluster_file`: (new values, ClusterSummary, packed hint), each
+    None where it does not apply (an empty tensor: all three).
+
+    The same function in this process and in a worker: its result depends only on its
+    arguments (the random stream comes from `seed`, see ``_base._parallel.tensor_seed``).
+    `sw` is the tensor's importance (``sample_weight``), `label` what it came from.
+    """
+    start = time.perf_counter()
+    if values.dtype.kind != "f":
+        raise ValueError(f"holds {values.dtype} values, not floating-point weights")
+    if values.size == 0:
+        return None, None, None
+    axis = _tensor_axis(record, values, opts)
+    check_weights(values, "weights")   # NaN/Inf: the file's fault (FileFormatError, later)
+    try:                                # the arguments' fault: TensorArgumentError
+        res = cluster(values, kk, init=opts.init, method=opts.method,
+                      keep_zeros=opts.keep_zeros, axis=axis, group_size=opts.group_size,
+                      per_channel_scale=opts.per_channel_scale, lut_dtype=opts.lut_dtype,
+                      sample_weight=sw, cluster_dim=opts.cluster_dim,
+                      random_state=np.random.default_rng(np.random.SeedSequence(seed)))
+    except ValueError as exc:
+        raise TensorArgumentError(f"{record.name}: {exc}") from None
+    if record.dtype == "bfloat16":
+        if opts.per_channel_scale or opts.cluster_dim:   # (codewords) rounded to bfloat16
+            new = round_to_bf16(res.values)
+        else:
+            new = _bf16_values(values, res, axis, opts.group_size or 1)
+        sse, distinct_after = _sse(values, new), _distinct(new)
+    else:           # the plain SSE also with importance (res.sse is then weighted)
+        new = res.values
+        sse = float(res.sse) if sw is None else _sse(values, new)
+        distinct_after = _distinct(new) if axis is not None else _distinct_used(res)
+    # distinct values before: counted by the solver from the points it sorted anyway (a
+    # second sort of the tensor only where it did not: per channel, or a solver without it)
+    before = res.n_distinct if axis is None and res.n_distinct is not None else \
+        _distinct(values)
+    hint = _packed_hint(res, axis, values.shape, opts.group_size, opts.per_channel_scale) \
+        if opts.hint and axis is not None else None
+    summary = ClusterSummary(record.name, record.layer, record.role, record.shape,
+                             record.dtype, kk, before, distinct_after,
+                             int(np.count_nonzero(values == 0)),
+                             int(np.count_nonzero(new == 0)), sse, importance=label,
+                             method=opts.method, seconds=time.perf_counter() - start)
+    return new, summary, hint
+
+
+def _tensor_axis(record, values, opts):
+    """The channel axis a tensor is clustered along (None: per tensor)."""
+    if not opts.channels:
+        return None
+    if opts.axis is None:
+        return _channel_axis(record, values.ndim)
+    if not -values.ndim <= opts.axis < values.ndim:
+        raise TensorArgumentError(f"{record.name}: axis={opts.axis} is out of range for this "
+                                  f"tensor of shape {tuple(values.shape)} ({values.ndim} "
+                                  "dimension(s))")
+    return opts.axis % values.ndim
 
 
 def _channel_axis(record, ndim):

@@ -176,6 +176,13 @@ class Report(NamedTuple):
 
 # --------------------------------------------------------------------------- loading
 
+class _Step(NamedTuple):
+    """A measured tensor, as :func:`report` tells its `progress`."""
+
+    name: str
+    shape: tuple
+
+
 class _Tensor(NamedTuple):
     name: str
     values: np.ndarray
@@ -277,7 +284,7 @@ def _total(rows, compared):
         max_abs_error=max((r.max_abs_error for r in rows), default=0.0) if compared else None)
 
 
-def report(path_or_tensors, *, compare=None):
+def report(path_or_tensors, *, compare=None, progress=None):
     """Measure every tensor of a model: real encoded sizes, bounds, and the error.
 
     Parameters
@@ -293,6 +300,9 @@ def report(path_or_tensors, *, compare=None):
         The original model, same kinds of input. Every tensor of the model
         must be in it, with the same shape; adds the sum of squared errors
         and the largest absolute error per tensor.
+    progress : callable(done, total, tensor), optional
+        Called after each tensor is measured (`tensor` has ``name`` and
+        ``shape``; the CLI's progress bar).
 
     Returns
     -------
@@ -332,8 +342,10 @@ def report(path_or_tensors, *, compare=None):
     if len(set(names)) != len(names):
         dup = sorted({x for x in names if names.count(x) > 1})
         raise ValueError(f"tensor names must be unique; repeated: {', '.join(dup[:5])}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None; got {type(progress).__name__}")
     rows = []
-    for t in tensors:
+    for done, t in enumerate(tensors, 1):
         try:
             rows.append(_row(t, None if originals is None else originals[t.name]))
         except (ValueError, TypeError, MemoryError) as exc:   # name the tensor and its file
@@ -341,6 +353,8 @@ def report(path_or_tensors, *, compare=None):
             why = str(exc) if not isinstance(exc, MemoryError) else \
                 f"out of memory for this tensor (shape {np.shape(t.values)})"
             raise type(exc)(f"{where}{t.name}: {why}") from None
+        if progress is not None:
+            progress(done, len(tensors), _Step(t.name, np.shape(t.values)))
     rows = tuple(rows)
     return Report(rows, _total(rows, originals is not None))
 

@@ -112,12 +112,14 @@ def test_cluster_json_rows_are_the_api_rows(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["input"] == str(FIX / "k2_digits.h5") and data["output"] == str(out)
     rows = weightshare.cluster_file(FIX / "k2_digits.h5", tmp_path / "p.h5", 5, method="optimal")
+    assert all(t.pop("seconds") >= 0 for t in data["tensors"])      # a wall time
     assert data["tensors"] == [
         {"name": r.tensor, "layer": r.layer, "role": r.role, "shape": list(r.shape),
          "dtype": r.dtype, "size": int(np.prod(r.shape)), "k": r.k,
          "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
          "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse,
-         "importance": r.importance, "bias_correction": r.bias_correction}
+         "importance": r.importance, "bias_correction": r.bias_correction,
+         "method": "optimal"}
         for r in rows]
 
 

@@ -97,7 +97,7 @@ def register(sub):
                    help="with --calibration: leave the biases as they are (default: shift "
                         "each clustered layer's bias by the mean output change)")
     p.add_argument("--axis", type=_axis, default=None, metavar="AXIS",
-                   help="the channel axis of --per-channel, --group-size and "
+                   help="the channel axis of --per-channel, --group-size, --cluster-dim and "
                         "--per-channel-scale for every targeted tensor (negative counts from "
                         "the end); default: each tensor's output axis (safetensors: 0, the "
                         "output row of a PyTorch [out, in] matrix; Keras: as --per-channel "
@@ -107,6 +107,10 @@ def register(sub):
                         "as NAME.ws_indices (bit-packed) + NAME.ws_codebook (+ NAME.ws_scale "
                         "with --per-channel-scale); read back with weightshare.load_packed "
                         "(docs/files.md, \"Packed safetensors\")")
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="tensors clustered at the same time, in N worker processes (default: "
+                        "the machine's cores); the output is identical to --jobs 1; files "
+                        "under 2**20 weights are clustered in one process")
     p.set_defaults(func=run)
 
 
@@ -116,6 +120,18 @@ def _axis(text):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+
+
+
+def _jobs(text):
+    """--jobs: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
 
 
 def _group_size(text):
@@ -143,7 +159,8 @@ def _json_row(r):
             "dtype": r.dtype, "size": math.prod(r.shape), "k": r.k,
             "distinct_before": r.distinct_before, "distinct_after": r.distinct_after,
             "zeros_before": r.zeros_before, "zeros_after": r.zeros_after, "sse": r.sse,
-            "importance": r.importance, "bias_correction": r.bias_correction}
+            "importance": r.importance, "bias_correction": r.bias_correction,
+            "method": r.method, "seconds": r.seconds}
 
 
 def _importance_cell(r):
@@ -176,7 +193,7 @@ def run(args):
                                         calibration=args.calibration,
                                         bias_correction=args.bias_correction,
                                         cluster_dim=args.cluster_dim, axis=args.axis,
-                                        packed=args.packed)
+                                        packed=args.packed, jobs=args.jobs)
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)

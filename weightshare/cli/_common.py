@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import sys
+import time
 
 from ..errors import printable
 from ..files import output_file
@@ -22,7 +23,7 @@ __all__ = ["EXIT_OK", "EXIT_BAD_INPUT", "print_table", "print_json", "json_docum
            "Progress", "parse_k", "parse_k_map", "parse_list", "per_layer", "add_dry_run",
            "with_default", "note_skipped", "skipped_json",
            "stdout_may_close", "discard_stdout", "plural", "output_name", "one_line",
-           "printable"]
+           "printable", "add_quiet"]
 
 
 def discard_stdout():
@@ -139,28 +140,58 @@ def print_json(obj):
 
 
 class Progress:
-    """A one-line progress bar on stderr; silent unless stderr is a terminal (or when quiet)."""
+    """A one-line progress bar on stderr; silent unless stderr is a terminal (or when quiet).
+
+    Called as ``progress(done, total, record)`` after each step (a tensor: a record with
+    ``name`` and ``shape``); shows the steps done, the parameters per second so far and
+    the time left (the mean time per step so far, times the steps left).
+    """
 
     def __init__(self, label, quiet=False, minimum=8):
         self.label = label
         self.on = not quiet and sys.stderr.isatty()
         self.minimum = minimum
         self.shown = False
+        self.start = time.monotonic()
+        self.params = 0
 
     def __call__(self, done, total, record):
+        self.params += math.prod(getattr(record, "shape", ()) or (0,))
         if not self.on or total < self.minimum:
             return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{done}/{total} {printable(record.name)[:40]:<40}")
+        sys.stderr.write("\r" + self.line(done, total, record, time.monotonic() - self.start))
         sys.stderr.flush()
         self.shown = True
 
+    def line(self, done, total, record, elapsed):
+        """The text of the bar after `done` of `total` steps in `elapsed` seconds."""
+        width = 20
+        filled = int(width * done / max(total, 1))
+        rate = f"{_si(self.params / elapsed)} params/s" if elapsed > 0 and self.params else ""
+        left = elapsed * (total - done) / done if done else 0.0
+        name = printable(getattr(record, "name", record))[:30]
+        return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                f"{rate:>17} {_clock(left)} left {name:<30}")
+
     def close(self):
         if self.shown:
-            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.write("\r" + " " * 110 + "\r")
             sys.stderr.flush()
+
+
+def _si(x):
+    """1234567 -> '1.2M' (k, M, G)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.1f}{unit}"
+    return f"{x:.0f}"
+
+
+def _clock(seconds):
+    """Seconds as 'm:ss' (or 'h:mm:ss')."""
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 def parse_list(text):
@@ -277,6 +308,11 @@ def add_target_options(p, verb, roles_example):
     p.add_argument("--roles", type=parse_list, default=["kernel"], metavar="R1,R2",
                    help=f"weights to {verb}: 'kernel' (every kernel-like weight, the default), or "
                         f"exact roles such as {roles_example}; 'all' for everything")
+
+
+def add_quiet(p):
+    """--quiet of a command that reads a file without rewriting it (report, compare)."""
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add_rewrite_options(p):

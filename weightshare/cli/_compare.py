@@ -2,7 +2,7 @@
 
 from ..compare import compare_models, load_array
 from ..errors import ForwardError
-from ._common import json_document, print_json
+from ._common import Progress, add_quiet, json_document, print_json
 
 
 def register(sub):
@@ -22,16 +22,20 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (the shape of every command, docs/cli.md): "
                         "input is NEW, original, samples, agreement, accuracies, differences")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
 def run(args):
     inputs = load_array(args.inputs, "inputs")
     labels = None if args.labels is None else load_array(args.labels, "labels")
+    progress = Progress("comparing", quiet=args.quiet, minimum=0)
     try:
-        r = compare_models(args.original, args.new, inputs, labels=labels)
+        r = compare_models(args.original, args.new, inputs, labels=labels, progress=progress)
     except ForwardError as exc:       # the model did not run on these inputs: name them too
         raise ValueError(f"{exc} (inputs {args.inputs}, shape {inputs.shape})") from None
+    finally:
+        progress.close()
     if args.json:
         print_json(json_document("compare", args.new, None, (), {
             "original": args.original, "inputs": args.inputs, "labels": args.labels,

@@ -7,6 +7,7 @@ import weightshare
 from ..plot import (MATPLOTLIB_MISSING, check_out, choose_tensors, matplotlib_available,
                     plot_report)
 from ._common import EXIT_BAD_INPUT, json_document, one_line, plural, print_json, printable
+from ._common import Progress, add_quiet
 
 
 def register(sub):
@@ -37,6 +38,7 @@ def register(sub):
                         "overhead; and the size --compress, strip and strip --compress give, "
                         "measured by running them into a temporary folder: about three "
                         "rewrites of the file)")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -74,7 +76,11 @@ def run(args):
             print(f"weightshare report: error: {MATPLOTLIB_MISSING}", file=sys.stderr)
             return EXIT_BAD_INPUT
         values, tensors = _check_plot(args)
-    rep = weightshare.report(args.model, compare=args.compare)
+    progress = Progress("measuring", quiet=args.quiet)
+    try:
+        rep = weightshare.report(args.model, compare=args.compare, progress=progress)
+    finally:
+        progress.close()
     disk = None if args.no_disk else weightshare.disk_usage(args.model)
     if args.json:
         print_json(_json(args, rep, disk))

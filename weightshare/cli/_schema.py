@@ -57,7 +57,8 @@ SCHEMA = {
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "k": int, "distinct_before": int, "distinct_after": int,
                    "zeros_before": int, "zeros_after": int, "sse": _NUMBER,
-                   "importance": (str, None), "bias_correction": (str, None)},
+                   "importance": (str, None), "bias_correction": (str, None),
+                   "method": str, "seconds": float},
     },
     "prune": {
         "fields": {"dry_run": bool, "global": bool,
