@@ -109,5 +109,5 @@ def _attr_bytes(h5, name):
     if isinstance(value, bytes):
         return len(value)
     if isinstance(value, str):
-        return len(value.encode("utf-8"))
+        return len(value.encode("utf-8", "surrogateescape"))   # the bytes stored
     return int(getattr(value, "nbytes", 0))
