@@ -28,10 +28,12 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, dry_rewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
+from .budget import MAX_K, parse_size, plan as plan_budget
 from .cluster import METHODS, assign, check_init_method, check_lut_options, cluster
 from ._kmeans._init import INITS
 from ._base._validation import (check_choice, check_flag, check_k, check_random_state,
                                 check_weights)
+from ._base._validation import check_int, check_number
 from .errors import FileFormatError, TensorArgumentError
 
 __all__ = ["WeightInfo", "TensorRewrite", "ClusterSummary", "JobRows", "SkippedWeight",
@@ -451,6 +453,9 @@ class JobRows(list):
         True: computed only, nothing was written.
     """
 
+    #: the BudgetResult of cluster_file's bits / size (None otherwise)
+    budget = None
+
     def __init__(self, rows=(), skipped=(), dry_run=False):
         super().__init__(rows)
         self.skipped = tuple(skipped)
@@ -478,10 +483,11 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
     return out
 
 
-def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
+def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
-                 dry_run=False, compress=False, strip=False):
+                 dry_run=False, compress=False, strip=False, bits=None, size=None,
+                 max_k=MAX_K):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -489,7 +495,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     src, dst : str or os.PathLike
         Input and output files (see :func:`transform_file` for the guarantees);
         `dst` may be None with `dry_run`.
-    k : int or dict of str to int
+    k : int or dict of str to int, optional
+        (Required unless `bits` or `size` is given, which exclude it.)
         Shared values per tensor (zero included with `keep_zeros`); a mapping
         gives k per layer name (or nested layer path), and layers it leaves
         out are not clustered. A key may be a glob pattern (``*``, ``?``,
@@ -545,13 +552,28 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     strip : bool, default False
         Leave out optimizer state and the compile/training config (see
         ``weightshare.strip_file``).
+    bits : float > 0, optional
+        Instead of `k`: choose k per targeted tensor so that the average index
+        bits per weight, ``sum(n_t * ceil(log2 k_t)) / sum(n_t)``, stay within
+        `bits` and the total SSE is least (:func:`weightshare.allocate_k`;
+        docs/clustering.md, "Budgets"). One LUT per tensor: not with
+        `per_channel`, `group_size`, `per_channel_scale` or `lut_dtype`.
+    size : int or str, optional
+        Instead of `k`: the same for a byte budget (``'40kB'``, ``'1MiB'``):
+        the targeted tensors' ``encode(..., scheme='packed')`` size,
+        :func:`weightshare.budget.packed_size` summed.
+    max_k : int >= 2, default 64
+        With `bits` or `size`: the largest k a tensor gets. The error curves
+        are exact with ``method='optimal'``, else exact over
+        ``weightshare.budget.CURVE_ATOMS`` atoms of a tensor's sorted values.
 
     Returns
     -------
     JobRows of ClusterSummary
         A list: one row per clustered tensor. ``.skipped`` lists the weights
         of the targeted layers left as they are (see :class:`SkippedWeight`),
-        ``.dry_run`` says whether anything was written.
+        ``.dry_run`` says whether anything was written, ``.budget`` is the
+        :class:`weightshare.BudgetResult` of `bits` or `size` (else None).
 
     Examples
     --------
@@ -578,6 +600,9 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     channels = per_channel or group_size is not None or per_channel_scale
     in_place = check_flag(in_place, "in_place")
     dry_run = check_flag(dry_run, "dry_run")
+    budget = _check_budget(k, bits, size, max_k,
+                           per_channel or group_size is not None or per_channel_scale
+                           or lut_dtype is not None)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
     rng = check_random_state(random_state)     # one stream for the whole file
@@ -587,9 +612,16 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         chosen = select_weights(wf.records, layers=layers, roles=roles)
         skipped = skipped_weights(wf.records, chosen, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
-    k_of = _check_k_map(k, chosen)
+    plan = None
+    if budget is not None:      # k per tensor (by tensor name: a layer may hold several)
+        plan = _budget_plan(src, chosen, budget, keep_zeros, max_k, method == "optimal")
+        k = plan.k
+        k_of = (lambda r: plan.k.get(r.name))
+    else:
+        k_of = _check_k_map(k, chosen)
     targets = {r.name for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
+    rows.budget = plan
 
     def fn(record, values):
         kk = k_of(record)
@@ -626,10 +658,56 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     if group_size is not None or per_channel_scale or lut_dtype is not None:
         note.update(group_size=group_size, per_channel_scale=per_channel_scale,
                     lut_dtype=lut_dtype)
+    if plan is not None:
+        note["budget"] = plan.to_dict()
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
                    progress=progress, note=note, dry_run=dry_run, compress=compress,
                    strip=strip)
     return rows
+
+
+def _check_budget(k, bits, size, max_k, channels):
+    """(kind, limit) of a `bits` or `size` budget of :func:`cluster_file`, or None (then k
+    is required); checked once."""
+    if bits is None and size is None:
+        if k is None:
+            raise TypeError("give k (shared values per tensor), or a budget: bits=... or "
+                            "size=...")
+        return None
+    if bits is not None and size is not None:
+        raise ValueError(f"bits={bits!r} and size={size!r} exclude each other: give one budget")
+    given = f"bits={bits!r}" if bits is not None else f"size={size!r}"
+    if k is not None:
+        raise ValueError(f"k and {given} exclude each other: the budget chooses k per tensor")
+    if channels:
+        raise ValueError(f"{given} chooses one k per tensor (one LUT each): not with "
+                         "per_channel, group_size, per_channel_scale or lut_dtype")
+    check_int(max_k, "max_k", 2)
+    if bits is not None:
+        return "bits", float(check_number(bits, "bits", 0, strict=True))
+    return "size", parse_size(size)
+
+
+def _budget_plan(src, chosen, budget, keep_zeros, max_k, exact):
+    """The k per tensor of a budget (a BudgetResult keyed by tensor name): the targeted
+    tensors are read once for their error curves."""
+    if not chosen:
+        raise ValueError(f"{os.fspath(src)}: no floating-point tensor is targeted; nothing to "
+                         "allocate a budget to")
+    arrays = []
+    with open_weights(src) as wf:
+        for r in chosen:
+            values = wf.read(r)
+            try:
+                arrays.append(check_weights(values, "weights"))
+            except ValueError as exc:
+                raise FileFormatError(os.fspath(src), f"{r.name}: {exc}", r.location) from None
+    try:
+        return plan_budget(arrays, *budget, keep_zeros=keep_zeros, max_k=max_k, exact=exact,
+                           shapes=[r.shape for r in chosen], dtypes=[r.dtype for r in chosen],
+                           names=[r.name for r in chosen])
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(src)}: {exc}") from None
 
 
 def _channel_axis(record, ndim):
