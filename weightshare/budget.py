@@ -209,7 +209,7 @@ def plan(tensors, kind, limit, *, keep_zeros=True, sample_weights=None, max_k=MA
     if res is None:
         need = sum(float(r[0]) for r in rates)
         if kind == "bits":
-            need_s = f"{need / max(n_total, 1):.6g} bits per weight"
+            need_s = f"{need / max(n_total, 1):.6g} index bits per weight on average"
             given = f"bits={limit!r}"
         else:
             need_s = f"{int(need)} bytes"

@@ -35,6 +35,10 @@ _SKIPPED = {"name": str, "layer": str, "layer_class": (str, None), "role": str, 
 _TARGET = {"layer": str, "removed": [int], "units_before": int, "units_after": int,
            "by": (str, None), "norms": [_NUMBER], "path": [str]}
 
+#: cluster --bits / --size: the budget, what the chosen k use, the best uniform k in it
+_BUDGET = {"kind": str, "limit": float, "used": float, "total_sse": _NUMBER,
+           "uniform_k": (int, None), "uniform_sse": _NUMBER}
+
 SCHEMA = {
     "info": {
         "fields": {"format": str},
@@ -44,7 +48,7 @@ SCHEMA = {
     },
     "cluster": {
         "fields": {"dry_run": bool, "total": {"size": int, "sse": _NUMBER},
-                   "skipped": [_SKIPPED]},
+                   "skipped": [_SKIPPED], "budget": (_BUDGET, None)},
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "k": int, "distinct_before": int, "distinct_after": int,
                    "zeros_before": int, "zeros_after": int, "sse": _NUMBER},
