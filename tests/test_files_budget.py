@@ -63,3 +63,23 @@ def test_nan_in_a_targeted_tensor_names_the_file(tmp_path):
     np.savez(path, a=np.array([[1.0, np.nan], [0.5, 0.25]], dtype=np.float32))
     with pytest.raises(weightshare.errors.FileFormatError, match="w.npz"):
         weightshare.cluster_file(path, None, bits=2, roles=("all",), dry_run=True)
+
+
+def test_rate_gives_smaller_huffman_indices_than_plain_kmeans():
+    plain = weightshare.cluster_file(DIGITS, None, 8, dry_run=True)
+    ec = weightshare.cluster_file(DIGITS, None, 8, rate=0.002, dry_run=True)
+    assert sum(r.sse for r in ec) > sum(r.sse for r in plain)
+    w = {r.name: r.value for r in weightshare.read_weights(DIGITS)}
+    ent = weightshare.encoded_sizes(weightshare.cluster(w["fc1/kernel"], 8, rate=0.002).values)
+    ref = weightshare.encoded_sizes(weightshare.cluster(w["fc1/kernel"], 8).values)
+    assert ent.entropy_bits < ref.entropy_bits and ent.huffman <= ref.huffman
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"bits": 3, "rate": 0.1}, "exclude each other"),
+    ({"k": 8, "rate": 0.1, "per_channel": True}, "one LUT per tensor"),
+    ({"k": 8, "rate": -0.1}, "rate"),
+])
+def test_rate_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        weightshare.cluster_file(DIGITS, None, dry_run=True, **kwargs)

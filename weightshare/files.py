@@ -487,7 +487,7 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
                  dry_run=False, compress=False, strip=False, bits=None, size=None,
-                 max_k=MAX_K):
+                 max_k=MAX_K, rate=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -566,6 +566,11 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
         With `bits` or `size`: the largest k a tensor gets. The error curves
         are exact with ``method='optimal'``, else exact over
         ``weightshare.budget.CURVE_ATOMS`` atoms of a tensor's sorted values.
+    rate : float >= 0, optional
+        Entropy-constrained clustering of every targeted tensor, the same
+        `rate` for all (so the sum of SSE + rate * index bits over the file is
+        what is minimised): see :func:`weightshare.cluster`. Not with
+        `bits` / `size` (their error curves are plain k-means').
 
     Returns
     -------
@@ -605,6 +610,14 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
                            or lut_dtype is not None)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
+    if rate is not None:
+        rate = float(check_number(rate, "rate", 0))
+        if budget is not None:
+            raise ValueError(f"rate={rate!r} and a bits/size budget exclude each other (the "
+                             "budget's error curves are plain k-means')")
+        if channels or lut_dtype is not None:
+            raise ValueError(f"rate={rate!r} fits one LUT per tensor: not with per_channel, "
+                             "group_size, per_channel_scale or lut_dtype")
     rng = check_random_state(random_state)     # one stream for the whole file
     with open_weights(src) as wf:
         if not wf.records:
@@ -634,7 +647,7 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
         try:                                # the arguments' fault: TensorArgumentError
             res = cluster(values, kk, init=init, method=method, keep_zeros=keep_zeros,
                           axis=axis, group_size=group_size, per_channel_scale=per_channel_scale,
-                          lut_dtype=lut_dtype, random_state=rng)
+                          lut_dtype=lut_dtype, random_state=rng, rate=rate)
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
@@ -660,6 +673,8 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
                     lut_dtype=lut_dtype)
     if plan is not None:
         note["budget"] = plan.to_dict()
+    if rate is not None:
+        note["rate"] = rate
     transform_file(src, dst, fn, select=lambda r: r.name in targets, in_place=in_place,
                    progress=progress, note=note, dry_run=dry_run, compress=compress,
                    strip=strip)

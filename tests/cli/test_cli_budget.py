@@ -52,3 +52,11 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_rate_flag_reaches_the_solver(capsys):
+    assert main(["cluster", DIGITS, "--dry-run", "-k", "8", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)["total"]["sse"]
+    assert main(["cluster", DIGITS, "--dry-run", "-k", "8", "--rate", "0.002", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert validate(doc) == [] and doc["total"]["sse"] > plain

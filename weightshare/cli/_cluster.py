@@ -91,6 +91,10 @@ def register(sub):
                         "40kB, 1.5MiB, 4096")
     p.add_argument("--max-k", type=_max_k, default=None, metavar="K",
                    help="with --bits/--size: the largest k a tensor gets (default 64)")
+    p.add_argument("--rate", type=_rate, default=None, metavar="LAMBDA",
+                   help="entropy-constrained clustering: minimise SSE + LAMBDA * (index bits "
+                        "of an ideal entropy coder) per tensor, with -k as the most values; "
+                        "smaller Huffman-coded files at the same SSE (0: plain k-means)")
     p.set_defaults(func=run)
 
 
@@ -122,6 +126,17 @@ def _size(text):
         return weightshare.budget.parse_size(text, "--size")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text):
+    """--rate: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
+    return value
 
 
 def _max_k(text):
@@ -178,6 +193,8 @@ def _budget_args(args):
         out["size"] = args.size
     if args.max_k is not None:
         out["max_k"] = args.max_k
+    if args.rate is not None:
+        out["rate"] = args.rate
     return out
 
 
