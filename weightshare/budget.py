@@ -150,20 +150,45 @@ def packed_size(shape, k, dtype="float32"):
 
 
 def _curve(x, sw, keep_zeros, k_max, exact):
-    """(SSE at k = 1 .. K, K) of one tensor: K = min(k_max, its distinct values, zero included)."""
+    """(SSE at k = 1 .. K, K, D) of one tensor: D its distinct values (zero included),
+    K = min(k_max, D)."""
     pts = reduce_points(x, sw, keep_zeros)
     xs, ws = pts.values, np.asarray(pts.weights, dtype=np.float64)
-    top = max(1, min(k_max, pts.n_distinct + int(pts.has_zero)))
+    full = max(1, pts.n_distinct + int(pts.has_zero))
+    top = min(k_max, full)
     if xs.size == 0:
-        return np.zeros(top), top
+        return np.zeros(top), top, full
     if exact or xs.size <= CURVE_ATOMS:
-        return sse_curve(xs, ws, pts.has_zero, top), top
+        return sse_curve(xs, ws, pts.has_zero, top), top, full
     edges = _atom_edges(xs, ws, CURVE_ATOMS)
     P = Prefix(xs, ws)
     a_w = np.diff(P.W[edges])
     a_s = np.diff(P.S[edges])
     within = float(np.sum(np.maximum(np.diff(P.Q[edges]) - a_s * a_s / a_w, 0.0)))
-    return sse_curve(P.mu + a_s / a_w, a_w, pts.has_zero, top) + within, top
+    return sse_curve(P.mu + a_s / a_w, a_w, pts.has_zero, top) + within, top, full
+
+
+def _caps(kind, budget, shapes, dtypes, max_k):
+    """The largest k each tensor can take when every other one takes k = 2: no larger k
+    fits the budget, so the error curves stop there (at most `max_k`, at least 2)."""
+    if kind == "bits":
+        least = [math.prod(s) for s in shapes]
+    else:
+        least = [packed_size(s, 2, d) for s, d in zip(shapes, dtypes)]
+    total = sum(least)
+    caps = []
+    for t, s in enumerate(shapes):
+        spare = budget - (total - least[t])
+        k = 2
+        if kind == "bits":
+            n = math.prod(s)
+            while k < max_k and n * (2 * k - 1).bit_length() <= spare:
+                k *= 2
+        else:
+            while k < max_k and packed_size(s, k + 1, dtypes[t]) <= spare:
+                k += 1
+        caps.append(min(k, max_k))
+    return caps
 
 
 def _candidates(kind, top):
@@ -188,10 +213,13 @@ def plan(tensors, kind, limit, *, keep_zeros=True, sample_weights=None, max_k=MA
     shapes = [t.shape for t in tensors] if shapes is None else shapes
     dtypes = [t.dtype.name for t in tensors] if dtypes is None else dtypes
     n_total = sum(math.prod(s) for s in shapes)
-    ks, rates, errors = [], [], []
+    ks, rates, errors, fulls = [], [], [], []
+    budget = limit * n_total if kind == "bits" else float(limit)
+    caps = _caps(kind, budget, shapes, dtypes, max_k)
     for t in range(T):
         sw = None if sample_weights is None else sample_weights[t]
-        curve, top = _curve(tensors[t], sw, keep_zeros, max_k, exact)
+        curve, top, full = _curve(tensors[t], sw, keep_zeros, caps[t], exact)
+        fulls.append(full)
         cand = _candidates(kind, top)
         n = math.prod(shapes[t])
         if kind == "bits":
@@ -201,10 +229,11 @@ def plan(tensors, kind, limit, *, keep_zeros=True, sample_weights=None, max_k=MA
         ks.append(cand)
         rates.append(np.array(r, dtype=np.float64))
         errors.append(curve[np.array(cand) - 1])
-    budget = limit * n_total if kind == "bits" else float(limit)
     uniform_ks = sorted({k for c in ks for k in c if k >= 2}) or [1]
-    uniform = [[c.index(min(k, c[-1])) if min(k, c[-1]) in c else len(c) - 1
-                for k in uniform_ks] for c in ks]
+    # uniform k: each tensor at min(k, its distinct values); -1: k is beyond a tensor's
+    # cap (k alone would exceed the budget there), so that uniform k does not fit
+    uniform = [[c.index(min(k, c[-1])) if min(k, c[-1]) in c and (k <= c[-1] or full <= c[-1])
+                else -1 for k in uniform_ks] for c, full in zip(ks, fulls)]
     res = allocate(rates, errors, budget + 1e-9 * max(budget, 1.0), uniform)
     if res is None:
         need = sum(float(r[0]) for r in rates)

@@ -191,7 +191,8 @@ def allocate(rates, errors, budget, uniform=None):
     budget : float
     uniform : sequence of 1-D int arrays, optional
         ``uniform[t][u]``: the point of tensor t for the u-th uniform setting
-        (the same k everywhere); the best one that fits is a lower bar.
+        (the same k everywhere; -1: that setting does not fit); the best one
+        that fits is a lower bar.
 
     Returns
     -------
@@ -250,6 +251,8 @@ def allocate(rates, errors, budget, uniform=None):
     u_best, u_err = -1, np.inf
     if uniform is not None:
         for u in range(len(uniform[0]) if T else 0):
+            if any(uniform[t][u] < 0 for t in range(T)):
+                continue        # beyond some tensor's candidates: does not fit
             ru = sum(float(r[t][uniform[t][u]]) for t in range(T))
             if ru <= budget:
                 eu = float(sum(d[t][uniform[t][u]] for t in range(T)))
