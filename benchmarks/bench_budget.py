@@ -86,10 +86,12 @@ def budget_rows(models, repeat):
 
 
 def _points(w, k, lams):
+    """(bytes of encode(values), SSE, k, lam, scheme encode chose) per lam (0: plain)."""
     out = []
     for lam in lams:
         res = weightshare.cluster(w, k, rate=lam) if lam else weightshare.cluster(w, k)
-        out.append((len(weightshare.encode(res.values)), res.sse, k, lam))
+        s = weightshare.encoded_sizes(res.values)
+        out.append((s.best, res.sse, k, lam, s.best_scheme))
     return out
 
 
@@ -114,8 +116,8 @@ def _envelope(points):
 def ecsq_rows(tensors, ks):
     print("\nECSQ against plain k-means, k = " + ", ".join(map(str, ks)) +
           f"; lam = alpha * SSE_k / n for alpha in {ALPHAS}")
-    print(f"{'tensor':34} {'n':>8} {'above':>7} {'SSE at equal size':>18} "
-          f"{'size at equal SSE':>18} {'time ECSQ/plain':>16}")
+    print(f"{'tensor':34} {'n':>8} {'above':>7} {'above, Huffman':>14} "
+          f"{'SSE at equal size':>18} {'size at equal SSE':>18} {'time ECSQ/plain':>16}")
     curves = {}
     for name, w in tensors:
         t0 = time.perf_counter()
@@ -123,13 +125,16 @@ def ecsq_rows(tensors, ks):
         tp = time.perf_counter() - t0
         t0 = time.perf_counter()
         ec = []
-        for (_, sse, k, _) in plain:
+        for p in plain:
+            sse, k = p[1], p[2]
             ec += _points(w, k, [a * sse / w.size for a in ALPHAS if sse > 0])
         te = time.perf_counter() - t0
         at, pareto = _envelope([(p[0], p[1]) for p in plain])
         lo, hi = pareto[0][0], pareto[-1][0]
         inside = [p for p in ec if lo <= p[0] <= hi]       # within the plain sizes
-        above = sum(1 for p in inside if p[1] > at(p[0]) * (1 + 1e-12))
+        above = [p for p in inside if p[1] > at(p[0]) * (1 + 1e-12)]
+        coded = [p for p in inside if "huffman" in p[4]]
+        above_coded = sum(1 for p in above if "huffman" in p[4])
         # the best SSE drop at equal size, and size drop at equal SSE (the plain size
         # interpolated at the point's SSE), over the ECSQ points inside the plain range
         sse_gain = max([1 - p[1] / at(p[0]) for p in inside] + [0.0])
@@ -139,10 +144,29 @@ def ecsq_rows(tensors, ks):
         for p in ec:
             if pe[-1] <= p[1] <= pe[0]:
                 size_gain = max(size_gain, 1 - p[0] / float(np.interp(p[1], pe[::-1], ps[::-1])))
-        print(f"{name:34} {w.size:8d} {above:3d}/{len(inside):<3d} {sse_gain:17.1%} "
+        print(f"{name:34} {w.size:8d} {len(above):3d}/{len(inside):<3d} "
+              f"{above_coded:7d}/{len(coded):<6d} {sse_gain:17.1%} "
               f"{size_gain:17.1%} {te / max(tp, 1e-9) / len(ALPHAS):15.2f}x")
         curves[name] = (plain, ec)
     return curves
+
+
+def ecsq_files(models):
+    """Every kernel of a model at k = 8, plain and with one rate for all (lam = 0.5 *
+    SSE/n of the plain run): total bytes of encode(values), total SSE, time."""
+    print("\nECSQ over whole models, k = 8, one rate for every kernel (lam = 0.5 * plain SSE/n)")
+    print(f"{'model':18} {'bytes plain':>12} {'SSE plain':>10} {'bytes ECSQ':>11} "
+          f"{'SSE ECSQ':>10} {'bytes':>7} {'SSE':>7} {'time':>6}")
+    for name, path in models:
+        ws = [r.value for r in weightshare.read_weights(path) if r.kind == "kernel"]
+        tp, plain = _timed(lambda: [weightshare.cluster(w, 8) for w in ws])
+        lam = 0.5 * sum(r.sse for r in plain) / sum(w.size for w in ws)
+        te, ec = _timed(lambda: [weightshare.cluster(w, 8, rate=lam) for w in ws])
+        bp = sum(weightshare.encoded_sizes(r.values).best for r in plain)
+        be = sum(weightshare.encoded_sizes(r.values).best for r in ec)
+        sp, se = sum(r.sse for r in plain), sum(r.sse for r in ec)
+        print(f"{name:18} {bp:12d} {sp:10.4g} {be:11d} {se:10.4g} {be / bp:7.3f} "
+              f"{se / sp:7.3f} {te / tp:5.2f}x")
 
 
 def plot(curves, names, out):
@@ -190,6 +214,7 @@ def main(argv=None):
                      "block_13_project/kernel")
             tensors += [(f"MobileNetV2 {r.name}", r.value)
                          for r in weightshare.read_weights(mnv2) if r.name in picks]
+        ecsq_files(models)
         curves = ecsq_rows(tensors, ks)
         if args.plot:
             names = ["digits fc1/kernel"] + (["MobileNetV2 block_6_expand/kernel"] if mnv2
