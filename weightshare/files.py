@@ -709,20 +709,34 @@ def _budget_plan(src, chosen, budget, keep_zeros, max_k, exact):
     if not chosen:
         raise ValueError(f"{os.fspath(src)}: no floating-point tensor is targeted; nothing to "
                          "allocate a budget to")
-    arrays = []
     with open_weights(src) as wf:
-        for r in chosen:
-            values = wf.read(r)
-            try:
-                arrays.append(check_weights(values, "weights"))
-            except ValueError as exc:
-                raise FileFormatError(os.fspath(src), f"{r.name}: {exc}", r.location) from None
-    try:
-        return plan_budget(arrays, *budget, keep_zeros=keep_zeros, max_k=max_k, exact=exact,
-                           shapes=[r.shape for r in chosen], dtypes=[r.dtype for r in chosen],
-                           names=[r.name for r in chosen])
-    except ValueError as exc:
-        raise ValueError(f"{os.fspath(src)}: {exc}") from None
+        try:
+            return plan_budget(_Tensors(src, wf, chosen), *budget, keep_zeros=keep_zeros,
+                               max_k=max_k, exact=exact, shapes=[r.shape for r in chosen],
+                               dtypes=[r.dtype for r in chosen],
+                               names=[r.name for r in chosen])
+        except FileFormatError:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(src)}: {exc}") from None
+
+
+class _Tensors:
+    """The targeted tensors of an open file, read one at a time when asked for (the budget
+    keeps only each one's error curve, so memory stays about one tensor)."""
+
+    def __init__(self, src, wf, records):
+        self.src, self.wf, self.records = src, wf, records
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, t):
+        r = self.records[t]
+        try:
+            return check_weights(self.wf.read(r), "weights")
+        except ValueError as exc:
+            raise FileFormatError(os.fspath(self.src), f"{r.name}: {exc}", r.location) from None
 
 
 def _channel_axis(record, ndim):
