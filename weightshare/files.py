@@ -651,7 +651,7 @@ def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None,
         except ValueError as exc:
             raise TensorArgumentError(f"{record.name}: {exc}") from None
         if record.dtype == "bfloat16":
-            if per_channel_scale:       # scale * LUT entry, rounded to bfloat16
+            if per_channel_scale or rate:   # as fitted (ECSQ: not to the nearest), rounded
                 new = round_to_bf16(res.values)
             else:
                 new = _bf16_values(values, res, axis, group_size or 1)
