@@ -38,7 +38,6 @@ from ._kmeans._auto import _atom_edges
 from ._kmeans._budget import allocate, sse_curve
 from ._kmeans._optimal import Prefix
 from ._kmeans._points import reduce_points
-from .encode import _size as _blob_size
 
 __all__ = ["BudgetResult", "allocate_k", "packed_size", "parse_size", "BUDGET_KINDS",
            "CURVE_ATOMS", "MAX_K"]
@@ -146,7 +145,13 @@ def packed_size(shape, k, dtype="float32"):
     n = math.prod(shape)
     b = max(int(k) - 1, 0).bit_length()
     payload = uleb128_size(int(k)) + int(k) * _ITEMSIZE[dtype] + (n * b + 7) // 8
-    return _blob_size(tuple(shape), payload)
+    # encode's header (docs/format.md): magic, version, scheme, dtype, ndim (8 bytes), the
+    # blob's total length as a ULEB128 (which counts itself), the dims as ULEB128s; CRC32
+    body = 8 + sum(uleb128_size(int(d)) for d in shape) + payload + 4
+    total = body + 1
+    while body + uleb128_size(total) != total:
+        total = body + uleb128_size(total)
+    return total
 
 
 def _curve(x, sw, keep_zeros, k_max, exact):
