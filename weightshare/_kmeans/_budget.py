@@ -33,9 +33,10 @@ Hull steps are coarse where one tensor holds much of the budget (MobileNetV2's
 classifier holds 37 % of its kernel weights): the greedy fill can then end well
 short of the optimum. So :func:`knapsack` also solves the problem exactly as a
 multiple-choice knapsack over integer rates (bits or bytes, in units of their
-greatest common divisor, or rounded up to ``budget / KNAPSACK_STATES`` units
-when that is finer, which keeps the result within the budget), and the better
-of the two is taken.
+greatest common divisor; when the budget holds more than ``KNAPSACK_STATES``
+of those, in units of ``budget / KNAPSACK_STATES`` with every rate rounded up,
+which keeps the result within the budget and optimal up to that rounding), and
+the better of the two is taken.
 """
 
 import math
@@ -45,7 +46,7 @@ import numpy as np
 
 from ._optimal import Prefix, row_minima
 
-__all__ = ["sse_curve", "allocate", "Allocation"]
+__all__ = ["sse_curve", "allocate", "knapsack", "Allocation", "KNAPSACK_STATES"]
 
 
 def sse_curve(xs, ws, has_zero, k_max):
@@ -242,7 +243,8 @@ def allocate(rates, errors, budget, uniform=None):
         used += r[t][j] - r[t][pos[t]]
         pos[t] = j
     error = float(sum(d[t][pos[t]] for t in range(T)))
-    exact = knapsack(r, d, budget)
+    # (one byte per state and tensor: at most 64 MB of back-pointers whatever T)
+    exact = knapsack(r, d, budget, max(1024, min(KNAPSACK_STATES, (1 << 26) // max(T, 1))))
     if exact is not None:
         e_err = float(sum(d[t][exact[t]] for t in range(T)))
         e_rate = sum(float(r[t][exact[t]]) for t in range(T))
