@@ -93,8 +93,8 @@ def register(sub):
                    help="with --bits/--size: the largest k a tensor gets (default 64)")
     p.add_argument("--rate", type=_rate, default=None, metavar="LAMBDA",
                    help="entropy-constrained clustering: minimise SSE + LAMBDA * (index bits "
-                        "of an ideal entropy coder) per tensor, with -k as the most values; "
-                        "smaller Huffman-coded files at the same SSE (0: plain k-means)")
+                        "of an ideal entropy coder) per tensor, with -k as the most values: "
+                        "lower index entropy for a little more SSE (0: plain k-means)")
     p.set_defaults(func=run)
 
 
