@@ -40,7 +40,8 @@ STDLIB = set(sys.stdlib_module_names)
 LAYERS = (
     ("base", ("weightshare.errors", "weightshare._base", "weightshare.examples"), {"numpy"}),
     ("core", ("weightshare._kmeans", "weightshare._codec", "weightshare.cluster",
-              "weightshare.prune", "weightshare.encode", "weightshare.structure"), {"numpy"}),
+              "weightshare.prune", "weightshare.encode", "weightshare.structure",
+              "weightshare.budget"), {"numpy"}),
     ("keras vocabulary", ("weightshare._keras",), {"numpy"}),
     ("forward kernels", ("weightshare._forward", "weightshare.forward"), {"numpy"}),
     ("file adapters", ("weightshare._io",), {"numpy", "h5py"}),

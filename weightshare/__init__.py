@@ -18,6 +18,7 @@ from .structure import Structure, TensorStructure, structure_of
 # measurement and models (h5py only when a file is read; matplotlib only when plotting)
 from .report import Report, ReportTotal, TensorReport, load_tensors, report
 from .plot import plot_report
+from .budget import BudgetResult, allocate_k
 from . import examples     # examples.path("digits.keras"): the bundled files, from any folder
 
 __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
@@ -27,7 +28,8 @@ __all__ = ["ClusterResult", "assign", "cluster", "init_centroids",
            "Structure", "TensorStructure", "structure_of",
            "Report", "ReportTotal", "TensorReport", "load_tensors", "report",
            "plot_report",
-           "examples"]
+           "examples",
+           "BudgetResult", "allocate_k"]
 
 # The Keras file adapters import h5py: resolved on first use (PEP 562), so that
 # importing weightshare, or the array core, never loads it.

@@ -12,6 +12,7 @@ import numpy as np
 from ._kmeans._auto import auto_centroids
 from ._kmeans._vector import fit_vectors, to_vectors
 from ._codec._lut import LUT_DTYPES, make_grid
+from ._kmeans._ecsq import ecsq_fit
 from ._kmeans._grid import grid_lloyd
 from ._kmeans._init import INITS
 from ._kmeans._lloyd import lloyd
@@ -367,7 +368,8 @@ def _apply(x, sw, fit, keep_zeros, e=0, dtype=None):
 
 def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
             group_size=None, per_channel_scale=False, lut_dtype=None,
-            sample_weight=None, max_iter=300, tol=0.0, random_state=None, cluster_dim=None):
+            sample_weight=None, max_iter=300, tol=0.0, random_state=None, cluster_dim=None,
+            rate=None):
     """Share weights: replace every entry of `weights` by one of at most `k` values.
 
     One-dimensional k-means over the entries of a tensor (or of each slice
@@ -475,6 +477,19 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
         entries of each vector (one weight per vector). Does not combine with
         `group_size`, `per_channel_scale` or `lut_dtype` (a ValueError). 1 (or
         None, the default) is scalar clustering, bit for bit.
+    rate : float >= 0, optional
+        Entropy-constrained clustering (ECSQ; Chou, Lookabaugh & Gray 1989):
+        minimise ``SSE + rate * sum_j n_j * log2(n / n_j)`` (n_j entries with
+        value j, the zeros kept zero counted in the zero's cell), the SSE plus
+        `rate` times the bits an ideal entropy coder spends on the indices;
+        ``rate=0`` is plain k-means. Cells are intervals of the sorted values,
+        so a dynamic program is exact up to ``EXACT_POINTS`` (1024) distinct
+        values; above, it is exact over that many atoms and a Lloyd-style ECSQ
+        iteration refines it (the objective never increases). Entries are
+        assigned by that rule, not to the nearest value; ``rate=0`` is
+        exactly the result without it. One LUT per tensor:
+        not with `axis`, `lut_dtype` or ``method='lloyd'``. See
+        docs/clustering.md, "Entropy-constrained clustering".
 
     Returns
     -------
@@ -527,6 +542,8 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
            [2.  , 6.  , 0.  ]])
     """
     if check_cluster_dim(cluster_dim) > 1:
+        if rate is not None and check_number(rate, "rate", 0) > 0:
+            check_vector_options(cluster_dim, method, init, rate=rate)
         return _cluster_vectors(weights, k, cluster_dim, init=init, method=method,
                                keep_zeros=keep_zeros, axis=axis, group_size=group_size,
                                per_channel_scale=per_channel_scale, lut_dtype=lut_dtype,
@@ -537,6 +554,8 @@ def cluster(weights, k, *, init=None, method="auto", keep_zeros=True, axis=None,
     group_size, per_channel_scale = _check_lut_layout(axis, group_size, per_channel_scale,
                                                        lut_dtype)
     sw = None if sample_weight is None else check_sample_weight(sample_weight, x.shape)
+    if rate is not None and check_number(rate, "rate", 0) > 0:    # rate=0: plain k-means
+        return _entropy_constrained(x, sw, k, rate, keep_zeros, axis, lut_dtype, method)
     rng = check_random_state(random_state)
     e, f = _exponent(x), _weight_exponent(sw)
     if f:           # only the weights' ratios matter; the SSE is scaled back
@@ -672,6 +691,44 @@ def _cluster_vectors(weights, k, cluster_dim, *, init, method, keep_zeros, axis,
     sse = _dense_sse(to_vectors(x, ax, cluster_dim).reshape(-1),
                      to_vectors(values, ax, cluster_dim).reshape(-1), swd, e)
     return ClusterResult(values, labels, codebook, _unscaled(sse, f) if f else sse, n_iter)
+
+
+def _entropy_constrained(x, sw, k, lam, keep_zeros, axis, lut_dtype, method):
+    """:func:`cluster` with ``rate=lam`` (one LUT per tensor): see :mod:`._kmeans._ecsq`."""
+    if axis is not None or lut_dtype is not None or method == "lloyd":
+        given = ("axis" if axis is not None else "lut_dtype" if lut_dtype is not None
+                 else "method='lloyd'")
+        raise ValueError(f"rate={lam!r} (entropy-constrained clustering) fits one LUT per "
+                         f"tensor with its own solver: not with {given}")
+    flat = x.reshape(-1)
+    zero = (flat == 0) if keep_zeros else np.zeros(flat.size, dtype=bool)
+    n_zero = int(np.count_nonzero(zero))
+    rest = flat[~zero].astype(np.float64) if n_zero else flat.astype(np.float64)
+    if rest.size == 0:       # all zeros (or empty)
+        c = np.zeros(1, dtype=x.dtype)
+        return ClusterResult(np.zeros_like(x), np.zeros(x.shape, dtype=np.int32), c, 0.0, 0)
+    if n_zero and k < 2:
+        raise ValueError(f"k={k} cannot hold the fixed zero plus one non-zero value: with "
+                         "keep_zeros=True and a tensor holding zeros and non-zeros, k must be "
+                         ">= 2 (or pass keep_zeros=False)")
+    u, inv = np.unique(rest, return_inverse=True)
+    cs = np.bincount(inv, minlength=u.size).astype(np.float64)
+    ws = cs if sw is None else np.bincount(inv, weights=sw.reshape(-1)[~zero],
+                                           minlength=u.size)
+    c, lab_u, _ = ecsq_fit(u, ws, cs, k, float(lam), n_zero > 0, n_zero)
+    # rounded to the dtype; centroids that round together merge
+    cr, merge = np.unique(c.astype(x.dtype).astype(np.float64), return_inverse=True)
+    labels = np.empty(flat.size, dtype=np.int32)
+    labels[~zero] = merge[lab_u[inv]]
+    if n_zero:
+        labels[zero] = int(np.searchsorted(cr, 0.0))
+    used = np.bincount(labels, minlength=cr.size) > 0
+    if not used.all():
+        remap = (np.cumsum(used) - 1).astype(np.int32)
+        cr, labels = cr[used], remap[labels]
+    cd = cr.astype(x.dtype)
+    sse = _sse(flat, None if sw is None else sw.reshape(-1), cr, labels)
+    return ClusterResult(cd[labels].reshape(x.shape), labels.reshape(x.shape), cd, sse, 0)
 
 
 def _check_lut_layout(axis, group_size, per_channel_scale, lut_dtype):

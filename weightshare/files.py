@@ -30,10 +30,11 @@ from ._keras._roles import output_axis
 from ._io._writer import TensorRewrite, dry_rewrite, rewrite
 from ._io._safetensors import is_safetensors
 from ._io._safetensors_write import rewrite_safetensors
+from .budget import MAX_K, parse_size, plan as plan_budget
 from .cluster import (METHODS, assign, check_cluster_dim, check_init_method, check_lut_options,
                       check_vector_options, cluster)
 from ._kmeans._init import INITS
-from ._base._validation import (check_choice, check_flag, check_int, check_k,
+from ._base._validation import (check_choice, check_flag, check_int, check_k, check_number,
                                 check_random_state, check_weights)
 from ._base._parallel import Lookahead, check_jobs, tensor_seed
 from ._io._st_packed import write_packed
@@ -494,6 +495,9 @@ class JobRows(list):
         True: computed only, nothing was written.
     """
 
+    #: the BudgetResult of cluster_file's bits / size (None otherwise)
+    budget = None
+
     def __init__(self, rows=(), skipped=(), dry_run=False):
         super().__init__(rows)
         self.skipped = tuple(skipped)
@@ -521,12 +525,12 @@ def skipped_weights(records, chosen, *, layers=None, roles=("kernel",)):
     return out
 
 
-def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, method="auto",
+def cluster_file(src, dst, k=None, *, layers=None, roles=("kernel",), init=None, method="auto",
                  keep_zeros=True, per_channel=False, group_size=None, per_channel_scale=False,
                  lut_dtype=None, random_state=None, in_place=False, progress=None,
                  dry_run=False, compress=False, strip=False, importance=None, calibration=None,
                  bias_correction=True, cluster_dim=None, axis=None, packed=False, jobs=None,
-                 executor=None):
+                 executor=None, bits=None, size=None, max_k=MAX_K, rate=None):
     """Cluster the weights of a Keras (or NumPy) file and write the same format back.
 
     Parameters
@@ -534,7 +538,8 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
     src, dst : str or os.PathLike
         Input and output files (see :func:`transform_file` for the guarantees);
         `dst` may be None with `dry_run`.
-    k : int or dict of str to int
+    k : int or dict of str to int, optional
+        (Required unless `bits` or `size` is given, which exclude it.)
         Shared values per tensor (zero included with `keep_zeros`); a mapping
         gives k per layer name (or nested layer path), and layers it leaves
         out are not clustered. A key may be a glob pattern (``*``, ``?``,
@@ -653,13 +658,33 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         ``client.get_executor()``, ...; used whatever the file's size, never
         shut down here); `jobs` then sets the tensors in flight (``2 * jobs``).
         Tensors are sent to it as arrays: the workers need weightshare, not the file.
+    bits : float > 0, optional
+        Instead of `k`: choose k per targeted tensor so that the average index
+        bits per weight, ``sum(n_t * ceil(log2 k_t)) / sum(n_t)``, stay within
+        `bits` and the total SSE is least (:func:`weightshare.allocate_k`;
+        docs/clustering.md, "Budgets"). One LUT per tensor: not with
+        `per_channel`, `group_size`, `per_channel_scale` or `lut_dtype`.
+    size : int or str, optional
+        Instead of `k`: the same for a byte budget (``'40kB'``, ``'1MiB'``):
+        the targeted tensors' ``encode(..., scheme='packed')`` size,
+        :func:`weightshare.budget.packed_size` summed.
+    max_k : int >= 2, default 64
+        With `bits` or `size`: the largest k a tensor gets. The error curves
+        are exact with ``method='optimal'``, else exact over
+        ``weightshare.budget.CURVE_ATOMS`` atoms of a tensor's sorted values.
+    rate : float >= 0, optional
+        Entropy-constrained clustering of every targeted tensor, the same
+        `rate` for all (so the sum of SSE + rate * index bits over the file is
+        what is minimised): see :func:`weightshare.cluster`. Not with
+        `bits` / `size` (their error curves are plain k-means').
 
     Returns
     -------
     JobRows of ClusterSummary
         A list: one row per clustered tensor. ``.skipped`` lists the weights
         of the targeted layers left as they are (see :class:`SkippedWeight`),
-        ``.dry_run`` says whether anything was written.
+        ``.dry_run`` says whether anything was written, ``.budget`` is the
+        :class:`weightshare.BudgetResult` of `bits` or `size` (else None).
 
     Examples
     --------
@@ -713,8 +738,17 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
                              "or cluster_dim (it is their channel axis)")
     if packed:
         _check_packed(src, dst, in_place, compress, strip)
+    budget = _check_budget(k, bits, size, max_k, channels or lut_dtype is not None)
     if isinstance(k, numbers.Integral) and not isinstance(k, bool):
         check_k(k)
+    if rate is not None:
+        rate = float(check_number(rate, "rate", 0))
+        if budget is not None:
+            raise ValueError(f"rate={rate!r} and a bits/size budget exclude each other (the "
+                             "budget's error curves are plain k-means')")
+        if channels or lut_dtype is not None:
+            raise ValueError(f"rate={rate!r} fits one LUT per tensor: not with per_channel, "
+                             "group_size, per_channel_scale, lut_dtype or cluster_dim")
     jobs = check_jobs(jobs, executor)
     base = _seed_base(random_state)          # each tensor's stream: tensor_seed(base, name)
     with open_weights(src) as wf:
@@ -723,16 +757,23 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         chosen = select_weights(wf.records, layers=layers, roles=roles)
         skipped = skipped_weights(wf.records, chosen, layers=layers, roles=roles)
     chosen = [r for r in chosen if r.dtype in FLOAT_DTYPE_NAMES]
-    k_of = _check_k_map(k, chosen)
+    plan = None
+    if budget is not None:      # k per tensor (by tensor name: a layer may hold several)
+        plan = _budget_plan(src, chosen, budget, keep_zeros, max_k, method == "optimal")
+        k = plan.k
+        k_of = (lambda r: plan.k.get(r.name))
+    else:
+        k_of = _check_k_map(k, chosen)
     targets = {r.name: r for r in chosen if k_of(r) is not None}
     rows = JobRows(skipped=skipped, dry_run=dry_run)
+    rows.budget = plan
     bias_correction = check_flag(bias_correction, "bias_correction")
     if importance is not None and calibration is not None:
         raise ValueError("give importance or calibration, not both")
     imp = {} if importance is None else _importance(importance, targets)
     opts = _ClusterOptions(init, method, keep_zeros, channels, group_size, per_channel_scale,
                            lut_dtype, axis, cluster_dim if cluster_dim > 1 else None,
-                           packed and not dry_run)
+                           packed and not dry_run, rate)
     hints = {}
 
     def args(record, values, sw=None, label=None):
@@ -779,6 +820,10 @@ def cluster_file(src, dst, k, *, layers=None, roles=("kernel",), init=None, meth
         note.update(cluster_dim=cluster_dim)
     if axis is not None:
         note.update(axis=axis)
+    if plan is not None:
+        note["budget"] = plan.to_dict()
+    if rate is not None:
+        note["rate"] = rate
     select = lambda r: r.name in targets or r.name in precomputed   # noqa: E731
     reader = _LazyReader(src)
     ahead = _lookahead(reader, {n: r for n, r in targets.items() if n not in done}, work, jobs,
@@ -894,6 +939,7 @@ class _ClusterOptions(NamedTuple):
     axis: Optional[int]             # the user's channel axis (None: each tensor's own)
     cluster_dim: Optional[int]      # vector palettization (None: scalar)
     hint: bool                      # return the packed writer's layout hint
+    rate: Optional[float]           # entropy-constrained clustering (None: plain)
 
 
 def _seed_base(random_state):
@@ -967,12 +1013,12 @@ def _cluster_tensor(record, values, kk, opts, seed, sw=None, label=None):
         res = cluster(values, kk, init=opts.init, method=opts.method,
                       keep_zeros=opts.keep_zeros, axis=axis, group_size=opts.group_size,
                       per_channel_scale=opts.per_channel_scale, lut_dtype=opts.lut_dtype,
-                      sample_weight=sw, cluster_dim=opts.cluster_dim,
+                      sample_weight=sw, cluster_dim=opts.cluster_dim, rate=opts.rate,
                       random_state=np.random.default_rng(np.random.SeedSequence(seed)))
     except ValueError as exc:
         raise TensorArgumentError(f"{record.name}: {exc}") from None
     if record.dtype == "bfloat16":
-        if opts.per_channel_scale or opts.cluster_dim:   # (codewords) rounded to bfloat16
+        if opts.per_channel_scale or opts.cluster_dim or opts.rate:   # as fitted, rounded
             new = round_to_bf16(res.values)
         else:
             new = _bf16_values(values, res, axis, opts.group_size or 1)
@@ -1006,6 +1052,64 @@ def _tensor_axis(record, values, opts):
                                   f"tensor of shape {tuple(values.shape)} ({values.ndim} "
                                   "dimension(s))")
     return opts.axis % values.ndim
+
+
+def _check_budget(k, bits, size, max_k, channels):
+    """(kind, limit) of a `bits` or `size` budget of :func:`cluster_file`, or None (then k
+    is required); checked once."""
+    if bits is None and size is None:
+        if k is None:
+            raise TypeError("give k (shared values per tensor), or a budget: bits=... or "
+                            "size=...")
+        return None
+    if bits is not None and size is not None:
+        raise ValueError(f"bits={bits!r} and size={size!r} exclude each other: give one budget")
+    given = f"bits={bits!r}" if bits is not None else f"size={size!r}"
+    if k is not None:
+        raise ValueError(f"k and {given} exclude each other: the budget chooses k per tensor")
+    if channels:
+        raise ValueError(f"{given} chooses one k per tensor (one LUT each): not with "
+                         "per_channel, group_size, per_channel_scale, lut_dtype or cluster_dim")
+    check_int(max_k, "max_k", 2)
+    if bits is not None:
+        return "bits", float(check_number(bits, "bits", 0, strict=True))
+    return "size", parse_size(size)
+
+
+def _budget_plan(src, chosen, budget, keep_zeros, max_k, exact):
+    """The k per tensor of a budget (a BudgetResult keyed by tensor name): the targeted
+    tensors are read once for their error curves."""
+    if not chosen:
+        raise ValueError(f"{os.fspath(src)}: no floating-point tensor is targeted; nothing to "
+                         "allocate a budget to")
+    with open_weights(src) as wf:
+        try:
+            return plan_budget(_Tensors(src, wf, chosen), *budget, keep_zeros=keep_zeros,
+                               max_k=max_k, exact=exact, shapes=[r.shape for r in chosen],
+                               dtypes=[r.dtype for r in chosen],
+                               names=[r.name for r in chosen])
+        except FileFormatError:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(src)}: {exc}") from None
+
+
+class _Tensors:
+    """The targeted tensors of an open file, read one at a time when asked for (the budget
+    keeps only each one's error curve, so memory stays about one tensor)."""
+
+    def __init__(self, src, wf, records):
+        self.src, self.wf, self.records = src, wf, records
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, t):
+        r = self.records[t]
+        try:
+            return check_weights(self.wf.read(r), "weights")
+        except ValueError as exc:
+            raise FileFormatError(os.fspath(self.src), f"{r.name}: {exc}", r.location) from None
 
 
 def _channel_axis(record, ndim):

@@ -33,7 +33,9 @@ def register(sub):
                "  weightshare cluster model.weights.h5 --in-place -k 4 --layers conv1,conv2 "
                "--per-channel\n"
                "  weightshare cluster model.keras -o g8.keras -k 16 --group-size 8 "
-               "--lut-dtype int8",
+               "--lut-dtype int8\n"
+               "  weightshare cluster model.keras -o b3.keras --bits 3\n"
+               "  weightshare cluster model.keras -o s40.keras --size 40kB",
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help=".keras, .weights.h5, .h5/.hdf5, .npy, .npz, .safetensors, or a sharded "
@@ -111,6 +113,20 @@ def register(sub):
                    help="tensors clustered at the same time, in N worker processes (default: "
                         "the machine's cores); the output is identical to --jobs 1; files "
                         "under 2**20 weights are clustered in one process")
+    p.add_argument("--bits", type=_bits, default=None, metavar="B",
+                   help="instead of -k: choose k per tensor for the least total SSE with at "
+                        "most B index bits per weight on average (sum n*ceil(log2 k) / sum n; "
+                        "e.g. 3.0); never worse than the best uniform k that fits")
+    p.add_argument("--size", type=_size, default=None, metavar="BYTES",
+                   help="instead of -k: the same for a byte budget of the targeted tensors "
+                        "encoded 'packed' (header, codebook, ceil(log2 k)-bit indices), e.g. "
+                        "40kB, 1.5MiB, 4096")
+    p.add_argument("--max-k", type=_max_k, default=None, metavar="K",
+                   help="with --bits/--size: the largest k a tensor gets (default 64)")
+    p.add_argument("--rate", type=_rate, default=None, metavar="LAMBDA",
+                   help="entropy-constrained clustering: minimise SSE + LAMBDA * (index bits "
+                        "of an ideal entropy coder) per tensor, with -k as the most values: "
+                        "lower index entropy for a little more SSE (0: plain k-means)")
     p.set_defaults(func=run)
 
 
@@ -145,12 +161,93 @@ def _group_size(text):
     return value
 
 
+def _bits(text):
+    """--bits: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of bits per weight > 0; got {text!r}")
+    return value
+
+
+def _size(text):
+    """--size: a byte count such as 40kB."""
+    try:
+        return weightshare.budget.parse_size(text, "--size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text):
+    """--rate: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
+    return value
+
+
+def _max_k(text):
+    """--max-k: an integer >= 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2; got {text!r}")
+    return value
+
+
 def _k(args):
     """The k argument of cluster_file from -k and --k (no file read: the library resolves it)."""
     k = with_default(args.k, args.k_map)
-    if k is None:
-        raise ValueError("give -k K (e.g. -k 8) and/or --k LAYER=K,...")
+    budget = [f for f, v in (("--bits", args.bits), ("--size", args.size)) if v is not None]
+    if len(budget) == 2:
+        raise ValueError("--bits and --size exclude each other: give one budget")
+    if budget and k is not None:
+        raise ValueError(f"-k/--k and {budget[0]} exclude each other: the budget chooses k per "
+                         "tensor")
+    if args.max_k is not None and not budget:
+        raise ValueError("--max-k goes with --bits or --size")
+    if k is None and not budget:
+        raise ValueError("give -k K (e.g. -k 8) and/or --k LAYER=K,..., or a budget: --bits B "
+                         "or --size BYTES")
     return k
+
+
+def _budget_json(b):
+    """The budget object of the JSON (None without --bits/--size)."""
+    return None if b is None else b.to_dict()
+
+
+def _budget_line(b):
+    """One line: the budget, what the chosen k use, and the best uniform k in it."""
+    unit = "bits per weight" if b.kind == "bits" else "bytes"
+    fmt = (lambda v: f"{v:.6g}") if b.kind == "bits" else (lambda v: f"{int(v)}")
+    line = f"budget {fmt(b.limit)} {unit}: used {fmt(b.used)}, SSE {b.total_sse:.6g}"
+    if b.uniform_k is not None:
+        ratio = b.total_sse / b.uniform_sse if b.uniform_sse else 1.0
+        line += (f"; best uniform k={b.uniform_k} in the budget: SSE {b.uniform_sse:.6g} "
+                 f"({ratio:.3f}x)")
+    return line + " (SSE of the error curves)"
+
+
+def _budget_args(args):
+    """The budget keywords of cluster_file (none without --bits/--size)."""
+    out = {}
+    if args.bits is not None:
+        out["bits"] = args.bits
+    if args.size is not None:
+        out["size"] = args.size
+    if args.max_k is not None:
+        out["max_k"] = args.max_k
+    if args.rate is not None:
+        out["rate"] = args.rate
+    return out
 
 
 def _json_row(r):
@@ -193,7 +290,8 @@ def run(args):
                                         calibration=args.calibration,
                                         bias_correction=args.bias_correction,
                                         cluster_dim=args.cluster_dim, axis=args.axis,
-                                        packed=args.packed, jobs=args.jobs)
+                                        packed=args.packed, jobs=args.jobs,
+                                        **_budget_args(args))
     finally:
         progress.close()
     note_skipped("cluster", rows.skipped)
@@ -205,7 +303,8 @@ def run(args):
                 "dry_run": args.dry_run,
                 "total": {"size": sum(math.prod(r.shape) for r in rows),
                           "sse": sum(r.sse for r in rows)},
-                "skipped": skipped_json(rows.skipped)}))
+                "skipped": skipped_json(rows.skipped),
+                "budget": _budget_json(rows.budget)}))
             return 0
         if args.dry_run:
             print(printable(f"{args.model}: {plural(len(rows), 'tensor')} would be clustered "
@@ -221,6 +320,8 @@ def run(args):
                      + ((_importance_cell(r),) if weighted else ()) for r in rows])
         if rows:
             print(f"total SSE {sum(r.sse for r in rows):.6g}")
+        if rows.budget is not None:
+            print(_budget_line(rows.budget))
         if bytes_before is not None and not args.dry_run:
             print(size_line(bytes_before, dst))
     return 0

@@ -43,6 +43,9 @@ _DISK = {"format": str, "size": int, "files": int, "weights": int, "optimizer": 
          "options": {"compress": (int, None), "strip": (int, None), "strip_compress": (int, None),
                      "pack": (int, None)},
          "note": (str, None)}
+#: cluster --bits / --size: the budget, what the chosen k use, the best uniform k in it
+_BUDGET = {"kind": str, "limit": float, "used": float, "total_sse": _NUMBER,
+           "uniform_k": (int, None), "uniform_sse": _NUMBER}
 
 SCHEMA = {
     "info": {
@@ -53,7 +56,7 @@ SCHEMA = {
     },
     "cluster": {
         "fields": {"dry_run": bool, "total": {"size": int, "sse": _NUMBER},
-                   "skipped": [_SKIPPED]},
+                   "skipped": [_SKIPPED], "budget": (_BUDGET, None)},
         "tensor": {"name": str, "layer": str, "role": str, "shape": _SHAPE, "dtype": str,
                    "size": int, "k": int, "distinct_before": int, "distinct_after": int,
                    "zeros_before": int, "zeros_after": int, "sse": _NUMBER,
