@@ -16,8 +16,8 @@ For each it prints the bytes of the input, the plain clustered output,
 output: the very file ``cluster_file(..., compress=True)`` writes, without
 clustering twice), ``strip --compress`` of it, ``gzip -9`` (Python's
 ``gzip.compress(data, 9)``) of the plain output, and the ratio ``--compress /
-gzip -9`` (the goal: at most 1.10). The ``pack`` column is n/a until the
-pack container is merged. It also prints what the shuffle filter does to one
+gzip -9`` (the goal: at most 1.10), and ``pack`` (``pack_file`` of the plain
+output: the lossless .wsz container, byte-exact ``unpack``). It also prints what the shuffle filter does to one
 clustered kernel, deflated alone, and, with ``WEIGHTSHARE_KERAS3_PYTHON``,
 the time stock Keras 3 takes to load the compressed ``.keras`` against the
 plain one (best of 3).
@@ -109,14 +109,15 @@ def _row(tmp, src, base, k):
     if k == 16 and suffix == ".keras":      # kept for the load time
         shutil.copyfile(paths["plain"], os.path.join(tmp, "load-plain.keras"))
         shutil.copyfile(paths["compress"], os.path.join(tmp, "load-c.keras"))
-    sizes.update(input=os.path.getsize(src), gzip=gz)
+    sizes.update(input=os.path.getsize(src), gzip=gz,
+                 pack=weightshare.pack_file(paths["plain"], dry_run=True).size_after)
     return sizes
 
 
 def _table(name, src, tmp, results):
     print(f"\n{name}: {os.path.getsize(src):,} bytes")
     print(f"{'model':22} {'input':>11} {'output':>11} {'--compress':>11} "
-          f"{'strip --compress':>17} {'pack':>5} {'gzip -9':>11} {'compress/gzip':>14}")
+          f"{'strip --compress':>17} {'pack':>11} {'gzip -9':>11} {'compress/gzip':>14}")
     pruned = os.path.join(tmp, "pruned" + (".keras" if src.endswith(".keras") else ".h5"))
     weightshare.prune_file(src, pruned, sparsity=SPARSITY)
     for base in (src, pruned):
@@ -126,7 +127,7 @@ def _table(name, src, tmp, results):
             tag = f"{'75 % pruned, ' if base == pruned else ''}k = {k}"
             results.append((name, tag, ratio))
             print(f"{tag:22} {s['input']:11,} {s['plain']:11,} {s['compress']:11,} "
-                  f"{s['strip']:17,} {'n/a':>5} {s['gzip']:11,} {ratio:14.3f}", flush=True)
+                  f"{s['strip']:17,} {s['pack']:11,} {s['gzip']:11,} {ratio:14.3f}", flush=True)
     os.remove(pruned)
 
 

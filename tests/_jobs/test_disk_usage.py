@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
 ST = ROOT / "tests" / "fixtures" / "safetensors"
 DIGITS = weightshare.examples.path("digits.keras")
+SHARDED = ST / "tiny_llama_bf16"
 KERAS = [FIX / n for n in ("k3_digits.keras", "k3_mlp.weights.h5", "k3_cnn.h5", "k2_digits.h5",
                            "k2_mlp.weights_only.h5", "k3_bf16.keras")]
 
@@ -86,10 +87,11 @@ def test_each_option_is_the_size_its_job_writes(path, tmp_path):
                                select=lambda r: False, compress=True)
     weightshare.strip_file(path, tmp_path / ("s-" + name))
     weightshare.strip_file(path, tmp_path / ("sc-" + name), compress=True)
+    weightshare.pack_file(path, tmp_path / ("p-" + name + ".wsz"))
     assert d.options == {"compress": os.path.getsize(tmp_path / ("c-" + name)),
                          "strip": os.path.getsize(tmp_path / ("s-" + name)),
                          "strip_compress": os.path.getsize(tmp_path / ("sc-" + name)),
-                         "pack": None}
+                         "pack": os.path.getsize(tmp_path / ("p-" + name + ".wsz"))}
     assert d.options["strip_compress"] < d.size
 
 
@@ -117,7 +119,8 @@ def test_the_text_says_what_each_number_is_a_share_of():
     text = weightshare.disk_usage(DIGITS).table()
     assert text.splitlines()[0] == ("file on disk: 104,487 bytes (keras_zip); percentages are of "
                                     "the file's size")
-    assert "file size / option size" in text and "pack" in text and "n/a" in text
+    assert "file size / option size" in text and "pack" in text
+    assert "n/a" in weightshare.disk_usage(SHARDED).table()     # pack: not for a checkpoint
 
 
 def test_bad_arguments_and_files(tmp_path):

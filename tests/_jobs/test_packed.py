@@ -308,3 +308,21 @@ def test_load_packed_refuses_the_hardening_corpus_packed_cases(tmp_path):
             weightshare.load_packed(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
         assert ": w: " in str(info.value) or "__metadata__" in str(info.value)
+
+
+@pytest.mark.parametrize("src", [BERT, BERT_SHARDED])
+def test_unpack_file_and_the_cli_give_the_plain_output(tmp_path, src, capsys):
+    """weightshare unpack (and unpack_file) on a packed checkpoint: the plain output, byte
+    for byte; --dry-run writes nothing and says the same size."""
+    from weightshare.cli import main
+    plain, packed = run_both(tmp_path, src, 16, layers=SOME.get(src))
+    ext = ".safetensors" if src.endswith(".safetensors") else ""
+    out = str(tmp_path / f"api{ext}")
+    res = weightshare.unpack_file(packed, out)
+    assert same_tree(plain, out) and res.dst == out and not res.dry_run
+    dry = weightshare.unpack_file(packed, dry_run=True)
+    assert dry.size_after == res.size_after and dry.sha256 == res.sha256
+    cli = str(tmp_path / f"cli{ext}")
+    assert main(["unpack", packed, "-o", cli, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sha256"] == res.sha256
+    assert same_tree(plain, cli)

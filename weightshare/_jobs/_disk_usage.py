@@ -15,9 +15,10 @@ from typing import NamedTuple, Optional
 from .._base._validation import check_flag
 from ..errors import printable
 from .._io._disk import disk_parts
-from .._io._reader import open_weights
+from .._io._reader import FORMATS, open_weights
 from .._io._strip import STRIP_FORMATS
 from ..files import transform_file
+from ._pack_file import pack_file
 from ._strip_file import strip_file
 
 __all__ = ["DiskUsage", "disk_usage", "OPTIONS", "OPTIONS_MAX_BYTES"]
@@ -38,17 +39,18 @@ def _strip_compress(src, dst):
     strip_file(src, dst, compress=True)
 
 
+def _pack(src, dst):
+    return pack_file(src, dry_run=True).size_after     # the size, nothing written
+
+
 #: option -> (its name in the text, the formats it applies to, job(src, dst) or None, the
-#: output's file name for an input named `name`). Each job writes one file; its size is the
-#: option's size.
+#: output's file name for an input named `name`). Each job writes one file, whose size is the
+#: option's size, or returns that size (an int) without writing.
 OPTIONS = {
     "compress": ("--compress", STRIP_FORMATS, _compress, None),
     "strip": ("strip", STRIP_FORMATS, _strip, None),
     "strip_compress": ("strip --compress", STRIP_FORMATS, _strip_compress, None),
-    # PACK: the lead fills this entry in after merging the `pack` branch, e.g.
-    # ("pack", FORMATS, lambda s, d: pack_file(s, d), lambda name: name + ".wsz");
-    # until then its size is None ("n/a").
-    "pack": ("pack", (), None, None),
+    "pack": ("pack", tuple(f for f in FORMATS if f != "safetensors_sharded"), _pack, None),
 }
 
 
@@ -177,7 +179,7 @@ def disk_usage(path, *, options=True):
     True
     >>> d.options["strip_compress"] < d.options["strip"] < d.size
     True
-    >>> d.options["pack"] is None        # not available in this version
+    >>> d.options["pack"] < d.size       # weightshare pack: lossless
     True
     """
     options = check_flag(options, "options")
@@ -198,12 +200,15 @@ def disk_usage(path, *, options=True):
                 name = os.path.basename(path)
                 dst = os.path.join(tmp, name_of(name) if name_of else name)
                 try:
-                    job(path, dst)
+                    size = job(path, dst)
                 except (ValueError, OSError) as exc:   # FileFormatError is a ValueError
                     # the file reads but this job refuses it: that option's size is unknown
                     why = " ".join(str(exc).split())
                     note = (note + "; " if note else "") + f"{OPTIONS[key][0]}: {why}"
                     continue
-                sizes[key] = os.path.getsize(dst)
-                os.remove(dst)
+                if size is None:
+                    sizes[key] = os.path.getsize(dst)
+                    os.remove(dst)
+                else:
+                    sizes[key] = int(size)
     return DiskUsage(fmt, note=note, options=sizes, **parts)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from .._base._validation import check_flag
 from .._io._atomic import atomic_output, check_output
 from .._io._regions import tensor_regions
+from ._packed import is_packed, unpack_packed
 from ._wsz import MAGIC, build, cut, limit_of, stream
 from ..errors import FileFormatError
 
@@ -249,6 +250,45 @@ def _unpack_wsz(src, dst, dry_run):
     return UnpackSummary(src, dst, size_before, header.file_size, header.sha256.hex(), dry_run)
 
 
+def _unpack_safetensors(src, dst, dry_run):
+    """unpack_file of a packed safetensors file or checkpoint (``cluster --packed``): the
+    plain file or folder, through :func:`weightshare._jobs._packed.unpack_packed`."""
+    import tempfile
+    size_before = _bytes_of(src)
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="weightshare-unpack-") as tmp:
+            out = os.path.join(tmp, os.path.basename(dst or src.rstrip(os.sep)) or "out")
+            unpack_packed(src, out)
+            return UnpackSummary(src, dst, size_before, _bytes_of(out), _sha256_of(out), True)
+    unpack_packed(src, dst)
+    return UnpackSummary(src, dst, size_before, _bytes_of(dst), _sha256_of(dst), False)
+
+
+def _files_of(path):
+    """The files of a safetensors checkpoint (a file; a folder's files in name order; an
+    index: the files of its folder)."""
+    if os.path.isfile(path) and not path.endswith(".json"):
+        return [path]
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, n))]
+
+
+def _bytes_of(path):
+    return sum(os.path.getsize(f) for f in _files_of(path))
+
+
+def _sha256_of(path):
+    """SHA-256 of a file, or of a folder's files one after the other in name order."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in _files_of(path):
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 #: the unpackers, by the first bytes of their input (another container adds its entry here)
 _UNPACKERS = {MAGIC: _unpack_wsz}
 _HEAD = 16
@@ -266,7 +306,12 @@ def unpack_file(src, dst=None, *, dry_run=False):
     Parameters
     ----------
     src : str or os.PathLike
-        A pack written by :func:`pack_file`.
+        A pack written by :func:`pack_file`; or a packed safetensors file,
+        index or checkpoint folder (``cluster_file(..., packed=True)``,
+        ``weightshare cluster --packed``), whose plain file or folder is
+        written: byte for byte the output of the same run without
+        ``packed`` (its ``sha256`` is then that of the file written, a
+        folder's files hashed one after the other in name order).
     dst : str or os.PathLike, optional
         The rebuilt file (give it the original's suffix), written atomically;
         required unless `dry_run`.
@@ -293,6 +338,11 @@ def unpack_file(src, dst=None, *, dry_run=False):
     True
     """
     dry_run = check_flag(dry_run, "dry_run")
+    if dst is None and not dry_run:
+        raise ValueError("dst=None: give the output file, or dry_run=True to write nothing")
+    if os.path.exists(src) and is_packed(src):     # a file, an index or a checkpoint folder
+        return _unpack_safetensors(os.fspath(src), None if dst is None else os.fspath(dst),
+                                   dry_run)
     src, dst = _paths(src, dst, dry_run)
     if not dry_run:
         check_output(dst, (src,))

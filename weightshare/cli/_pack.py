@@ -47,12 +47,17 @@ def register(sub):
             "docs/format.md), the file is rebuilt piece by piece into a temporary file and "
             "renamed to OUT only if its SHA-256 is the one PACK declares. A truncated, "
             "damaged or foreign PACK is refused in one line; nothing is written. Give OUT "
-            "the original file's suffix.", 79),
+            "the original file's suffix. PACK may also be a packed safetensors file or "
+            "checkpoint ('weightshare cluster --packed'): OUT is then the plain file or "
+            "folder, byte for byte what the same run without --packed writes.", 79),
         epilog="examples:\n"
                "  weightshare unpack small.wsz -o small.keras\n"
-               "  weightshare unpack small.wsz --dry-run      # check the pack only",
+               "  weightshare unpack small.wsz --dry-run      # check the pack only\n"
+               "  weightshare unpack ckpt-k16-packed/ -o ckpt-k16/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    u.add_argument("model", metavar="PACK", help="a .wsz file written by 'weightshare pack'")
+    u.add_argument("model", metavar="PACK",
+                   help="a .wsz file written by 'weightshare pack', or a packed safetensors "
+                        "file, index or checkpoint folder ('weightshare cluster --packed')")
     u.add_argument("-o", "--output", metavar="OUT",
                    help="the file to rebuild; required unless --dry-run")
     u.add_argument("--dry-run", action="store_true",
