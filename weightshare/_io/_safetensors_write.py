@@ -85,7 +85,33 @@ def _header_bytes(shard, note):
     return raw
 
 
-def _copy_range(src_f, dst_f, start, stop):
+def rewrite_record(sf, record, fn, src):
+    """(entry, stored array as read, new stored array or None) of one tensor of `sf`: read,
+    decoded, given to `fn`, encoded back to its stored dtype (an error naming the file)."""
+    _, entry = sf.place(record)
+    old = sf.read_stored(record)
+    new = _call(fn, record, sf.decode(record, old), src)
+    if new is None:
+        return entry, old, None
+    try:
+        return entry, old, _to_stored(new, record, entry.storage)
+    except (ValueError, TypeError) as exc:
+        raise FileFormatError(src, str(exc), record.location) from None
+
+
+def file_output(sf, src, dst, in_place=False):
+    """Whether `src` (open as `sf`) is one .safetensors file, its output the file `dst`
+    (checked here: not the input unless `in_place`, a .safetensors name); False for a
+    checkpoint (sharded, or given by its folder), whose output is a folder."""
+    if sf.fmt == "safetensors_sharded" or os.path.isdir(src):
+        return False
+    target = check_output(dst, (src,), in_place=bool(in_place))
+    if not os.fspath(target).lower().endswith(".safetensors"):
+        raise FileFormatError(dst, "must end in .safetensors, as the input")
+    return True
+
+
+def copy_range(src_f, dst_f, start, stop):
     src_f.seek(start)
     left = stop - start
     while left:
@@ -107,24 +133,16 @@ def _write_shard(sf, shard, records, fn, note, out_path, progress, counter, src)
     with open(shard.path, "rb") as src_f, open(out_path, "wb") as out:
         out.write(struct.pack("<Q", len(header)))
         out.write(header)
-        _copy_range(src_f, out, shard.data_start, shard.size)
+        copy_range(src_f, out, shard.data_start, shard.size)
         for record in records:
-            _, entry = sf.place(record)
             with _one_tensor(src, record):
-                old = sf.read_stored(record)
-                values = sf.decode(record, old)
-                new = _call(fn, record, values, src)
-                stored = None
-                if new is not None:
-                    try:
-                        stored = _to_stored(new, record, entry.storage)
-                    except (ValueError, TypeError) as exc:
-                        raise FileFormatError(src, str(exc), record.location) from None
+                entry, old, stored = rewrite_record(sf, record, fn, src)
+                if stored is not None:
                     data = np.ascontiguousarray(stored).view(np.uint8).reshape(-1)
                     out.seek(start + entry.begin)
                     out.write(data)
                 rows.append(_summary(record, old, stored))
-            del old, values, new, stored
+            del old, stored
             counter[0] += 1
             if progress is not None:
                 progress(counter[0], counter[1], record)
@@ -143,11 +161,7 @@ def rewrite_safetensors(src, dst, fn, *, select=None, in_place=False, progress=N
     note = {"job": "transform", **(note or {})}
     with open_weights(src) as sf:
         records = [r for r in sf.records if select is None or select(r)]
-        folder_mode = sf.fmt == "safetensors_sharded" or os.path.isdir(src)
-        if not folder_mode:
-            target = check_output(dst, (src,), in_place=bool(in_place))
-            if not os.fspath(target).lower().endswith(".safetensors"):
-                raise FileFormatError(dst, "must end in .safetensors, as the input")
+        if file_output(sf, src, dst, in_place):
             with atomic_output(dst, mode_from=src if in_place else None, inputs=(src,),
                                in_place=bool(in_place)) as tmp:
                 return _write_shard(sf, sf.shards[0], records, fn, note, tmp, progress,

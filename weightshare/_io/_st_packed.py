@@ -48,12 +48,12 @@ import numpy as np
 from .._codec._bf16 import bf16_to_float32, float32_to_bf16_bits
 from .._codec._bitpack import pack_fixed, unpack_fixed
 from ..errors import FileFormatError
-from ._atomic import atomic_folder, atomic_output, check_output
+from ._atomic import atomic_folder, atomic_output
 from ._reader import open_weights
 from ._safetensors import INDEX_SUFFIX, ST_DTYPES, Entry, is_safetensors
 from ._safetensors_write import (METADATA_KEY, _COPIED, _header_bytes, _output_folder,
-                                 _to_stored)
-from ._writer import _call, _one_tensor, _summary
+                                 copy_range, file_output, rewrite_record)
+from ._writer import _one_tensor, _summary
 
 __all__ = ["PACKED_VERSION", "SUFFIXES", "write_packed", "read_packed", "unpack_checkpoint",
            "packed_note", "is_packed_file"]
@@ -62,7 +62,6 @@ PACKED_VERSION = 1
 INDICES, CODEBOOK, SCALE = ".ws_indices", ".ws_codebook", ".ws_scale"
 SUFFIXES = (INDICES, CODEBOOK, SCALE)
 _FLOAT_ST = ("F64", "F32", "F16", "BF16")
-_CHUNK = 1 << 24
 
 
 # ---------------------------------------------------------------------------- layouts
@@ -169,17 +168,6 @@ def _pack(record, entry, stored, hint):
 
 
 # ---------------------------------------------------------------------------- writing
-def _copy_range(src_f, dst_f, start, stop):
-    src_f.seek(start)
-    left = stop - start
-    while left:
-        block = src_f.read(min(_CHUNK, left))
-        if not block:
-            raise OSError(f"the file ended {left} bytes early (it changed while being read?)")
-        dst_f.write(block)
-        left -= len(block)
-
-
 def _itemsize(st):
     return np.dtype(ST_DTYPES[st][1]).itemsize
 
@@ -193,15 +181,10 @@ def _write_packed_shard(sf, shard, records, fn, note, out_path, progress, counte
     with open(shard.path, "rb") as src_f, tempfile.TemporaryFile(
             dir=os.path.dirname(os.path.abspath(out_path))) as spool:
         for record in records:
-            _, entry = sf.place(record)
             with _one_tensor(src, record):
-                old = sf.read_stored(record)
-                values = sf.decode(record, old)
-                new = _call(fn, record, values, src)
-                stored = None
-                if new is not None:
+                entry, old, stored = rewrite_record(sf, record, fn, src)
+                if stored is not None:
                     try:
-                        stored = _to_stored(new, record, entry.storage)
                         spec, parts = _pack(record, entry, stored, hints.pop(record.name, None))
                     except (ValueError, TypeError) as exc:
                         raise FileFormatError(src, str(exc), record.location) from None
@@ -214,7 +197,7 @@ def _write_packed_shard(sf, shard, records, fn, note, out_path, progress, counte
                     parts_of[record.name] = placed
                     renamed[record.name] = [p[0] for p in placed]
                 rows.append(_summary(record, old, stored))
-            del old, values, new, stored
+            del old, stored
             counter[0] += 1
             if progress is not None:
                 progress(counter[0], counter[1], record)
@@ -267,9 +250,9 @@ def _write_packed_shard(sf, shard, records, fn, note, out_path, progress, counte
             for i in order:
                 _, _, _, (where, at), n = entries[i]
                 if where == "src":
-                    _copy_range(src_f, out, shard.data_start + at, shard.data_start + at + n)
+                    copy_range(src_f, out, shard.data_start + at, shard.data_start + at + n)
                 else:
-                    _copy_range(spool, out, at, at + n)
+                    copy_range(spool, out, at, at + n)
     return rows, renamed
 
 
@@ -289,11 +272,7 @@ def write_packed(src, dst, fn, *, select=None, progress=None, note=None, hints=N
             raise FileFormatError(src, f"is a {sf.fmt} file; packed output is for safetensors "
                                        "files only")
         records = [r for r in sf.records if select is None or select(r)]
-        folder_mode = sf.fmt == "safetensors_sharded" or os.path.isdir(src)
-        if not folder_mode:
-            target = check_output(dst, (src,), in_place=False)
-            if not os.fspath(target).lower().endswith(".safetensors"):
-                raise FileFormatError(dst, "must end in .safetensors, as the input")
+        if file_output(sf, src, dst):
             with atomic_output(dst, inputs=(src,), in_place=False) as tmp:
                 rows, _ = _write_packed_shard(sf, sf.shards[0], records, fn, note, tmp,
                                               progress, [0, len(records)], src, hints)
@@ -599,7 +578,7 @@ def _unpack_shard(sf, shard, out_path):
                         stored.dtype.newbyteorder("<"), copy=False).view(np.uint8).tobytes())
                 else:
                     se = shard.entries[name]
-                    _copy_range(src_f, out, shard.data_start + se.begin,
+                    copy_range(src_f, out, shard.data_start + se.begin,
                                 shard.data_start + se.end)
     del by_name
     return list(specs)
@@ -626,11 +605,7 @@ def unpack_checkpoint(src, dst):
     with open_weights(src) as sf:
         if sf.fmt not in ("safetensors", "safetensors_sharded"):
             raise FileFormatError(src, f"is a {sf.fmt} file, not a packed safetensors file")
-        folder_mode = sf.fmt == "safetensors_sharded" or os.path.isdir(src)
-        if not folder_mode:
-            target = check_output(dst, (src,), in_place=False)
-            if not os.fspath(target).lower().endswith(".safetensors"):
-                raise FileFormatError(dst, "must end in .safetensors, as the input")
+        if file_output(sf, src, dst):
             with atomic_output(dst, inputs=(src,), in_place=False) as tmp:
                 return _unpack_shard(sf, sf.shards[0], tmp)
         out_dir, index_name, src_folder = _output_folder(sf, src, dst, False)

@@ -8,8 +8,10 @@ rebuilds the file byte for byte, and only then writes it. ``unpack_file`` rebuil
 atomic writer. Format: docs/format.md, "The pack container".
 """
 
+import hashlib
 import mmap
 import os
+import tempfile
 from typing import NamedTuple
 
 from .._base._validation import check_flag
@@ -106,10 +108,14 @@ class UnpackSummary(NamedTuple):
         return self._asdict()
 
 
-def _paths(src, dst, dry_run):
-    """(src, dst) as str (dst None only with dry_run), src checked to be a regular file."""
+def _check_dst(dst, dry_run):
     if dst is None and not dry_run:
         raise ValueError("dst=None: give the output file, or dry_run=True to write nothing")
+
+
+def _paths(src, dst, dry_run):
+    """(src, dst) as str (dst None only with dry_run), src checked to be a regular file."""
+    _check_dst(dst, dry_run)
     src = os.fspath(src)
     _check_src(src)
     return src, None if dst is None else os.fspath(dst)
@@ -234,7 +240,6 @@ def pack_file(src, dst=None, *, dry_run=False):
 
 
 def _sha256(view):
-    import hashlib
     return hashlib.sha256(view).digest()
 
 
@@ -253,7 +258,6 @@ def _unpack_wsz(src, dst, dry_run):
 def _unpack_safetensors(src, dst, dry_run):
     """unpack_file of a packed safetensors file or checkpoint (``cluster --packed``): the
     plain file or folder, through :func:`weightshare._jobs._packed.unpack_packed`."""
-    import tempfile
     size_before = _bytes_of(src)
     if dry_run:
         with tempfile.TemporaryDirectory(prefix="weightshare-unpack-") as tmp:
@@ -280,7 +284,6 @@ def _bytes_of(path):
 
 def _sha256_of(path):
     """SHA-256 of a file, or of a folder's files one after the other in name order."""
-    import hashlib
     h = hashlib.sha256()
     for name in _files_of(path):
         with open(name, "rb") as f:
@@ -338,8 +341,7 @@ def unpack_file(src, dst=None, *, dry_run=False):
     True
     """
     dry_run = check_flag(dry_run, "dry_run")
-    if dst is None and not dry_run:
-        raise ValueError("dst=None: give the output file, or dry_run=True to write nothing")
+    _check_dst(dst, dry_run)
     if os.path.exists(src) and is_packed(src):     # a file, an index or a checkpoint folder
         return _unpack_safetensors(os.fspath(src), None if dst is None else os.fspath(dst),
                                    dry_run)

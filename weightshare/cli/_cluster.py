@@ -6,10 +6,10 @@ import textwrap
 
 import weightshare
 
-from ._common import (Progress, add_rewrite_options, add_target_options, json_document,
-                      note_skipped, output_name, parse_k, parse_k_map, parse_seed, plural,
-                      print_json, print_table, printable, skipped_json, stdout_may_close,
-                      with_default)
+from ._common import (Progress, add_rewrite_options, add_target_options, int_at_least,
+                      json_document, note_skipped, output_name, parse_k, parse_k_map,
+                      parse_seed, plural, print_json, print_table, printable, skipped_json,
+                      stdout_may_close, with_default)
 from ._common import add_size_options, file_size, size_line
 
 
@@ -61,7 +61,7 @@ def register(sub):
     p.add_argument("--per-channel", action="store_true",
                    help="k values per output channel (last axis of Dense/Conv kernels, axis -2 "
                         "of depthwise and transposed-conv kernels)")
-    p.add_argument("--group-size", type=_group_size, default=None, metavar="G",
+    p.add_argument("--group-size", type=int_at_least(1), default=None, metavar="G",
                    help="one set of k values (LUT) per block of G consecutive output channels "
                         "(the --per-channel axis; the last block may be shorter)")
     p.add_argument("--per-channel-scale", action="store_true",
@@ -76,7 +76,7 @@ def register(sub):
     p.add_argument("--no-keep-zeros", dest="keep_zeros", action="store_false",
                    help="treat exact zeros as ordinary weights (default: they stay zero)")
     p.add_argument("--seed", type=parse_seed, default=None, help="seed of the random inits")
-    p.add_argument("--cluster-dim", type=_group_size, default=None, metavar="D",
+    p.add_argument("--cluster-dim", type=int_at_least(1), default=None, metavar="D",
                    help="vector palettization: k shared vectors of D consecutive weights along "
                         "each kernel's output-channel axis (which D must divide), found by greedy "
                         "k-means++ and Lloyd; not with --per-channel, --group-size, "
@@ -109,7 +109,7 @@ def register(sub):
                         "as NAME.ws_indices (bit-packed) + NAME.ws_codebook (+ NAME.ws_scale "
                         "with --per-channel-scale); read back with weightshare.load_packed "
                         "(docs/files.md, \"Packed safetensors\")")
-    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+    p.add_argument("--jobs", type=int_at_least(1), default=None, metavar="N",
                    help="tensors clustered at the same time, in N worker processes (default: "
                         "the machine's cores); the output is identical to --jobs 1; files "
                         "under 2**20 weights are clustered in one process")
@@ -121,7 +121,7 @@ def register(sub):
                    help="instead of -k: the same for a byte budget of the targeted tensors "
                         "encoded 'packed' (header, codebook, ceil(log2 k)-bit indices), e.g. "
                         "40kB, 1.5MiB, 4096")
-    p.add_argument("--max-k", type=_max_k, default=None, metavar="K",
+    p.add_argument("--max-k", type=int_at_least(2), default=None, metavar="K",
                    help="with --bits/--size: the largest k a tensor gets (default 64)")
     p.add_argument("--rate", type=_rate, default=None, metavar="LAMBDA",
                    help="entropy-constrained clustering: minimise SSE + LAMBDA * (index bits "
@@ -139,26 +139,6 @@ def _axis(text):
 
 
 
-def _jobs(text):
-    """--jobs: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
-
-
-def _group_size(text):
-    """--group-size: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
 
 
 def _bits(text):
@@ -190,16 +170,6 @@ def _rate(text):
         raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
     return value
 
-
-def _max_k(text):
-    """--max-k: an integer >= 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2; got {text!r}")
-    return value
 
 
 def _k(args):

@@ -289,15 +289,21 @@ def skipped_json(skipped):
     return [s.to_dict() for s in skipped]
 
 
-def parse_seed(text):
-    """'0' -> 0 (argparse type): a seed is an integer >= 0."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return seed
+def int_at_least(low):
+    """An argparse type: an integer >= `low` ('8' -> 8), the error naming the bound."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
+        return value
+    return parse
+
+
+#: '0' -> 0 (argparse type): a seed is an integer >= 0
+parse_seed = int_at_least(0)
 
 
 def add_target_options(p, verb, roles_example):
