@@ -23,6 +23,7 @@ skipped, unless ``WEIGHTSHARE_REQUIRE_KERAS=1``, where it fails.
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 
 import numpy as np
@@ -30,6 +31,7 @@ import pytest
 
 import weightshare
 from keras_env import PRODUCERS, find_python, keras_python
+from run_cache import once, run_folder
 from weightshare.remove import _write_zeroed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -162,8 +164,16 @@ def _prepare(producer, work, made):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
+    """The probe's results by producer, computed once per pytest run (``run_cache.once``)."""
+    shared = run_folder(tmp_path_factory)
+    return once(shared, "remove-keras-probe", lambda: _probe_all(shared / "remove_keras"))
+
+
+def _probe_all(work):
     """Run the probe once per available producer (all in parallel); results by producer."""
-    work = tmp_path_factory.mktemp("remove_keras")
+    if work.exists():
+        shutil.rmtree(work)    # left by a computation that failed earlier in this run
+    work.mkdir()
     fixtures_before = sorted(os.listdir(FIX))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
     pythons = {p: find_python(p) for p in PRODUCERS if find_python(p)}

@@ -29,7 +29,8 @@ RESULT.npz holds:
                    {path, name, class_name, n_params, output_shape}; output_shape is a list of shapes
                    (one per call of the layer; None for unknown dimensions)
     opt/<i>, opt_names, opt_dtypes    optimizer variables (only with --compile and a built optimizer)
-    y              model.predict(x) as float32 when --inputs is given (key `x` of an .npz);
+    y              the model's output on x as float32 when --inputs is given (key `x` of an .npz;
+                   model.predict(x) on jax, model(x, training=False) on tensorflow);
                    y0, y1, ... for several outputs
     info           JSON: producer, keras_version, backend, file, arch, inputs, compile
 A failed job exits 3 and prints one line `probe: ERROR <file>: <Type>: <message>` on stderr.
@@ -37,7 +38,7 @@ A failed job exits 3 and prints one line `probe: ERROR <file>: <Type>: <message>
 --batch JOBS.json runs many jobs in one process (TensorFlow takes seconds to import). The file holds a
 list (or {"jobs": [...]}) of {"file": ..., "out": ..., "arch": ..., "inputs": ..., "compile": false}
 (arch/inputs/compile optional; relative paths are relative to the working directory). Each job prints
-one JSON line {"file", "out", "ok", "error"} on stdout; a failed job still writes its RESULT.npz with
+one JSON line {"file", "out", "ok", "error", "seconds"} on stdout; a failed job still writes its RESULT.npz with
 the keys `error` (the one-line message) and `info`. The exit status is 3 if any job failed, else 0.
 """
 
@@ -45,6 +46,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 
 EXIT_FAIL = 3
@@ -87,7 +89,44 @@ def _import_keras(producer):
     want = "jax" if producer == "k3" else "tensorflow"
     if backend != want:
         raise RuntimeError(f"--producer {producer} needs the {want} backend, Keras uses {backend}")
+    if backend == "jax":
+        _numpy_initial_values()
     return keras, backend
+
+
+def _numpy_initial_values():
+    """Draw the initial values of new Keras 3 variables with NumPy instead of jax.random.
+
+    Keras 3 on jax compiles a random initializer for every new variable shape (about 0.5 s
+    per shape on a CPU, most of a probe's time). Loading overwrites every initial value (or
+    the probe zeroes it first), so only the cost changes: a variable a file fails to fill
+    still holds random values of the same distribution, as before.
+    """
+    import jax.numpy as jnp
+    import numpy as np
+    from keras.src.backend import config
+    from keras.src.backend.jax import random
+
+    rng = np.random.default_rng(0)
+
+    def cast(a, dtype):
+        return jnp.asarray(a.astype(np.float32), dtype=dtype or config.floatx())
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        return cast(rng.normal(mean, stddev, tuple(shape)), dtype)
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+        return cast(rng.uniform(minval, maxval, tuple(shape)), dtype)
+
+    def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        z = rng.normal(0.0, 1.0, tuple(shape))
+        bad = np.abs(z) > 2.0
+        while bad.any():                      # redraw outside [-2, 2], as jax.random does
+            z[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+            bad = np.abs(z) > 2.0
+        return cast(z * stddev + mean, dtype)
+
+    random.normal, random.uniform, random.truncated_normal = normal, uniform, truncated_normal
 
 
 def _one_line(exc):
@@ -247,7 +286,10 @@ class Prober:
 
         if inputs is not None:
             x = self.read_inputs(inputs)
-            y = model.predict(x, verbose=0)
+            if self.backend == "jax":     # one compiled function; op by op compiles every op
+                y = model.predict(x, verbose=0)
+            else:                         # predict builds a tf.function per model: 10-50x slower
+                y = model(x, training=False)
             if isinstance(y, (list, tuple)):
                 for i, yi in enumerate(y):
                     res[f"y{i}"] = np.asarray(yi, dtype=np.float32)
@@ -332,9 +374,11 @@ def main(argv=None):
         return EXIT_FAIL
     failed = 0
     for job in jobs:
+        start = time.perf_counter()
         err = prober.run_safe(job)
         failed += err is not None
-        print(json.dumps({"file": job["file"], "out": job["out"], "ok": err is None, "error": err}), flush=True)
+        print(json.dumps({"file": job["file"], "out": job["out"], "ok": err is None, "error": err,
+                          "seconds": round(time.perf_counter() - start, 3)}), flush=True)
     return EXIT_FAIL if failed else 0
 
 
