@@ -504,3 +504,25 @@ def test_a_chunk_past_the_end_is_refused_before_remove_copies_it(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "/stray: has a chunk of 1048576 bytes at byte" in _one_line_of(res.stderr)
     assert sorted(os.listdir(tmp_path)) == ["stray.h5"]
+
+
+# --------------------------------------------------------------------------- damaged heap
+#: a tf-keras 2 legacy .h5 with one bit flipped in the global heap holding its root
+#: attributes (the fuzzer's find; the corpus replays it through every command)
+DAMAGED_HEAP = ROOT / "tests" / "hardening" / "regressions" / "fuzz-591328083d18.h5"
+
+
+@pytest.mark.parametrize("job", ["disk_usage", "strip_compress", "cluster_compress"])
+def test_an_attribute_libhdf5_cannot_read_is_refused_naming_the_file(job, tmp_path):
+    src = tmp_path / "model.h5"
+    shutil.copy(DAMAGED_HEAP, src)
+    before = src.read_bytes()
+    out = tmp_path / "out.h5"
+    run = {"disk_usage": lambda: weightshare.disk_usage(src),
+           "strip_compress": lambda: weightshare.strip_file(src, out, compress=True),
+           "cluster_compress": lambda: weightshare.cluster_file(src, out, 4, compress=True)}[job]
+    with pytest.raises(FileFormatError, match="Expected global heap object size") as info:
+        run()
+    assert str(src) in str(info.value)
+    assert src.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.h5"]

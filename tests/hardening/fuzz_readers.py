@@ -22,7 +22,7 @@ child and saves that file when the child does not end normally.
 
 Usage::
 
-    python tests/hardening/fuzz_readers.py --seconds 60 --supervise     # CI
+    python tests/hardening/fuzz_readers.py --examples 1000 --seed 0 --supervise   # CI
     python tests/hardening/fuzz_readers.py --seconds 3600 --seed 7      # hunting
 """
 
@@ -49,6 +49,7 @@ sys.path.insert(0, str(HERE))
 
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from hypothesis.errors import HypothesisWarning  # noqa: E402
 
 import regions as _regions  # noqa: E402
 
@@ -191,8 +192,13 @@ def save_regression(name, data, what, problems):
 
 
 # --------------------------------------------------------------------------- driving
-def fuzz(seconds, base_seed, work, hang, examples_per_round=40, derandomize=True):
-    """Run rounds of Hypothesis examples until `seconds` have passed; returns (examples, failure)."""
+def fuzz(seconds, base_seed, work, hang, examples_per_round=40, derandomize=True, examples=None):
+    """Run rounds of Hypothesis examples until `seconds` have passed; returns (examples, failure).
+
+    With `examples`, stop after the round that reaches that many: the same
+    examples every run, however fast the machine (a time bound runs more on a
+    faster one).
+    """
     import gc
     import weightshare.cli  # noqa: F401 - imported once: the modules are not garbage
     gc.collect()
@@ -214,14 +220,18 @@ def fuzz(seconds, base_seed, work, hang, examples_per_round=40, derandomize=True
             raise AssertionError("; ".join(problems))
 
     round_no = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (examples is None or count[0] < examples):
         test = settings(max_examples=examples_per_round, deadline=None, database=None,
                         derandomize=False, print_blob=True,
                         suppress_health_check=list(HealthCheck))(given(mutated())(body))
         test = seed(base_seed * 100003 + round_no)(test)
         round_no += 1
         try:
-            test()
+            with warnings.catch_warnings():
+                # the report of a failing example reprs its bytes (tens of kB): not a failure
+                warnings.filterwarnings("ignore", "Generating overly large repr",
+                                        HypothesisWarning)
+                test()
         except AssertionError:
             name, data, what, problems = failing[-1]      # the shrunk example comes last
             return count[0], save_regression(name, data, what, problems)
@@ -234,7 +244,8 @@ def supervise(args):
     try:
         cmd = [sys.executable, "-W", "error", str(pathlib.Path(__file__).resolve()),
                "--seconds", str(args.seconds), "--seed", str(args.seed), "--work", str(work),
-               "--hang", str(args.hang)]
+               "--hang", str(args.hang)] + \
+            ([] if args.examples is None else ["--examples", str(args.examples)])
         proc = subprocess.run(cmd, capture_output=True, text=True,
                               timeout=args.seconds + 10 * args.hang + 120)
         sys.stdout.write(proc.stdout)
@@ -256,7 +267,10 @@ def supervise(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="stop after this long")
+    parser.add_argument("--examples", type=int, help="stop after this many examples (rounds of "
+                                                     "40; what CI uses: the same examples on "
+                                                     "any machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang", type=float, default=20, help="seconds before an example is "
                                                                "a hang")
@@ -274,7 +288,7 @@ def main(argv=None):
     work = args.work or tempfile.mkdtemp(prefix="weightshare-fuzz-")
     os.makedirs(work, exist_ok=True)
     start = time.monotonic()
-    n, saved = fuzz(args.seconds, args.seed, work, args.hang)
+    n, saved = fuzz(args.seconds, args.seed, work, args.hang, examples=args.examples)
     print(f"{n} examples in {time.monotonic() - start:.0f} s (seed {args.seed})" +
           (f"; FAILED, saved {saved}" if saved else "; no failure"))
     return FOUND if saved else 0

@@ -32,6 +32,7 @@ import zipfile
 import h5py
 import numpy as np
 
+from ..errors import FileFormatError
 from ._container import CONFIG_MEMBER, METADATA_MEMBER
 from ._h5check import walk_datasets
 from ._strip import STRIP_FORMATS, strip_plan
@@ -60,7 +61,13 @@ def disk_parts(wf):
                 weights += _nbytes(record) if info.compress_type == zipfile.ZIP_STORED \
                     else int(info.compress_size)
         return _parts(size, 1, weights, 0, 0)
-    return _h5_parts(wf, size)
+    try:
+        return _h5_parts(wf, size)
+    except FileFormatError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        # what libhdf5 finds damaged only now (an attribute's heap object, say)
+        wf.fail(f"cannot read ({type(exc).__name__}: {' '.join(str(exc).split())})")
 
 
 def _nbytes(record):

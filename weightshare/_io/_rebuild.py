@@ -49,7 +49,7 @@ import numpy as np
 from ._atomic import atomic_output, temp_file  # noqa: F401 (re-exported)
 from ._h5check import check_dataset, check_local, check_storage
 from ._zip import write_zip  # noqa: F401 (re-exported)
-from ..errors import FileFormatError
+from ..errors import FileFormatError, printable
 
 __all__ = ["rebuild_h5", "write_zip", "atomic_output", "temp_file", "copy_attrs", "WRITE_ERRORS",
            "chunk_shape", "compressible", "CHUNK_BYTES", "DEFLATE_LEVEL"]
@@ -71,12 +71,14 @@ _FILTER_COST = 64
 
 
 # --------------------------------------------------------------------------- attributes
-def copy_attrs(src, dst, overrides=None, skip=()):
+def copy_attrs(src, dst, overrides=None, skip=(), origin=None):
     """Copy every attribute of `src` onto `dst` with its exact HDF5 type and dataspace.
 
     `overrides` maps attribute names to a new ``str`` value, written with the
     original string type (vlen ASCII stays vlen ASCII; a fixed-length type is
-    widened to fit). Attributes named in `skip` are left out.
+    widened to fit). Attributes named in `skip` are left out. `origin` is
+    (file, error prefix): an attribute libhdf5 cannot read (a damaged heap
+    object, say) is refused naming that file, not the copy being read.
     """
     overrides = overrides or {}
     for name in src.attrs:
@@ -92,7 +94,13 @@ def copy_attrs(src, dst, overrides=None, skip=()):
         if sid.get_simple_extent_type() == h5py.h5s.NULL:
             continue
         buf = np.empty(aid.shape, dtype=aid.dtype)
-        aid.read(buf)
+        try:
+            aid.read(buf)
+        except (OSError, ValueError, TypeError) as exc:
+            file, prefix = origin or (src.file.filename, "")
+            raise FileFormatError(file, f"cannot read the attribute {printable(name)!r} "
+                                        f"({type(exc).__name__}: {' '.join(str(exc).split())})",
+                                  f"{prefix}{src.name}") from None
         new.write(buf)
 
 
@@ -145,7 +153,7 @@ def _recreate(src_ds, dst_group, name, data, scratch, origin):
     if arr.size:
         new.write(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
     built = h5py.Dataset(new)
-    copy_attrs(src_ds, built)
+    copy_attrs(src_ds, built, origin=origin)
     scratch.copy(built, dst_group, name=name)
     del scratch["x"]
 
@@ -206,7 +214,7 @@ def _recreate_deflated(src_ds, dst_group, name, origin, size, data=None):
     new = h5py.h5d.create(dst_group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
     new.write(h5py.h5s.ALL, h5py.h5s.ALL, arr, mtype=tid)
     del arr
-    copy_attrs(src_ds, h5py.Dataset(new))
+    copy_attrs(src_ds, h5py.Dataset(new), origin=origin)
     return True
 
 
@@ -272,7 +280,7 @@ def rebuild_h5(src, dst_path, data=None, drop=(), attrs=None, *, path=None, wher
 
 def _walk(sg, dg, path, job):
     data, drop, attrs, touched, seen, scratch, origin, drop_attrs, deflate = job
-    copy_attrs(sg, dg, attrs.get(path), drop_attrs.get(path, ()))
+    copy_attrs(sg, dg, attrs.get(path), drop_attrs.get(path, ()), origin)
     for name in sg:
         child = f"{path.rstrip('/')}/{name}"
         if child in drop:

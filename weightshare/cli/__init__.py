@@ -18,6 +18,7 @@ the command quietly with exit code 0, as ``head`` expects of Unix tools.
 
 import argparse
 import contextlib
+import functools
 import signal
 import sys
 import threading
@@ -110,9 +111,15 @@ def build_parser():
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _parser():
+    """The parser :func:`main` uses, built once per process (building it takes milliseconds)."""
+    return build_parser()
+
+
 def main(argv=None):
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    parser = _parser()
     args = parser.parse_args(argv)
     with _streams_escape(), _signals_unwind():
         try:
