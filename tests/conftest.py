@@ -3,14 +3,21 @@
 Profiles (select with ``HYPOTHESIS_PROFILE=<name>``):
 
 - ``dev`` (default): 100 examples, no deadline.
-- ``ci``: derandomised (the same examples on every run), 200 examples,
+- ``ci``: derandomised (the same examples on every run), 100 examples,
   ``print_blob`` so a failure can be reproduced with ``@reproduce_failure``.
 - ``thorough``: 2,000 examples, randomised, for hunting.
 
 The tests marked ``slow`` (seconds to a minute each) run first: with
-pytest-xdist (``-n auto --maxschedchunk 1`` in pyproject.toml) each worker takes
-the next test when it is free, so the long ones start early and the short ones
-fill the workers at the end. ``-m "not slow"`` leaves them out.
+pytest-xdist (``-n auto --dist worksteal`` in pyproject.toml) each worker starts
+on half the list and steals from the other's when it runs out, so the long ones
+start early and the short ones fill the workers at the end. ``-m "not slow"``
+leaves them out.
+
+The tests marked ``exhaustive`` are the rest of the robustness sweeps (the
+hardening matrix beyond its first slice, the long fuzzing run, the rest of
+the real-process sample): the README's test command leaves them out
+(deselected, not skipped) and ``.ci/run`` runs them after it with
+``--exhaustive -m exhaustive``. ``--exhaustive`` alone runs everything.
 """
 
 import os
@@ -18,10 +25,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from keras_env import EXHAUSTIVE_PRODUCER
 from run_cache import run_folder
 
 settings.register_profile("dev", max_examples=100, deadline=None)
-settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -43,6 +51,26 @@ def jax_compilation_cache(tmp_path_factory):
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--exhaustive", action="store_true",
+                     help="also run the tests marked exhaustive (the whole robustness sweeps; "
+                          ".ci/run runs them after the README's test command)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The tests marked ``slow`` first, in their order; then the others, in theirs."""
+    """Deselect the ``exhaustive`` tests unless --exhaustive; the ``slow`` ones first.
+
+    A real-Keras test run for ``keras_env.EXHAUSTIVE_PRODUCER`` (k3tf: Keras 3 on
+    tensorflow, which writes the files k3 writes) is marked ``exhaustive`` here.
+    """
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("keras") and params.get("producer") == EXHAUSTIVE_PRODUCER:
+            item.add_marker(pytest.mark.exhaustive)
+    if not config.getoption("--exhaustive"):
+        left = [item for item in items if item.get_closest_marker("exhaustive") is None]
+        if len(left) < len(items):
+            config.hook.pytest_deselected(
+                items=[item for item in items if item.get_closest_marker("exhaustive")])
+            items[:] = left
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

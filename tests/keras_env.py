@@ -4,6 +4,13 @@
 A producer is the Keras that wrote a fixture: ``k3`` (Keras 3 on jax),
 ``k3tf`` (Keras 3 on tensorflow), ``k2`` (tf-keras). An unset variable skips
 the test, unless ``WEIGHTSHARE_REQUIRE_KERAS=1`` (CI), where it fails.
+
+The README's test command runs each real-Keras sweep on a part that covers every
+format, layer kind and dtype family; the rest runs with ``--exhaustive`` (CI,
+``.ci/run``): the ``k3tf`` runs of every test (Keras 3 on tensorflow writes and
+reads the same files as ``k3`` on jax; tests/conftest.py marks them), and the
+fixtures of models outside :data:`CORE_MODELS` in the whole-fixture sweeps
+(:data:`FIXTURE_PARTS`).
 """
 
 import os
@@ -17,6 +24,19 @@ ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
        # not a Keras: torch + safetensors + transformers, for the safetensors round trips
        "st": ("WEIGHTSHARE_ST_PYTHON",)}
 PRODUCERS = ("k3", "k3tf", "k2")       # the Keras producers ("st" is not one)
+#: the producer whose runs are all ``exhaustive`` (tests/conftest.py)
+EXHAUSTIVE_PRODUCER = "k3tf"
+#: models whose fixtures the whole-fixture sweeps load in the README's test command: Dense,
+#: Conv, Embedding, attention, recurrent and nested models; float16 and bfloat16
+CORE_MODELS = ("mlp", "cnn", "emb", "f16", "bf16", "nested", "mha", "rnn")
+#: the parts of a whole-fixture sweep: "core" (CORE_MODELS) and "rest" (``exhaustive``)
+FIXTURE_PARTS = [pytest.param("core", id="core"),
+                 pytest.param("rest", id="rest", marks=pytest.mark.exhaustive)]
+
+
+def in_part(model, part):
+    """Is a fixture of `model` in the sweep's `part` ("core" or "rest")?"""
+    return (model in CORE_MODELS) == (part == "core")
 
 
 def find_python(producer):

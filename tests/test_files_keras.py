@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import weightshare
-from keras_env import ENV, keras_python
+from keras_env import FIXTURE_PARTS, PRODUCERS, in_part, keras_python
 from weightshare.errors import FileFormatError
 from weightshare._codec._bf16 import float32_to_bf16_bits
 
@@ -115,11 +115,14 @@ def _run_probe(python, producer, jobs, folder):
 
 @pytest.mark.keras
 @pytest.mark.slow
-@pytest.mark.parametrize("producer", list(ENV))
-def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, tmp_path):
+@pytest.mark.parametrize("part", FIXTURE_PARTS)
+@pytest.mark.parametrize("producer", PRODUCERS)
+def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, part, tmp_path):
     python = keras_python(producer)
     names = sorted(n for n, e in MANIFEST["files"].items()
-                   if e["producer"] == producer and n not in KERAS_CANNOT)
+                   if e["producer"] == producer and n not in KERAS_CANNOT
+                   and in_part(e["model"], part))
+    assert names, f"no {part} fixtures of {producer}"
     jobs, written = [], {}
     for name in names:
         entry = MANIFEST["files"][name]

@@ -13,11 +13,17 @@ so that pytest-xdist spreads them over its workers; the tests of the whole
 matrix read the slices' runs (``run_cache.once``: each slice runs once per
 pytest run, whichever worker asks first). The corpus is built once per run too.
 
+The README's test command runs the first slice (every kind of case, through
+every command), the first part of the real-process sample and 200 fuzzer
+examples; the rest of each sweep is marked ``exhaustive`` and runs in CI
+after it (``pytest --exhaustive -m exhaustive``, ``.ci/run``).
+
 docs/robustness.md gives the guarantees and the numbers; reproduce them with
 ``python tests/hardening/harness.py --seed 0``.
 """
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,9 +48,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 KINDS = ("truncate", "flip-superblock", "flip-header", "flip-attribute", "flip-data", "flip-zip",
          "special", "zip", "h5", "tensor", "npy", "arg", "output")
 #: the matrix runs as this many tests, slice i holding cases[i::SLICES]
-SLICES = 8
+SLICES = 16
 #: the real-process sample runs as this many tests
-SAMPLE_PARTS = 3
+SAMPLE_PARTS = 6
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +148,7 @@ def test_bit_flips_land_in_the_regions_they_name(cases):
             assert changed.size and any(a <= changed[0] < b for a, b in ranges), case.id
 
 
+@pytest.mark.exhaustive
 def test_the_script_writes_cases_with_what_they_are(tmp_path):
     r = subprocess.run([sys.executable, "-W", "error", str(ROOT / "tests/hardening/corpus.py"),
                         "--out", str(tmp_path), "--seed", "3", "--count", "30"],
@@ -154,13 +161,33 @@ def test_the_script_writes_cases_with_what_they_are(tmp_path):
 
 
 # --------------------------------------------------------------------------- the matrix
+def _parts(n):
+    """0 .. n-1 as parameters, all but the first marked ``exhaustive``."""
+    return [pytest.param(i, marks=[pytest.mark.exhaustive] if i else []) for i in range(n)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("part", range(SLICES))
-def test_every_case_through_every_command(part, shared):
-    runs, _ = _slice(shared, part)
+@pytest.mark.parametrize("part", _parts(SLICES))
+def test_every_case_through_every_command(part, shared, cases):
+    runs, commands = _slice(shared, part)
     assert not any(r.problems for r in runs), _report(runs)
+    mine = {c.id: c for c in cases[part::SLICES]}
+    assert {r.case for r in runs} == {i for i, c in mine.items() if set(c.commands) & set(commands)}
+    wrong = [dataclasses.replace(r, problems=[f"expected {mine[r.case].expect_for(r.command)}"])
+             for r in runs if {mine[r.case].expect_for(r.command), r.outcome} == {"done", "refused"}]
+    assert not wrong, _report(wrong)
 
 
+def test_the_first_slice_holds_every_kind_and_both_outcomes(shared, cases):
+    runs, commands = _slice(shared, 0)
+    kinds = {c.kind for c in cases[0::SLICES]}
+    assert set(KINDS) <= kinds, set(KINDS) - kinds
+    outcomes = collections.Counter(r.outcome for r in runs)
+    assert outcomes["done"] > 25 and outcomes["refused"] > 50, outcomes
+    assert {r.command for r in runs} == set(commands)
+
+
+@pytest.mark.exhaustive
 def test_the_matrix_holds_every_case_and_command(matrix, cases):
     runs, commands = matrix
     assert {"info", "cluster", "remove", "report", "compare"} <= set(commands)
@@ -168,6 +195,7 @@ def test_the_matrix_holds_every_case_and_command(matrix, cases):
     assert {r.case for r in runs} == {c.id for c in cases if set(c.commands) & set(commands)}
 
 
+@pytest.mark.exhaustive
 def test_the_numbers(matrix, cases):
     runs, commands = matrix
     numbers = harness.summarize(runs, cases, commands)
@@ -177,6 +205,7 @@ def test_the_numbers(matrix, cases):
     print(json.dumps({k: v for k, v in numbers.items() if k != "kinds"}))
 
 
+@pytest.mark.exhaustive
 def test_the_corpus_meets_its_expectations_in_both_directions(matrix, cases):
     runs, _ = matrix
     by_case = {c.id: c for c in cases}
@@ -211,7 +240,7 @@ def _interpreter_bytes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("part", range(SAMPLE_PARTS))
+@pytest.mark.parametrize("part", _parts(SAMPLE_PARTS))
 def test_a_sample_as_real_processes_with_warnings_as_errors(part, cases):
     sample = _sample(cases)[part::SAMPLE_PARTS]
     base = _interpreter_bytes()
@@ -357,25 +386,20 @@ def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
 
 
 # --------------------------------------------------------------------------- the fuzzer
-def _fuzz_examples():
-    """1,000 examples in CI (``CI=true`` or ``HYPOTHESIS_PROFILE=ci``), 200 elsewhere."""
-    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-    return 1000 if ci or os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
-
-
 @pytest.mark.slow
-def test_the_reader_fuzzer_runs_a_fixed_number_of_examples_and_finds_nothing():
-    """CI's bounded fuzzing run (fixed seed and count: the same examples every run; hunt with
-    other seeds).
+@pytest.mark.parametrize("seed, examples", [
+    (0, 200), pytest.param(1, 1000, marks=pytest.mark.exhaustive)])
+def test_the_reader_fuzzer_runs_a_fixed_number_of_examples_and_finds_nothing(seed, examples):
+    """A bounded fuzzing run (fixed seed and count: the same examples every run, on any machine;
+    hunt with other seeds).
 
     A failing input would be saved under tests/hardening/regressions/, which
     the corpus replays from then on.
     """
-    n = _fuzz_examples()
     r = subprocess.run([sys.executable, "-W", "error", str(ROOT / "tests/hardening/fuzz_readers.py"),
-                        "--examples", str(n), "--seconds", "600", "--seed", "0", "--supervise"],
-                       capture_output=True, text=True, timeout=900, cwd=ROOT)
+                        "--examples", str(examples), "--seconds", "600", "--seed", str(seed),
+                        "--supervise"], capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     done = [int(w) for line in r.stdout.splitlines() if "examples in" in line
             for w in line.split()[:1]]
-    assert done and done[0] >= n, r.stdout
+    assert done and done[0] >= examples, r.stdout

@@ -4,8 +4,8 @@ For every supported pattern x format (.keras, legacy .h5) x producer (k3 = Keras
 k3tf = Keras 3 tensorflow, k2 = tf-keras): weightshare writes the smaller model and,
 as the reference, a same-shape copy of the ORIGINAL whose consumer weights for the
 removed units are zero (``weightshare.remove._write_zeroed``). Both are loaded by
-the Keras that wrote the input (``tests/keras/probe.py``, one batch per producer, the
-three producers in parallel), and:
+the Keras that wrote the input (``tests/keras/probe.py``, one batch per producer, once per
+pytest run), and:
 
 - the smaller model loads, reports the smaller variable shapes, the producer's smaller
   output shape and weightshare's parameter count;
@@ -164,46 +164,35 @@ def _prepare(producer, work, made):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
-    """The probe's results by producer, computed once per pytest run (``run_cache.once``)."""
+    """producer -> the probe's results, each producer's computed once per pytest run
+    (``run_cache.once``, by whichever worker asks first)."""
     shared = run_folder(tmp_path_factory)
-    return once(shared, "remove-keras-probe", lambda: _probe_all(shared / "remove_keras"))
+    return lambda producer: once(shared, f"remove-keras-probe-{producer}",
+                                 lambda: _probe(shared / "remove_keras" / producer, producer))
 
 
-def _probe_all(work):
-    """Run the probe once per available producer (all in parallel); results by producer."""
+def _probe(work, producer):
+    """Make the Functional models, write every file of `producer` and run its probe batch."""
     if work.exists():
         shutil.rmtree(work)    # left by a computation that failed earlier in this run
-    work.mkdir()
+    work.mkdir(parents=True)
     fixtures_before = sorted(os.listdir(FIX))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
-    pythons = {p: find_python(p) for p in PRODUCERS if find_python(p)}
+    python = find_python(producer)
     made = work / "functional"
-    makers = {p: subprocess.Popen([py, str(MAKE_FUNCTIONAL), "--producer", p, "--out", str(made)],
-                                  cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-              for p, py in pythons.items()}
-    for p, proc in makers.items():
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"{MAKE_FUNCTIONAL.name} --producer {p} failed: {err[-3000:]}"
-    runs = {}
-    for producer, python in pythons.items():
-        folder = work / producer
-        folder.mkdir()
-        jobs, cases = _prepare(producer, folder, made)
-        batch = folder / "jobs.json"
-        batch.write_text(json.dumps(jobs))
-        proc = subprocess.Popen([python, str(PROBE), "--producer", producer, "--batch", str(batch)],
-                                cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        runs[producer] = (proc, cases)
-    out = {}
-    for producer, (proc, cases) in runs.items():
-        stdout, stderr = proc.communicate(timeout=900)
-        status = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        out[producer] = {"cases": cases, "status": {s["out"]: s for s in status},
-                         "stderr": stderr[-3000:]}
+    maker = subprocess.run([python, str(MAKE_FUNCTIONAL), "--producer", producer, "--out", str(made)],
+                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+    assert maker.returncode == 0, \
+        f"{MAKE_FUNCTIONAL.name} --producer {producer} failed: {maker.stderr[-3000:]}"
+    jobs, cases = _prepare(producer, work, made)
+    batch = work / "jobs.json"
+    batch.write_text(json.dumps(jobs))
+    proc = subprocess.run([python, str(PROBE), "--producer", producer, "--batch", str(batch)],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=900)
+    status = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert sorted(os.listdir(FIX)) == fixtures_before, "the proof wrote into the fixtures folder"
-    return out
+    return {"cases": cases, "status": {s["out"]: s for s in status},
+            "stderr": proc.stderr[-3000:]}
 
 
 def _load(run, out):
@@ -228,7 +217,7 @@ def _max_diff(a, b):
 
 def _run(probed, producer):
     keras_python(producer)
-    return probed[producer]
+    return probed(producer)
 
 
 # =========================================================================== tests

@@ -350,8 +350,9 @@ def test_prune_and_report_work_on_safetensors(tmp_path):
 # ------------------------------------------------------------------------------------ real libraries
 @pytest.mark.keras
 @pytest.mark.slow
-@pytest.mark.parametrize("model, cls, k", [(BERT_SHARDED, "BertModel", 256),
-                                           (LLAMA, "LlamaForCausalLM", 256)])
+@pytest.mark.parametrize("model, cls, k", [
+    (BERT_SHARDED, "BertModel", 256),
+    pytest.param(LLAMA, "LlamaForCausalLM", 256, marks=pytest.mark.exhaustive)])
 def test_rewritten_checkpoints_load_in_transformers(tmp_path, model, cls, k):
     import subprocess
     from keras_env import keras_python

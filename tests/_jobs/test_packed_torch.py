@@ -28,7 +28,7 @@ print(json.dumps(n))
 @pytest.mark.keras
 @pytest.mark.slow
 @pytest.mark.parametrize("model, cls, opts", [
-    ("tiny_bert_sharded", "BertModel", {}),
+    pytest.param("tiny_bert_sharded", "BertModel", {}, marks=pytest.mark.exhaustive),
     ("tiny_llama_bf16", "LlamaForCausalLM", {"per_channel_scale": True, "group_size": 8})])
 def test_packed_checkpoint_in_torch(tmp_path, model, cls, opts):
     python = keras_python("st")
