@@ -63,6 +63,24 @@ def test_two_processes_write_the_same_bytes_as_one(tmp_path, every_process):
             assert _rows(one) == _rows(two), name
 
 
+def test_long_tensors_give_the_same_rows_in_workers_with_one_blas_thread(tmp_path):
+    """Tensors long enough that OpenBLAS would split a dot product over its threads: the
+    workers run with one BLAS thread (``_one_blas_thread``), this process with its default,
+    and the SSEs are still the same bits (``weightshare._kmeans._dot``)."""
+    import h5py
+    src = tmp_path / "long.weights.h5"
+    rng = np.random.default_rng(5)
+    with h5py.File(src, "w") as f:
+        for i in range(3):
+            f.create_dataset(f"layers/dense_{i}/vars/0",
+                             data=rng.laplace(size=(700, 512)).astype(np.float32))
+    assert 3 * 700 * 512 >= _parallel.PARALLEL_MIN_ENTRIES      # a real pool, by the rule
+    one = weightshare.cluster_file(src, tmp_path / "one.weights.h5", 16, jobs=1)
+    two = weightshare.cluster_file(src, tmp_path / "two.weights.h5", 16, jobs=2)
+    assert _rows(one) == _rows(two)
+    assert (tmp_path / "one.weights.h5").read_bytes() == (tmp_path / "two.weights.h5").read_bytes()
+
+
 def test_a_thread_pool_is_accepted_and_gives_the_same_file(tmp_path):
     """A user's Executor is used whatever the file's size, and left running."""
     seen = []

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._kmeans._dot import dot
 from ._kmeans._auto import auto_centroids
 from ._kmeans._vector import fit_vectors, to_vectors
 from ._codec._lut import LUT_DTYPES, make_grid
@@ -328,10 +329,10 @@ def _sse(flat, sw, c64, labels, e=0):
         np.take(c64, labels[s:s + _CHUNK], out=dd, mode="clip")
         np.subtract(_scaled(flat[s:s + _CHUNK], e), dd, out=dd)
         if sw is None:
-            total += float(np.dot(dd, dd))
+            total += dot(dd, dd)
         else:
             dd *= dd
-            total += float(np.dot(dd, sw[s:s + _CHUNK]))
+            total += dot(dd, sw[s:s + _CHUNK])
     return _unscaled(total, 2 * e) if e else total
 
 
@@ -789,7 +790,7 @@ def _dense_sse(x, values, sw, e):
     for s in range(0, x.size, _CHUNK):
         d = _scaled(x[s:s + _CHUNK].astype(np.float64) - v[s:s + _CHUNK], e)
         d *= d
-        total += float(d.sum() if w is None else np.dot(d, w[s:s + _CHUNK]))
+        total += float(d.sum()) if w is None else dot(d, w[s:s + _CHUNK])
     return _unscaled(total, 2 * e) if e else total
 
 

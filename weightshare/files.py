@@ -21,6 +21,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ._kmeans._dot import dot
 from ._codec._bf16 import round_to_bf16
 from ._io._atomic import check_output, unwind_later as _unwind_later
 from ._io._reader import FORMATS, WeightInfo, open_weights
@@ -1139,7 +1140,7 @@ def _sse(a, b, chunk=1 << 20):
     total = 0.0
     for i in range(0, a.size, chunk):
         d = a[i:i + chunk].astype(np.float64) - b[i:i + chunk]
-        total += float(np.dot(d, d))
+        total += dot(d, d)
     return total
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ._kmeans._dot import dot
 from .errors import printable
 from ._codec._bf16 import bf16_bits_of
 from .encode import DTYPES, encoded_sizes
@@ -256,7 +257,7 @@ def _row(t, original):
                              f"and {a.shape} in the model")
         with np.errstate(over="ignore"):    # beyond the float64 range (weights near 1e154+): inf
             d = a - b
-            sse = float(np.dot(d.ravel(), d.ravel()))
+            sse = dot(d.ravel(), d.ravel())
         err = float(np.abs(d).max()) if d.size else 0.0
     return TensorReport(
         name=t.name, shape=s.shape, dtype=s.dtype, n=s.n, nonzeros=s.nonzeros,

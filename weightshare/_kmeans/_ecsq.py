@@ -40,6 +40,7 @@ optimum; otherwise it leaves it as it is).
 
 import numpy as np
 
+from ._dot import dot
 from ._auto import _atom_edges
 
 __all__ = ["ecsq_fit", "ecsq_dp", "EXACT_POINTS"]
@@ -115,7 +116,7 @@ def ecsq_dp(x, w, cnt, k, lam, n, z=-1):
 
 def _objective(x, w, cnt, labels, c, lam, n, n_zero, zero_label):
     """SSE + lam * n * entropy of a labelling (the zeros counted in the zero cell)."""
-    sse = float(np.dot(w, (x - c[labels]) ** 2))
+    sse = dot(w, (x - c[labels]) ** 2)
     counts = np.bincount(labels, weights=cnt, minlength=c.size)
     if zero_label >= 0:
         counts[zero_label] += n_zero

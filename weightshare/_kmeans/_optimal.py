@@ -34,6 +34,8 @@ Monge and the same recursion is exact.
 
 import numpy as np
 
+from ._dot import dot
+
 __all__ = ["Prefix", "optimal_partition", "row_minima", "partition_centroids", "STORE_LIMIT"]
 
 
@@ -66,12 +68,12 @@ class Prefix:
             S[:z], S[z], S[z + 1:] = w[:z], 0.0, w[z:]
             Q[:z], Q[z], Q[z + 1:] = x[:z], 0.0, x[z:]
             np.cumsum(S, out=W)
-            self.mu = float(np.dot(w, x) / W[-1])
+            self.mu = dot(w, x) / float(W[-1])
             Q -= self.mu                        # x - mu
             S *= Q                              # w (x - mu)
         else:
             np.cumsum(w, out=W)
-            self.mu = float(np.dot(w, x) / W[-1])
+            self.mu = dot(w, x) / float(W[-1])
             np.subtract(x, self.mu, out=Q)      # x - mu
             np.multiply(w, Q, out=S)            # w (x - mu)
         Q *= S                                  # w (x - mu)**2

@@ -27,6 +27,7 @@ codeword) never move. Every step lowers the weighted SSE or leaves it.
 
 import numpy as np
 
+from ._dot import dot
 from ._kpp import n_local_trials
 
 __all__ = ["seed_vectors", "lloyd_vectors", "nearest_vectors", "kmeans_vectors", "potential",
@@ -224,7 +225,7 @@ def lloyd_vectors(X, w, C, fixed, max_iter, tol=0.0):
             u[cand] = np.sqrt(_d2_rows(X[cand], C[labels[cand]]))
             cand = cand[u[cand] > bound[cand]]
         changed = assign(cand, sums) if cand.size else 0
-        if changed == 0 or float(np.dot(shift, shift)) <= threshold:
+        if changed == 0 or dot(shift, shift) <= threshold:
             break
     return C, labels, n_iter
 
@@ -260,7 +261,7 @@ def kmeans_vectors(X, w, k, rng, fixed=None, init=None, max_iter=300, tol=0.0):
 
 def potential(X, w, C, labels):
     """Weighted SSE ``sum w |x - C[label]|²`` in float64 (exact differences)."""
-    return float(np.dot(w, _d2_rows(X, C[labels])))
+    return dot(w, _d2_rows(X, C[labels]))
 
 
 
