@@ -335,7 +335,7 @@ def _run_until(src, dst, when, window):
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
     src = tmp_path / "big.weights.h5"
-    _big_store(src, 64)
+    _big_store(src, 32)
     src_sha = _sha(src)
     ref = tmp_path / "ref" / "out.weights.h5"
     ref.parent.mkdir()

@@ -23,7 +23,7 @@ CHECK = ROOT / "tests" / "keras" / "load_check.py"
 
 @pytest.mark.keras
 @pytest.mark.slow
-@pytest.mark.parametrize("producer", ["k3", "k2"])
+@pytest.mark.parametrize("producer", [pytest.param("k3", marks=pytest.mark.exhaustive), "k2"])
 def test_removed_and_compressed_files_load_with_the_same_weights(producer, tmp_path):
     jobs, groups = [], []
     for suffix in (".keras", ".h5"):
