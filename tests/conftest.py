@@ -25,7 +25,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from keras_env import EXHAUSTIVE_PRODUCER
+from keras_env import EXHAUSTIVE_FORMATS, EXHAUSTIVE_PRODUCER
 from run_cache import run_folder
 
 settings.register_profile("dev", max_examples=100, deadline=None)
@@ -61,11 +61,14 @@ def pytest_collection_modifyitems(config, items):
     """Deselect the ``exhaustive`` tests unless --exhaustive; the ``slow`` ones first.
 
     A real-Keras test run for ``keras_env.EXHAUSTIVE_PRODUCER`` (k3tf: Keras 3 on
-    tensorflow, which writes the files k3 writes) is marked ``exhaustive`` here.
+    tensorflow, which writes the files k3 writes), or for a (producer, ``ext``) pair of
+    ``keras_env.EXHAUSTIVE_FORMATS``, is marked ``exhaustive`` here.
     """
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.get_closest_marker("keras") and params.get("producer") == EXHAUSTIVE_PRODUCER:
+        if item.get_closest_marker("keras") and (
+                params.get("producer") == EXHAUSTIVE_PRODUCER
+                or (params.get("producer"), params.get("ext")) in EXHAUSTIVE_FORMATS):
             item.add_marker(pytest.mark.exhaustive)
     if not config.getoption("--exhaustive"):
         left = [item for item in items if item.get_closest_marker("exhaustive") is None]

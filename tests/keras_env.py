@@ -8,7 +8,8 @@ the test, unless ``WEIGHTSHARE_REQUIRE_KERAS=1`` (CI), where it fails.
 The README's test command runs each real-Keras sweep on a part that covers every
 format, layer kind and dtype family; the rest runs with ``--exhaustive`` (CI,
 ``.ci/run``): the ``k3tf`` runs of every test (Keras 3 on tensorflow writes and
-reads the same files as ``k3`` on jax; tests/conftest.py marks them), and the
+reads the same files as ``k3`` on jax; tests/conftest.py marks them), Keras 3's
+legacy ``.h5`` runs of a test parametrized by format (``ext``), and the
 fixtures of models outside :data:`CORE_MODELS` in the whole-fixture sweeps
 (:data:`FIXTURE_PARTS`).
 """
@@ -26,6 +27,9 @@ ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
 PRODUCERS = ("k3", "k3tf", "k2")       # the Keras producers ("st" is not one)
 #: the producer whose runs are all ``exhaustive`` (tests/conftest.py)
 EXHAUSTIVE_PRODUCER = "k3tf"
+#: (producer, file suffix) runs that are ``exhaustive`` too: Keras 3's legacy ``.h5`` (the
+#: layout tf-keras writes; Keras 3 saves ``.keras`` by default)
+EXHAUSTIVE_FORMATS = {("k3", ".h5")}
 #: models whose fixtures the whole-fixture sweeps load in the README's test command: Dense,
 #: Conv, Embedding, attention, recurrent and nested models; float16 and bfloat16
 CORE_MODELS = ("mlp", "cnn", "emb", "f16", "bf16", "nested", "mha", "rnn")

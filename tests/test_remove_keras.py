@@ -87,8 +87,8 @@ def _compiled_restore(producer, model, ext):
 
 
 # =========================================================================== one batch per producer
-def _prepare(producer, work, made):
-    """Write every file to probe for `producer`; return (jobs, cases).
+def _prepare(producer, work, made, ext):
+    """Write every file of format `ext` to probe for `producer`; return (jobs, cases).
 
     `made` is the folder holding the Functional models generated for this producer.
     """
@@ -120,12 +120,9 @@ def _prepare(producer, work, made):
         cases[key] = case
 
     for model, layer, units in PATTERNS:
-        for ext in FORMATS:
-            removal(("pattern", model, layer, ext), model, ext, layer, units)
+        removal(("pattern", model, layer, ext), model, ext, layer, units)
     for model, targets in SEVERAL:
-        for ext in FORMATS:
-            if not _exists(producer, model, ext):
-                continue
+        if _exists(producer, model, ext):
             src, io = FIX / f"{producer}_{model}{ext}", FIX / f"{producer}_{model}_io.npz"
             small = work / f"{producer}_{model}_several.small{ext}"
             res = weightshare.remove_units(src, small, units={k: list(v) for k, v in
@@ -138,21 +135,19 @@ def _prepare(producer, work, made):
             cases[("several", model, ext)] = {"result": res, "small": job(small, io),
                                               "zeroed": job(ref, io),
                                               "compiled": job(small, compile_=True)}
-    for model, ext in OPTIMIZER:
-        if _exists(producer, model, ext):
+    for model, ext_ in OPTIMIZER:
+        if ext_ == ext and _exists(producer, model, ext):
             removal(("optimizer", model, ext), model, ext, "fc1", OPT_UNITS,
                     compile_=_compiled_restore(producer, model, ext))
-    for model, ext in HALF:
-        if _exists(producer, model, ext):
+    for model, ext_ in HALF:
+        if ext_ == ext and _exists(producer, model, ext):
             removal(("half", model, ext), model, ext, "fc1", (0, 7))
     # optimizer state that weightshare cannot identify is dropped; the file still loads compiled
     from weightshare._remove import _optimizer
     saved = _optimizer.match_slots
     _optimizer.match_slots = lambda *a: None
     try:
-        for ext in FORMATS:
-            if producer != "k2" and ext == ".h5":
-                continue
+        if producer == "k2" or ext != ".h5":
             dst = work / f"{producer}_trained.dropped{ext}"
             res = weightshare.remove_units(FIX / f"{producer}_trained{ext}", dst, layer="fc1",
                                            units=[1])
@@ -164,31 +159,45 @@ def _prepare(producer, work, made):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
-    """producer -> the probe's results, each producer's computed once per pytest run
+    """(producer, format) -> the probe's results, each computed once per pytest run
     (``run_cache.once``, by whichever worker asks first)."""
     shared = run_folder(tmp_path_factory)
-    return lambda producer: once(shared, f"remove-keras-probe-{producer}",
-                                 lambda: _probe(shared / "remove_keras" / producer, producer))
+    return lambda producer, ext: once(
+        shared, f"remove-keras-probe-{producer}{ext}", lambda: _probe(shared, producer, ext))
 
 
-def _probe(work, producer):
-    """Make the Functional models, write every file of `producer` and run its probe batch."""
+def _functional(shared, producer):
+    """The folder of the Functional models made for `producer` (once per run, both formats)."""
+    def make():
+        made = shared / "remove_keras" / f"{producer}-functional"
+        if made.exists():
+            shutil.rmtree(made)    # left by a computation that failed earlier in this run
+        r = subprocess.run([find_python(producer), str(MAKE_FUNCTIONAL), "--producer", producer,
+                            "--out", str(made)], cwd=str(ROOT), env=_env(), capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, \
+            f"{MAKE_FUNCTIONAL.name} --producer {producer} failed: {r.stderr[-3000:]}"
+        return made
+    return once(shared, f"remove-keras-functional-{producer}", make)
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+
+
+def _probe(shared, producer, ext):
+    """Write every file of `producer` in format `ext` and run its probe batch."""
+    work = shared / "remove_keras" / f"{producer}{ext}"
     if work.exists():
         shutil.rmtree(work)    # left by a computation that failed earlier in this run
     work.mkdir(parents=True)
     fixtures_before = sorted(os.listdir(FIX))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
-    python = find_python(producer)
-    made = work / "functional"
-    maker = subprocess.run([python, str(MAKE_FUNCTIONAL), "--producer", producer, "--out", str(made)],
-                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
-    assert maker.returncode == 0, \
-        f"{MAKE_FUNCTIONAL.name} --producer {producer} failed: {maker.stderr[-3000:]}"
-    jobs, cases = _prepare(producer, work, made)
+    jobs, cases = _prepare(producer, work, _functional(shared, producer), ext)
     batch = work / "jobs.json"
     batch.write_text(json.dumps(jobs))
-    proc = subprocess.run([python, str(PROBE), "--producer", producer, "--batch", str(batch)],
-                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([find_python(producer), str(PROBE), "--producer", producer, "--batch",
+                           str(batch)], cwd=str(ROOT), env=_env(), capture_output=True, text=True,
+                          timeout=900)
     status = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert sorted(os.listdir(FIX)) == fixtures_before, "the proof wrote into the fixtures folder"
     return {"cases": cases, "status": {s["out"]: s for s in status},
@@ -215,9 +224,9 @@ def _max_diff(a, b):
     return max(float(np.max(np.abs(u - v))) for u, v in zip(ya, yb))
 
 
-def _run(probed, producer):
+def _run(probed, producer, ext):
     keras_python(producer)
-    return probed(producer)
+    return probed(producer, ext)
 
 
 # =========================================================================== tests
@@ -226,7 +235,7 @@ def _run(probed, producer):
 @pytest.mark.parametrize("ext", FORMATS)
 @pytest.mark.parametrize("model, layer, units", PATTERNS)
 def test_smaller_model_loads_and_equals_the_zeroed_original(model, layer, units, ext, producer, probed):
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     case = run["cases"][("pattern", model, layer, ext)]
     res = case["result"]
     small, zeroed = _load(run, case["small"]), _load(run, case["zeroed"])
@@ -247,7 +256,7 @@ def test_smaller_model_loads_and_equals_the_zeroed_original(model, layer, units,
     (p, m, t, e) for p in PRODUCERS for m, t in SEVERAL for e in FORMATS if _exists(p, m, e)])
 def test_several_layers_in_one_plan_load_and_equal_the_zeroed_original(model, targets, ext,
                                                                        producer, probed):
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     case = run["cases"][("several", model, ext)]
     res = case["result"]
     small, zeroed = _load(run, case["small"]), _load(run, case["zeroed"])
@@ -266,9 +275,10 @@ def test_several_layers_in_one_plan_load_and_equal_the_zeroed_original(model, ta
 
 @pytest.mark.keras
 @pytest.mark.parametrize("producer", PRODUCERS)
-def test_the_zeroed_reference_is_not_the_original(producer, probed):
+@pytest.mark.parametrize("ext", FORMATS)
+def test_the_zeroed_reference_is_not_the_original(producer, ext, probed):
     """The proof means something: zeroing the outgoing weights changes most predictions."""
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     changed = 0
     cases = [c for k, c in run["cases"].items() if k[0] == "pattern"]
     for case in cases:
@@ -285,7 +295,7 @@ def test_the_zeroed_reference_is_not_the_original(producer, probed):
 @pytest.mark.parametrize("producer, model, ext", [(p, m, e) for p in PRODUCERS for m, e in OPTIMIZER
                                                   if _exists(p, m, e)])
 def test_optimizer_state_is_restored_sliced(model, ext, producer, probed):
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     case = run["cases"][("optimizer", model, ext)]
     res = case["result"]
     assert res.optimizer == "sliced"
@@ -312,7 +322,7 @@ def test_optimizer_state_is_restored_sliced(model, ext, producer, probed):
 @pytest.mark.parametrize("producer, ext", [("k3", ".keras"), ("k3tf", ".keras"), ("k2", ".keras"),
                                           ("k2", ".h5")])   # Keras 3 legacy h5: loss='mse' bug
 def test_dropped_optimizer_state_still_loads_compiled(ext, producer, probed):
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     case = run["cases"][("dropped", ext)]
     assert case["result"].optimizer == "dropped"
     small = _load(run, case["small_c"])
@@ -323,7 +333,7 @@ def test_dropped_optimizer_state_still_loads_compiled(ext, producer, probed):
 @pytest.mark.parametrize("producer, model, ext", [(p, m, e) for p in PRODUCERS for m, e in HALF
                                                   if _exists(p, m, e)])
 def test_half_precision_models(model, ext, producer, probed):
-    run = _run(probed, producer)
+    run = _run(probed, producer, ext)
     case = run["cases"][("half", model, ext)]
     small, zeroed = _load(run, case["small"]), _load(run, case["zeroed"])
     dtypes = set(json.loads(str(small["var_dtypes"])))
