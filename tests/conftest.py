@@ -3,7 +3,7 @@
 Profiles (select with ``HYPOTHESIS_PROFILE=<name>``):
 
 - ``dev`` (default): 100 examples, no deadline.
-- ``ci``: derandomised (the same examples on every run), 100 examples,
+- ``ci``: derandomised (the same examples on every run), 50 examples,
   ``print_blob`` so a failure can be reproduced with ``@reproduce_failure``.
 - ``thorough``: 2,000 examples, randomised, for hunting.
 
@@ -29,7 +29,7 @@ from keras_env import EXHAUSTIVE_FORMATS, EXHAUSTIVE_PRODUCER
 from run_cache import run_folder
 
 settings.register_profile("dev", max_examples=100, deadline=None)
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

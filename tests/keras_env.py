@@ -9,9 +9,10 @@ The README's test command runs each real-Keras sweep on a part that covers every
 format, layer kind and dtype family; the rest runs with ``--exhaustive`` (CI,
 ``.ci/run``): the ``k3tf`` runs of every test (Keras 3 on tensorflow writes and
 reads the same files as ``k3`` on jax; tests/conftest.py marks them), Keras 3's
-legacy ``.h5`` runs of a test parametrized by format (``ext``), and the
-fixtures of models outside :data:`CORE_MODELS` in the whole-fixture sweeps
-(:data:`FIXTURE_PARTS`).
+legacy ``.h5`` runs of a test parametrized by format (``ext``), and, in the
+whole-fixture sweeps, the fixtures of models outside :data:`CORE_MODELS`
+(:data:`FIXTURE_PARTS`) and the producers but one (:func:`sweep_producers`:
+pruning in tf-keras 2, clustering in Keras 3).
 """
 
 import os
@@ -36,6 +37,13 @@ CORE_MODELS = ("mlp", "cnn", "emb", "f16", "bf16", "nested", "mha", "rnn")
 #: the parts of a whole-fixture sweep: "core" (CORE_MODELS) and "rest" (``exhaustive``)
 FIXTURE_PARTS = [pytest.param("core", id="core"),
                  pytest.param("rest", id="rest", marks=pytest.mark.exhaustive)]
+
+
+def sweep_producers(default):
+    """The producers of a whole-fixture sweep as parameters: `default` in the README's test
+    command, the others ``exhaustive`` (each Keras is the default of some sweep)."""
+    return [pytest.param(p, id=p, marks=[] if p == default else [pytest.mark.exhaustive])
+            for p in PRODUCERS]
 
 
 def in_part(model, part):

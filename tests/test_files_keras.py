@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import weightshare
-from keras_env import FIXTURE_PARTS, PRODUCERS, in_part, keras_python
+from keras_env import FIXTURE_PARTS, in_part, keras_python, sweep_producers
 from weightshare.errors import FileFormatError
 from weightshare._codec._bf16 import float32_to_bf16_bits
 
@@ -116,7 +116,7 @@ def _run_probe(python, producer, jobs, folder):
 @pytest.mark.keras
 @pytest.mark.slow
 @pytest.mark.parametrize("part", FIXTURE_PARTS)
-@pytest.mark.parametrize("producer", PRODUCERS)
+@pytest.mark.parametrize("producer", sweep_producers("k3"))
 def test_clustered_fixtures_load_in_the_keras_that_wrote_them(producer, part, tmp_path):
     python = keras_python(producer)
     names = sorted(n for n, e in MANIFEST["files"].items()

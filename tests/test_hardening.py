@@ -48,7 +48,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 KINDS = ("truncate", "flip-superblock", "flip-header", "flip-attribute", "flip-data", "flip-zip",
          "special", "zip", "h5", "tensor", "npy", "arg", "output")
 #: the matrix runs as this many tests, slice i holding cases[i::SLICES]
-SLICES = 16
+SLICES = 24
 #: the real-process sample runs as this many tests
 SAMPLE_PARTS = 6
 

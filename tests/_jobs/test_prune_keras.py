@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import weightshare
-from keras_env import FIXTURE_PARTS, PRODUCERS, in_part, keras_python
+from keras_env import FIXTURE_PARTS, in_part, keras_python, sweep_producers
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "keras"
@@ -67,7 +67,7 @@ def prune(name, entry, out):
 @pytest.mark.keras
 @pytest.mark.slow
 @pytest.mark.parametrize("part", FIXTURE_PARTS)
-@pytest.mark.parametrize("producer", PRODUCERS)
+@pytest.mark.parametrize("producer", sweep_producers("k2"))
 def test_pruned_fixtures_load_with_their_zeros_in_the_keras_that_wrote_them(producer, part, tmp_path):
     python = keras_python(producer)
     names = sorted(n for n, e in MANIFEST["files"].items()
