@@ -9,7 +9,8 @@ The README's test command runs each real-Keras sweep on a part that covers every
 format, layer kind and dtype family; the rest runs with ``--exhaustive`` (CI,
 ``.ci/run``): the ``k3tf`` runs of every test (Keras 3 on tensorflow writes and
 reads the same files as ``k3`` on jax; tests/conftest.py marks them), Keras 3's
-legacy ``.h5`` runs of a test parametrized by format (``ext``), and, in the
+legacy ``.h5`` and tf-keras 2's ``.keras`` runs of a test parametrized by format
+(``ext``), and, in the
 whole-fixture sweeps, the fixtures of models outside :data:`CORE_MODELS`
 (:data:`FIXTURE_PARTS`) and the producers but one (:func:`sweep_producers`:
 pruning in tf-keras 2, clustering in Keras 3).
@@ -28,9 +29,10 @@ ENV = {"k3": ("WEIGHTSHARE_KERAS3_PYTHON",),
 PRODUCERS = ("k3", "k3tf", "k2")       # the Keras producers ("st" is not one)
 #: the producer whose runs are all ``exhaustive`` (tests/conftest.py)
 EXHAUSTIVE_PRODUCER = "k3tf"
-#: (producer, file suffix) runs that are ``exhaustive`` too: Keras 3's legacy ``.h5`` (the
-#: layout tf-keras writes; Keras 3 saves ``.keras`` by default)
-EXHAUSTIVE_FORMATS = {("k3", ".h5")}
+#: (producer, file suffix) runs that are ``exhaustive`` too: Keras 3's legacy ``.h5`` and
+#: tf-keras 2's ``.keras`` (each Keras runs in the README's test command in its own default
+#: format: ``.keras`` for Keras 3, ``.h5`` for tf-keras 2)
+EXHAUSTIVE_FORMATS = {("k3", ".h5"), ("k2", ".keras")}
 #: models whose fixtures the whole-fixture sweeps load in the README's test command: Dense,
 #: Conv, Embedding, attention, recurrent and nested models; float16 and bfloat16
 CORE_MODELS = ("mlp", "cnn", "emb", "f16", "bf16", "nested", "mha", "rnn")

@@ -388,7 +388,7 @@ def test_sigkill_mid_write_leaves_the_previous_file_or_nothing(tmp_path):
 # --------------------------------------------------------------------------- the fuzzer
 @pytest.mark.slow
 @pytest.mark.parametrize("seed, examples", [
-    (0, 200), pytest.param(1, 1000, marks=pytest.mark.exhaustive)])
+    (0, 100), pytest.param(1, 1000, marks=pytest.mark.exhaustive)])
 def test_the_reader_fuzzer_runs_a_fixed_number_of_examples_and_finds_nothing(seed, examples):
     """A bounded fuzzing run (fixed seed and count: the same examples every run, on any machine;
     hunt with other seeds).

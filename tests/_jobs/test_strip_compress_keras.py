@@ -39,7 +39,7 @@ def _load(producer, jobs, tmp_path):
 
 @pytest.mark.keras
 @pytest.mark.slow
-@pytest.mark.parametrize("producer", ["k3", "k2"])
+@pytest.mark.parametrize("producer", [pytest.param("k3", marks=pytest.mark.exhaustive), "k2"])
 def test_stripped_and_compressed_files_load_with_the_same_weights(producer, tmp_path):
     arch = tmp_path / "arch.keras"                       # for the weights files
     weightshare.strip_file(FIX / f"{producer}_trained.keras", arch)
