@@ -10,9 +10,8 @@ Profiles (select with ``HYPOTHESIS_PROFILE=<name>``):
 The tests marked ``slow`` (seconds to a minute each) run first: with
 pytest-xdist (``-n auto --dist worksteal`` in pyproject.toml; one worker more
 than the cores) each worker starts on a share of the list and steals from the
-others' when it runs out, so the long ones
-start early and the short ones fill the workers at the end. ``-m "not slow"``
-leaves them out.
+others' when it runs out, so the long ones start early and the short ones fill
+the workers at the end. ``-m "not slow"`` leaves them out.
 
 The tests marked ``exhaustive`` are the rest of the robustness sweeps (the
 hardening matrix beyond its first slice, the long fuzzing run, the rest of
@@ -28,6 +27,7 @@ from hypothesis import HealthCheck, settings
 
 from keras_env import EXHAUSTIVE_FORMATS, EXHAUSTIVE_PRODUCER
 from run_cache import run_folder
+from weightshare._base._parallel import cores
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
@@ -60,11 +60,7 @@ def pytest_xdist_auto_num_workers(config):
     child process. A spare worker runs other tests meanwhile. Measured on 2
     cores, the README's test command: 211 s with 2 workers, 187 s with 3.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return cores + 1
+    return cores() + 1
 
 
 def pytest_addoption(parser):
@@ -87,9 +83,8 @@ def pytest_collection_modifyitems(config, items):
                 or (params.get("producer"), params.get("ext")) in EXHAUSTIVE_FORMATS):
             item.add_marker(pytest.mark.exhaustive)
     if not config.getoption("--exhaustive"):
-        left = [item for item in items if item.get_closest_marker("exhaustive") is None]
-        if len(left) < len(items):
-            config.hook.pytest_deselected(
-                items=[item for item in items if item.get_closest_marker("exhaustive")])
-            items[:] = left
+        out = [item for item in items if item.get_closest_marker("exhaustive")]
+        if out:
+            config.hook.pytest_deselected(items=out)
+            items[:] = [item for item in items if not item.get_closest_marker("exhaustive")]
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -14,7 +14,7 @@ matrix read the slices' runs (``run_cache.once``: each slice runs once per
 pytest run, whichever worker asks first). The corpus is built once per run too.
 
 The README's test command runs the first slice (every kind of case, through
-every command), the first part of the real-process sample and 200 fuzzer
+every command), the first part of the real-process sample and 100 fuzzer
 examples; the rest of each sweep is marked ``exhaustive`` and runs in CI
 after it (``pytest --exhaustive -m exhaustive``, ``.ci/run``).
 

@@ -110,17 +110,17 @@ def _one_blas_thread():
 
     A worker runs one tensor at a time on one core. OpenBLAS's own threads would busy-wait
     on the core another worker is using: measured on 2 cores, they gave a serial run
-    nothing (the same wall time with one thread) and took the speedup of 2 workers from
-    about 1.7x to 1.0x. Found as threadpoolctl finds it: the library mapped into the
-    process, and the setter it exports. The results do not change (BLAS calls here are
-    exact for any thread count: see ``_auto._outer_diff``).
+    nothing (the same wall time with one thread), and with them ``jobs=2`` ran at
+    0.74-1.02x of ``jobs=1`` (1.21-1.51x without; docs/files.md). Found as threadpoolctl
+    finds it: the library mapped into the process, and the setter it exports. The results
+    do not change: the sums of a tensor's SSE and means do not go through BLAS
+    (``weightshare._kmeans._dot``), and ``_auto._outer_diff`` is exact for any thread count.
     """
     import ctypes
     try:
         with open("/proc/self/maps") as f:
             libs = {line.split()[-1] for line in f
-                    if "openblas" in line.lower() and line.rstrip().endswith(".so")
-                    or "openblas" in line.lower() and ".so." in line}
+                    if "openblas" in line.lower() and ".so" in line}
     except OSError:
         return
     for path in sorted(libs):
