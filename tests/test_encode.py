@@ -200,6 +200,41 @@ def test_large_streams_use_blocks_and_round_trip():
     assert _huffman._block_size(x.size, int(np.dot(counts, _huffman.code_lengths(counts)))) > 0
 
 
+@pytest.mark.parametrize("m", [_huffman.CHAIN - 1, _huffman.CHAIN, _huffman.CHAIN + 1,
+                               2 * _huffman.CHAIN + 1, 3 * _huffman.CHAIN + 5, 40_001])
+def test_one_block_streams_decode_as_a_symbol_by_symbol_walk(m):
+    """One-block streams of more symbols than the walk takes steps (doubling, walk, undoing
+    the doublings), decoded against a plain walk over the code, symbol by symbol."""
+    rng = np.random.default_rng(m)
+    symbols = rng.choice(6, size=m, p=[.4, .3, .1, .1, .06, .04])
+    lengths = _huffman.code_lengths(np.bincount(symbols, minlength=6))
+    blob = _huffman.write_stream(symbols, lengths)
+    reader = Reader(blob, 0, len(blob))
+    got = _huffman.read_stream(reader, m, "symbols")
+    n_bits = int(lengths[symbols].sum())
+    assert _huffman._block_size(m, n_bits) == 0        # one block: the stream ends the blob
+    code = _huffman._Code(lengths)
+    by_code = {(int(code.codes[s]), int(lengths[s])): s for s in range(6)}
+    n_bytes = (n_bits + 7) // 8
+    bits = "".join(format(b, "08b") for b in blob[len(blob) - n_bytes:])
+    walk, at = [], 0
+    while len(walk) < m:
+        n = 1
+        while (int(bits[at:at + n], 2), n) not in by_code:
+            n += 1
+        walk.append(by_code[int(bits[at:at + n], 2), n])
+        at += n
+    assert np.array_equal(got, walk) and np.array_equal(got, symbols)
+
+
+def test_one_block_stream_one_symbol_short_is_rejected():
+    symbols = np.random.default_rng(3).choice(4, size=3 * _huffman.CHAIN + 7, p=[.5, .3, .1, .1])
+    lengths = _huffman.code_lengths(np.bincount(symbols, minlength=4))
+    blob = _huffman.write_stream(symbols, lengths)
+    with pytest.raises(ValueError, match="do not decode to the stated symbol count"):
+        _huffman.read_stream(Reader(blob, 0, len(blob)), symbols.size + 1, "symbols")
+
+
 def test_unclustered_tensor_picks_raw():
     x = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
     s = weightshare.encoded_sizes(x)

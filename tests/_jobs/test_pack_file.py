@@ -239,3 +239,16 @@ def test_dst_is_needed_unless_dry_run(tmp_path):
     with pytest.raises(TypeError, match="dry_run"):
         weightshare.pack_file(DIGITS, tmp_path / "x.wsz", dry_run="yes")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f2", "<f8"])
+def test_unclustered_floats_are_byte_planes_about_as_small_as_default_deflate(dtype):
+    """Unclustered values are stored as byte planes (kind PLANES), run-length deflated: it
+    gives back the bytes, within 2 % of the planes under zlib's default strategy (which
+    took about 5x longer on MobileNetV2's float32 kernels: docs/files.md)."""
+    data = np.random.default_rng(0).laplace(0, 0.05, 50_000).astype(dtype).tobytes()
+    item = np.dtype(dtype).itemsize
+    kind, stored = _wsz.encode_piece(memoryview(data), item)
+    assert kind == _wsz.PLANES
+    assert _wsz._region(stored, kind, item, len(data)) == data
+    assert len(stored) <= 1.02 * len(zlib.compress(_wsz._planes(data, item), 6))

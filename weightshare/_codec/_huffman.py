@@ -249,25 +249,44 @@ def read_stream(reader, m, what):
 
 
 def _decode_one(stream, code, m, n_bits):
-    """Pointer doubling over all bit positions; None if the bits do not fit m symbols."""
+    """Symbol starts by pointer doubling, then one walk; None if the bits do not fit m symbols.
+
+    ``nxt[p]`` is the bit after the code at bit p; L doublings give ``nxt**(2**L)`` at
+    every bit, which the walk from bit 0 follows ``ceil(m / 2**L)`` times (at most
+    :data:`CHAIN` Python steps) to the start of every ``2**L``-th symbol; the doublings
+    are then undone on those starts alone. The doublings over every bit are the cost:
+    doubling up to m symbols (log2 m of them) took 23 of 35 ms on a 252,335-bit stream
+    of 76,800 symbols, and their far jumps are the slowest, so they stop at the
+    stride the walk can cover.
+    """
     if m == 0:
         return np.zeros(0, dtype=np.int64) if n_bits == 0 else None
     win = windows(bytes(stream))
     pos = np.arange(n_bits, dtype=np.int64)
     ranks_at = code.lookup(peek(win, pos, code.max_len))
-    nxt = np.empty(n_bits + 1, dtype=np.int32 if n_bits < (1 << 30) else np.int64)
+    nxt = np.empty(n_bits + 1, dtype=np.int64)
     np.minimum(pos + code.sorted_lengths[ranks_at], n_bits, out=nxt[:-1])
     nxt[-1] = n_bits
-    levels = [nxt]
-    while (1 << len(levels)) < m:
+    levels = [nxt]                  # levels[i]: the bit 2**i symbols on
+    while -(-m >> (len(levels) - 1)) > CHAIN:
         levels.append(levels[-1][levels[-1]])
-    starts = np.zeros(1, dtype=nxt.dtype)
+    top = levels.pop()
+    walk = np.empty(-(-m >> len(levels)), dtype=np.int64)
+    at = 0
+    for t in range(walk.size):      # the start of every 2**L-th symbol
+        walk[t] = at
+        at = int(top[at])
+    starts = walk
     for jump in reversed(levels):   # each level doubles the known starts
         starts = np.stack((starts, jump[starts]), axis=1).reshape(-1)
     starts = starts[:m]
     if starts[-1] >= n_bits or nxt[starts[-1]] != n_bits:
         return None
     return ranks_at[starts]
+
+
+#: at most this many Python steps in :func:`_decode_one`'s walk
+CHAIN = 2048
 
 
 def _decode_blocks(stream, code, offsets, block, m, n_bits):

@@ -108,6 +108,21 @@ def _unplanes(data, itemsize):
     return np.frombuffer(data, np.uint8).reshape(itemsize, -1).T.tobytes()
 
 
+def _deflate_planes(planes):
+    """zlib stream of byte planes, run-length matches only (``Z_RLE``).
+
+    On the byte planes of unclustered float32 (MobileNetV2's random kernels, 14 MB) this
+    was both smaller and about 5x faster than the default strategy at level 6
+    (11,285,173 bytes in 0.23 s against 11,499,818 in 1.10 s): the sign-and-exponent
+    plane is mostly runs and skewed bytes, where the default's lazy match search costs
+    much and finds little, and the mantissa planes are nearly random. On float16 and
+    float64 Laplace arrays it was about 1 % larger than the default instead. Any zlib
+    stream decodes with the same reader.
+    """
+    z = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    return z.compress(planes) + z.flush()
+
+
 def encode_piece(data, itemsize):
     """(kind, stored bytes) of one region's bytes `data` (a buffer) of `itemsize`-byte items.
 
@@ -127,7 +142,7 @@ def encode_piece(data, itemsize):
             scheme = "raw"
     blob = encode(values, scheme=scheme)
     if scheme == "raw" or blob_info(blob).scheme == "raw":
-        planes = zlib.compress(_planes(data, itemsize), 6)
+        planes = _deflate_planes(_planes(data, itemsize))
         if len(planes) < len(blob):
             return PLANES, planes
     return BLOB, blob
