@@ -481,6 +481,23 @@ def test_auto_is_near_optimal_on_a_large_heavy_tailed_tensor(k, keep_zeros):
     wst.assert_clustered(w, auto.values, k, keep_zeros=keep_zeros)
 
 
+@pytest.mark.parametrize("dist", ["laplace", "normal", "uniform", "two_modes"])
+@pytest.mark.parametrize("k", [8, 32])
+def test_auto_with_few_atoms_below_k_64_is_near_optimal(dist, k):
+    # below k = 64 small inputs start from the DP over 1,024 atoms (_FEW_K_ATOMS); the
+    # sweeps close the gap that leaves, on flat and two-mode distributions too
+    rng = np.random.default_rng(k)
+    n = 30_000
+    w = {"laplace": lambda: rng.laplace(0, 0.05, n), "normal": lambda: rng.normal(0, 0.05, n),
+         "uniform": lambda: rng.uniform(-0.1, 0.1, n),
+         "two_modes": lambda: np.concatenate((rng.normal(0, 0.01, n // 2),
+                                              rng.normal(0.2, 0.05, n // 2)))}[dist]()
+    w = w.astype(np.float32)
+    auto = cluster(w, k)
+    opt = cluster(w, k, method="optimal")
+    assert opt.sse <= auto.sse <= opt.sse * (1 + 1e-4)
+
+
 @pytest.mark.parametrize("keep_zeros", [True, False])
 @pytest.mark.parametrize("k", [16, K256])
 def test_auto_with_its_settings_for_large_inputs_is_near_optimal(k, keep_zeros, monkeypatch):
