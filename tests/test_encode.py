@@ -227,6 +227,16 @@ def test_one_block_streams_decode_as_a_symbol_by_symbol_walk(m):
     assert np.array_equal(got, walk) and np.array_equal(got, symbols)
 
 
+@given(m=st.integers(_huffman.CHAIN - 8, 6 * _huffman.CHAIN), alphabet=st.integers(2, 40),
+       seed=st.integers(0, 2**32 - 1))
+def test_one_block_streams_of_any_length_decode_to_their_symbols(m, alphabet, seed):
+    rng = np.random.default_rng(seed)
+    symbols = rng.choice(alphabet, size=m, p=rng.dirichlet(np.ones(alphabet)))
+    lengths = _huffman.code_lengths(np.bincount(symbols, minlength=alphabet))
+    blob = _huffman.write_stream(symbols, lengths)
+    assert np.array_equal(_huffman.read_stream(Reader(blob, 0, len(blob)), m, "s"), symbols)
+
+
 def test_one_block_stream_one_symbol_short_is_rejected():
     symbols = np.random.default_rng(3).choice(4, size=3 * _huffman.CHAIN + 7, p=[.5, .3, .1, .1])
     lengths = _huffman.code_lengths(np.bincount(symbols, minlength=4))

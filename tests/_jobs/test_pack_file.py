@@ -8,6 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import weightshare
 from weightshare.errors import FileFormatError
@@ -264,6 +267,14 @@ def test_long_unclustered_float32_pieces_are_run_length_deflated(dist):
          "t": lambda: 0.02 * rng.standard_t(3, n)}[dist]().astype("<f4")
     data = x.tobytes()
     kind, stored = _wsz.encode_piece(memoryview(data), 4)
-    assert kind == _wsz.PLANES
+    assert kind == _wsz.PLANES and stored == _wsz._rle(_wsz._planes(data, 4))
     assert _wsz._region(stored, kind, 4, len(data)) == data
     assert len(stored) <= len(zlib.compress(_wsz._planes(data, 4), 6))
+
+
+@given(x=hnp.arrays(st.sampled_from(["<f2", "<f4", "<f8"]), st.integers(0, 3000),
+                    elements=st.floats(-1e3, 1e3, width=16)))
+def test_every_piece_gives_back_its_bytes(x):
+    data = x.tobytes()
+    kind, stored = _wsz.encode_piece(memoryview(data), x.itemsize)
+    assert _wsz._region(stored, kind, x.itemsize, len(data)) == data

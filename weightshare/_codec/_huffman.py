@@ -13,7 +13,8 @@ Decoding is vectorised two ways, neither with a Python loop per symbol:
 
 - one block (streams of at most :data:`ONE_BLOCK_BITS` bits): the code length
   at every bit position is looked up at once, and the symbol starts are
-  found by pointer doubling, O(bits * log(symbols));
+  found by pointer doubling up to a stride of about symbols / :data:`CHAIN`,
+  then a walk of at most :data:`CHAIN` steps, O(bits * log(symbols / CHAIN));
 - several blocks of B symbols whose starting bit offsets are stored: all
   blocks are decoded in lockstep, B vectorised steps over the blocks
   (B is about sqrt(symbols)).
@@ -271,12 +272,11 @@ def _decode_one(stream, code, m, n_bits):
     while -(-m >> (len(levels) - 1)) > CHAIN:
         levels.append(levels[-1][levels[-1]])
     top = levels.pop()
-    walk = np.empty(-(-m >> len(levels)), dtype=np.int64)
+    starts = np.empty(-(-m >> len(levels)), dtype=np.int64)
     at = 0
-    for t in range(walk.size):      # the start of every 2**L-th symbol
-        walk[t] = at
+    for t in range(starts.size):    # the start of every 2**L-th symbol
+        starts[t] = at
         at = int(top[at])
-    starts = walk
     for jump in reversed(levels):   # each level doubles the known starts
         starts = np.stack((starts, jump[starts]), axis=1).reshape(-1)
     starts = starts[:m]
